@@ -33,3 +33,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# -- the kernel harness on real memory (see tests/harness.py) -----------------------------------
+
+@pytest.fixture(scope="session")
+def harness_physmem():
+    from arena.physmem import PhysicalMemory
+
+    from tests.harness import PHYS_BASE, PHYS_MEM_SIZE
+
+    pm = PhysicalMemory(PHYS_MEM_SIZE, phys_base=PHYS_BASE)
+    yield pm
+    import gc
+
+    gc.collect()
+    pm.close()
+
+
+@pytest.fixture
+def h(harness_physmem):
+    """A fresh memblock over the shared physical memory, with the kernel harness's parameters."""
+    from arena.memblock import Memblock
+
+    from tests.harness import MAX_NUMNODES, SMP_CACHE_BYTES, Harness
+
+    mb = Memblock(harness_physmem, smp_cache_bytes=SMP_CACHE_BYTES, max_numnodes=MAX_NUMNODES)
+    harness = Harness(harness_physmem, mb)
+    harness.fill()
+    return harness
+
+
+@pytest.fixture(params=["top_down", "bottom_up"])
+def direction(request, h):
+    """Runs the test once top-down and once bottom-up (``run_top_down`` / ``run_bottom_up``)."""
+    h.mb.set_bottom_up(request.param == "bottom_up")
+    return request.param
+
+
+@pytest.fixture(params=["zeroed", "raw", "exact"])
+def variant(request):
+    """The allocation variant: zeroed (try_nid), raw (try_nid_raw), exact (exact_nid_raw)."""
+    return request.param
