@@ -135,3 +135,36 @@ def assert_regions(type_, expected: Iterable[tuple], total_size: int | None = No
     if total_size is None:
         total_size = sum(e[1] for e in expected)
     assert type_.total_size == total_size, f"{type_.name}.total_size {type_.total_size:#x} != {total_size:#x}"
+
+
+# -- helpers appended for test_alloc_nid_api.py / test_alloc_exact_nid_api.py -------------------
+
+def region_end(region) -> int:
+    """``region_end()``: the exclusive end ``base + size`` of a memblock region, in bytes."""
+    return region.base + region.size
+
+
+def assert_alloc(h: Harness, variant: str, view: np.ndarray | None, base: int, size: int) -> None:
+    """An allocation succeeded at physical ``base``, ``size`` bytes long, with the variant's content."""
+    assert view is not None, f"allocation of {size:#x} bytes failed, expected it at {base:#x}"
+    assert h.phys(view) == base, f"allocated at {h.phys(view):#x}, expected {base:#x}"
+    verify_contents(view, size, variant)
+
+
+def assert_reserved(h: Harness, expected: Iterable[tuple], *, numa: bool = True) -> None:
+    """Whole-state check of ``h.mb.reserved`` (then ``h.mb.check()``).
+
+    Items are ``(base, size, flags, nid)`` sorted by base. With ``numa=False`` (a memblock built
+    without NUMA, whose kernel regions have no nid field) the nid is not compared.
+    """
+    assert_regions(h.mb.reserved, [tuple(e) if numa else tuple(e)[:3] for e in expected])
+    h.mb.check()
+
+
+def assert_memblock_state(mb: Memblock, memory: Iterable[tuple], reserved: Iterable[tuple], *,
+                          memory_total: int | None = None, reserved_total: int | None = None) -> None:
+    """Whole-state assertion of a memblock: both region arrays (see :func:`assert_regions`),
+    then ``mb.check()``. ``*_total`` overrides the expected ``total_size`` (kernel quirks)."""
+    assert_regions(mb.memory, memory, memory_total)
+    assert_regions(mb.reserved, reserved, reserved_total)
+    mb.check()

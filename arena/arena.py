@@ -1,0 +1,1143 @@
+"""The arena allocator: numpy buffers served by memblock over real "physical memory".
+
+Kernel counterpart: none as a whole. An :class:`Arena` is what a program meets first: it maps a
+:class:`arena.physmem.PhysicalMemory`, registers each NUMA slice with
+``memblock_add_node()``, allows the region arrays to grow (``memblock_allow_resize()``) and
+serves every allocation through ``memblock_alloc_range_nid()``, the core that
+``memblock_alloc_try_nid()`` (``node=N``: node N first, then any node) and
+``memblock_alloc_exact_nid_raw()`` (``strict_node=True``: node N only) share, so the chosen
+addresses are the kernel's. After :meth:`Arena.handover` (the end of boot,
+``memblock_free_all()``), new allocations come from the buddy page allocator.
+
+Invariants (checked by :meth:`Arena.check`, O(live allocations + regions)):
+
+* Every live allocation is one *block* ``[block, block + reserved)`` that memblock reserved for
+  it (or, after :meth:`Arena.handover`, a buddy block of ``page_size << order`` bytes); blocks
+  are disjoint and lie inside the physical memory. The user's bytes are
+  ``[phys, phys + size)`` with ``block <= phys`` and ``phys + size <= block + reserved``;
+  ``phys`` (and so the real virtual address) is a multiple of the allocation's alignment.
+* ``reserved`` is ``size`` rounded up to the arena's ``align`` granule (at least one granule),
+  plus the red zones in debug mode. ``bytes_allocated`` is the sum of ``reserved`` over the live
+  allocations, ``bytes_requested`` the sum of ``size``; the budget bounds ``bytes_allocated``.
+* Live allocations are keyed by ``phys``: no two share one (every block holds at least one
+  granule).
+* Debug mode: the red zones ``[block, phys)`` and ``[phys + size, block + reserved)`` hold
+  ``0xcc`` (SLUB's ``SLUB_RED_ACTIVE``) while the allocation lives; a freed block holds ``0x6b``
+  (``POISON_FREE``) from end to end while it waits in the quarantine; a raw allocation
+  (``zero=False``) starts as ``0x5a`` (``POISON_INUSE``).
+
+Every error leaves the arena exactly as it was: arguments are checked and the budget is compared
+before memblock is called, and a debug check that finds corruption raises
+:class:`arena.errors.CorruptionError` before anything is freed. ``check(repair=True)`` reports
+and restores the patterns (SLUB's "restoring" fix-up) so that work can go on.
+
+Thread safety: one re-entrant lock around every state change. Fork safety: the mapping is
+``MAP_PRIVATE``, so a forked child owns a copy-on-write copy; the locks are held across
+``fork()`` and renewed in the child, so the child's copy is consistent and usable.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import sys
+import threading
+import warnings
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import IO, Any
+
+import numpy as np
+
+from arena.buddy import MAX_PAGE_ORDER, BuddyAllocator
+from arena.errors import (
+    ArenaMemoryError,
+    BudgetExceededError,
+    ClosedError,
+    CorruptionError,
+    DoubleFreeError,
+    ForeignBufferError,
+)
+from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, Memblock, MemblockFlags
+from arena.physmem import MAX_ALIGN, PhysicalMemory, parse_size
+
+__all__ = [
+    "Arena",
+    "ArenaStats",
+    "NodeStats",
+    "AllocationInfo",
+    "LeakSite",
+    "ARENA_PHYS_BASE",
+    "REDZONE",
+    "RED_ACTIVE",
+    "POISON_FREE",
+    "POISON_INUSE",
+]
+
+# -- constants ----------------------------------------------------------------------------------
+
+#: Physical address of an arena's first byte. 1 GiB: page 0 (which memblock never hands out) is
+#: not part of the memory, and an allocation aligned to 1 GiB fits in the smallest arena.
+ARENA_PHYS_BASE = 1 << 30
+#: Minimum red zone on each side of an allocation in debug mode (bytes).
+REDZONE = 16
+#: SLUB's ``SLUB_RED_ACTIVE``: red zone of a live object.
+RED_ACTIVE = 0xCC
+#: SLUB's ``POISON_FREE``: freed memory.
+POISON_FREE = 0x6B
+#: SLUB's ``POISON_INUSE``: an allocation nobody has initialised (``zero=False``).
+POISON_INUSE = 0x5A
+#: Frames of the allocating stack kept per allocation in debug mode (one frame otherwise).
+STACK_DEPTH = 8
+#: Freed starts remembered for double-free detection (oldest forgotten first).
+FREED_MEMORY = 1 << 16
+
+_DEBUG_TRUE = frozenset({"1", "true", "yes", "on"})
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# -- small helpers ------------------------------------------------------------------------------
+
+def _int_arg(name: str, value: Any) -> int:
+    """``value`` as a Python int (numpy integers fine); TypeError for bool/float/str/None."""
+    if type(value) is int:
+        return value
+    if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
+    return int(value.__index__())
+
+
+def _bool_arg(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__} ({value!r})")
+    return bool(value)
+
+
+def _align_arg(name: str, value: Any) -> int:
+    """A power-of-two alignment in ``1 .. 1 GiB`` (the real virtual address keeps it)."""
+    value = _int_arg(name, value)
+    if value < 1 or value & (value - 1) or value > MAX_ALIGN:
+        raise ValueError(f"{name} must be a power of two in 1 .. {MAX_ALIGN} (1 GiB), "
+                         f"not {value}")
+    return value
+
+
+def _round_up(x: int, a: int) -> int:
+    return (x + a - 1) & -a
+
+
+def _capture(frame: Any, limit: int) -> tuple[tuple[str, int, str], ...]:
+    """Up to ``limit`` ``(filename, line, function)`` frames, innermost first. O(limit)."""
+    out = []
+    while frame is not None and len(out) < limit:
+        code = frame.f_code
+        out.append((code.co_filename, frame.f_lineno, code.co_name))
+        frame = frame.f_back
+    return tuple(out)
+
+
+def _site(frame: tuple[str, int, str] | None) -> str:
+    return "?" if frame is None else f"{frame[0]}:{frame[1]} in {frame[2]}"
+
+
+def _fmt_stack(stack: tuple[tuple[str, int, str], ...], indent: str = "    ") -> str:
+    return "".join(f"\n{indent}{_site(f)}" for f in stack)
+
+
+# -- public records -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AllocationInfo:
+    """One live allocation, as :meth:`Arena.info` and :meth:`Arena.live` report it.
+
+    ``phys``: physical address of the first byte; ``address``: its real virtual address;
+    ``size``: bytes requested; ``reserved``: bytes held for it (granule padding and red zones
+    included); ``align``: the alignment both addresses satisfy; ``node``: the node holding the
+    memory; ``requested_node``: the ``node=`` argument (``None`` = any); ``caller``:
+    ``"file:line in function"`` of the call that allocated it; ``stack``: the allocating stack
+    (innermost first, up to :data:`STACK_DEPTH` frames in debug mode, one frame otherwise);
+    ``seq``: allocation number (0, 1, 2, ... in allocation order).
+    """
+
+    phys: int
+    address: int
+    size: int
+    reserved: int
+    align: int
+    node: int
+    requested_node: int | None
+    caller: str
+    stack: tuple[str, ...]
+    seq: int
+
+
+@dataclass(frozen=True)
+class LeakSite:
+    """Live allocations grouped by call site (:meth:`Arena.leaks`): ``count`` allocations of
+    ``nbytes`` bytes in total (requested sizes) made at ``site``; ``stack`` is the stack of the
+    first of them; ``phys`` their physical addresses."""
+
+    site: str
+    count: int
+    nbytes: int
+    stack: tuple[str, ...]
+    phys: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """One node's share of :class:`ArenaStats` (bytes; ``live_allocations`` is a count)."""
+
+    nid: int
+    capacity: int
+    bytes_allocated: int
+    free_bytes: int
+    largest_free_block: int
+    live_allocations: int
+    resident_bytes: int
+
+
+@dataclass(frozen=True)
+class ArenaStats:
+    """A snapshot of an arena (:meth:`Arena.stats`). Sizes in bytes.
+
+    Names follow pyarrow's ``MemoryPool`` where the meaning is the same:
+
+    * ``capacity`` — memory registered with memblock (the sum of the node slices).
+    * ``bytes_requested`` — sum of the sizes asked for by the live allocations.
+    * ``bytes_allocated`` (pyarrow's name) — bytes held by the live allocations, padding
+      included: each request rounded up to the arena's ``align`` granule, plus red zones in
+      debug mode (after :meth:`Arena.handover`: whole buddy blocks). The budget counts this.
+    * ``total_bytes_allocated`` (pyarrow) — ``bytes_allocated`` summed over every allocation
+      ever made.
+    * ``free_bytes``, ``largest_free_block`` — memblock's free ranges (memory minus reserved;
+      after the hand-over, the buddy allocator's free pages, adjacent blocks joined).
+      Alignment gaps between blocks are free memory, not padding.
+    * ``fragmentation`` — ``1 - sum(s**2) / sum(s)**2`` over the free blocks: 0 = one free
+      block (or none), towards 1 = many small ones.
+    * ``live_allocations``; ``num_allocations`` (pyarrow) — allocations ever made.
+    * ``max_memory`` (pyarrow) — the peak of ``bytes_allocated``.
+    * ``per_node`` — a :class:`NodeStats` per node, ascending.
+    * ``resident_bytes`` — pages of the mapping really backed by RAM (``mincore``).
+    * ``budget`` — the byte budget (``None`` = none) and ``budget_remaining``.
+    * ``quarantined_bytes`` — freed blocks held back in debug mode (still reserved, so neither
+      allocated nor free).
+    """
+
+    capacity: int
+    bytes_requested: int
+    bytes_allocated: int
+    total_bytes_allocated: int
+    free_bytes: int
+    largest_free_block: int
+    fragmentation: float
+    live_allocations: int
+    num_allocations: int
+    max_memory: int
+    per_node: tuple[NodeStats, ...]
+    resident_bytes: int
+    budget: int | None
+    budget_remaining: int | None
+    quarantined_bytes: int
+
+
+class _Record:
+    """Bookkeeping of one allocation (live or quarantined)."""
+
+    __slots__ = ("phys", "size", "block", "reserved", "order", "align", "nid", "node", "seq",
+                 "stack", "freed_at")
+
+    def __init__(self, phys: int, size: int, block: int, reserved: int, order: int, align: int,
+                 nid: int, node: int | None, seq: int,
+                 stack: tuple[tuple[str, int, str], ...]) -> None:
+        self.phys = phys            # first user byte
+        self.size = size            # user bytes
+        self.block = block          # first byte of the block held for it
+        self.reserved = reserved    # bytes of the block
+        self.order = order          # buddy order, or -1 for a memblock block
+        self.align = align
+        self.nid = nid              # node holding the block
+        self.node = node            # node asked for (None = any)
+        self.seq = seq
+        self.stack = stack
+        self.freed_at: tuple[tuple[str, int, str], ...] = ()
+
+    def describe(self) -> str:
+        return (f"the {self.size}-byte allocation at phys {self.phys:#x} (align {self.align}, "
+                f"node {self.nid}) allocated at {_site(self.stack[0] if self.stack else None)}")
+
+
+# -- fork handling: hold every arena's lock across fork(), renew it in the child -------------------
+
+_ARENAS: weakref.WeakSet[Arena] = weakref.WeakSet()
+_FORK_HELD: list[Arena] = []
+
+
+def _before_fork() -> None:
+    held = sorted(_ARENAS, key=lambda a: a._serial)
+    for a in held:
+        a._lock.acquire()
+    _FORK_HELD[:] = held
+
+
+def _after_fork_parent() -> None:
+    for a in reversed(_FORK_HELD):
+        a._lock.release()
+    _FORK_HELD.clear()
+
+
+def _after_fork_child() -> None:
+    for a in _FORK_HELD:
+        a._lock = threading.RLock()
+    _FORK_HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                        after_in_child=_after_fork_child)
+
+_serials = iter(range(1 << 62))
+
+
+# -- the arena ----------------------------------------------------------------------------------
+
+class Arena:
+    """An arena allocator over memblock: numpy buffers with real alignment and node placement.
+
+    ``Arena(size, *, nodes=None, budget=None, align=64, debug=None, hugepages=False,
+    quarantine=None)``
+
+    * ``size`` — bytes (an int or a string such as ``"1 GiB"``), rounded up to whole pages. The
+      memory is mapped ``MAP_NORESERVE``: only pages touched cost RAM.
+    * ``nodes`` — NUMA slices as :class:`arena.physmem.PhysicalMemory` takes them (a count, a
+      list of sizes or of fractions); each slice is added to memblock with its node id and
+      bound to the host node of the same id where the host has it.
+    * ``budget`` — at most this many bytes allocated (:attr:`ArenaStats.bytes_allocated`:
+      requests rounded up to the granule, red zones included); ``None`` = no limit.
+    * ``align`` — the default alignment and the granule every request is rounded up to
+      (a power of two, 1 .. 1 GiB).
+    * ``debug`` — memory-correctness mode (red zones, poisoning, quarantine, allocation stacks,
+      leak warnings); ``None`` reads the environment variable ``ARENA_DEBUG`` (``1`` = on).
+    * ``hugepages`` — ask for transparent huge pages (``MADV_HUGEPAGE``).
+    * ``quarantine`` — bytes of freed blocks held back before reuse in debug mode (default 1/32
+      of the capacity).
+
+    The memory starts at physical address :data:`ARENA_PHYS_BASE` (1 GiB). ``memblock`` and
+    ``physmem`` stay reachable for power users; ``buddy`` after :meth:`handover`. Use as a
+    context manager or call :meth:`close`. Raises TypeError/ValueError for bad arguments,
+    :class:`arena.errors.ArenaMemoryError` if the memory cannot be mapped.
+    """
+
+    def __init__(
+        self,
+        size: int | str,
+        *,
+        nodes: Any = None,
+        budget: int | str | None = None,
+        align: int = 64,
+        debug: bool | None = None,
+        hugepages: bool = False,
+        quarantine: int | str | None = None,
+    ) -> None:
+        size = parse_size(size, name="size")
+        from arena.physmem import PAGE_SIZE
+
+        size = _round_up(size, PAGE_SIZE)
+        align = _align_arg("align", align)
+        if budget is not None:
+            budget = parse_size(budget, name="budget", allow_zero=True)
+        if debug is None:
+            debug = os.environ.get("ARENA_DEBUG", "").strip().lower() in _DEBUG_TRUE
+        debug = _bool_arg("debug", debug)
+        hugepages = _bool_arg("hugepages", hugepages)
+        if quarantine is not None:
+            quarantine = parse_size(quarantine, name="quarantine", allow_zero=True)
+        pm = PhysicalMemory(size, phys_base=ARENA_PHYS_BASE, nodes=nodes, hugepages=hugepages)
+        slices = pm.slices
+        max_numnodes = 64
+        while max_numnodes <= slices[-1].nid:
+            max_numnodes <<= 1
+        mb = Memblock(pm, page_size=pm.page_size, max_numnodes=max_numnodes)
+        for sl in slices:
+            mb.add_node(sl.phys_start, sl.size, sl.nid, MemblockFlags.NONE)
+        mb.allow_resize()
+
+        self._pm = pm
+        self._mb = mb
+        self._buddy: BuddyAllocator | None = None
+        self._slices = tuple(slices)
+        self._slice_starts = [sl.phys_start for sl in slices]
+        self._nids = frozenset(sl.nid for sl in slices)
+        self._page_size = pm.page_size
+        self._capacity = pm.size
+        self._align = align
+        self._budget = budget
+        self._debug = debug
+        self._quarantine_limit = size // 32 if quarantine is None else quarantine
+        self._stack_depth = STACK_DEPTH if debug else 1
+        self._lock = threading.RLock()
+        self._tls = threading.local()
+        self._closed = False
+        self._virt_delta: int | None = None   # real address - phys, learnt from the first view
+        # Bookkeeping.
+        self._live: dict[int, _Record] = {}   # phys -> record, in allocation order
+        self._quarantine: deque[_Record] = deque()
+        self._quarantined = 0
+        self._freed: OrderedDict[int, tuple[tuple[str, int, str], ...]] = OrderedDict()
+        self._requested = 0
+        self._allocated = 0
+        self._total_allocated = 0
+        self._peak = 0
+        self._count = 0
+        self._serial = next(_serials)
+        _ARENAS.add(self)
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def memblock(self) -> Memblock:
+        """The :class:`arena.memblock.Memblock` serving the allocations (power users)."""
+        return self._mb
+
+    @property
+    def physmem(self) -> PhysicalMemory:
+        """The :class:`arena.physmem.PhysicalMemory` holding the bytes (power users)."""
+        return self._pm
+
+    @property
+    def buddy(self) -> BuddyAllocator | None:
+        """The page allocator after :meth:`handover`, else ``None``."""
+        return self._buddy
+
+    @property
+    def capacity(self) -> int:
+        """Bytes of memory (whole pages)."""
+        return self._capacity
+
+    @property
+    def align(self) -> int:
+        """The default alignment and granule (bytes)."""
+        return self._align
+
+    @property
+    def budget(self) -> int | None:
+        """The byte budget, or ``None``."""
+        return self._budget
+
+    @property
+    def debug(self) -> bool:
+        """True in memory-correctness mode."""
+        return self._debug
+
+    @property
+    def nodes(self) -> tuple[int, ...]:
+        """The node ids of the arena's memory, ascending."""
+        return tuple(sl.nid for sl in self._slices)
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        dbg = " debug" if self._debug else ""
+        return (f"<Arena {self._capacity:#x} bytes, {len(self._slices)} node(s), "
+                f"{len(self._live)} live, {self._allocated} bytes allocated{dbg}{state}>")
+
+    # -- argument checks ---------------------------------------------------------------------
+
+    def _open(self) -> None:
+        if self._closed:
+            raise ClosedError("the arena is closed")
+
+    def _node_arg(self, node: Any) -> int:
+        """``None`` / ``NUMA_NO_NODE`` -> ``NUMA_NO_NODE``, else one of the arena's nodes."""
+        if node is None:
+            return NUMA_NO_NODE
+        node = _int_arg("node", node)
+        if node == NUMA_NO_NODE:
+            return node
+        if node not in self._nids:
+            raise ValueError(f"unknown node {node}: this arena's nodes are "
+                             f"{sorted(self._nids)}")
+        return node
+
+    def _nid_of(self, phys: int) -> int:
+        return self._slices[bisect.bisect_right(self._slice_starts, phys) - 1].nid
+
+    # -- the allocation core -----------------------------------------------------------------
+
+    def alloc(self, nbytes: int, *, align: int | None = None, node: int | None = None,
+              strict_node: bool = False, zero: bool = True) -> np.ndarray:
+        """Allocate ``nbytes`` bytes; returns a writable 1-D uint8 view of them.
+
+        Kernel counterpart: ``memblock_alloc_try_nid()`` (``strict_node``:
+        ``memblock_alloc_exact_nid_raw()``), after :meth:`handover` ``alloc_pages_node()``.
+
+        * ``align`` — power of two, 1 B .. 1 GiB (default: the arena's ``align``); the physical
+          and the real virtual address are both multiples of it.
+        * ``node`` — prefer this node and fall back to any node (``None`` = any node);
+          ``strict_node=True`` never falls back (needs ``node``).
+        * ``zero`` — the bytes read 0 (pages never touched are not written); ``False`` leaves
+          them as they are (``0x5a`` in debug mode).
+
+        ``nbytes`` 0 is allowed (an empty array that still holds one granule). Raises
+        TypeError/ValueError for bad arguments, :class:`arena.errors.BudgetExceededError` if
+        the budget would be exceeded, :class:`arena.errors.ArenaMemoryError` if no free block
+        fits, ClosedError; the arena is unchanged on error. O(regions).
+        """
+        return self._alloc(nbytes, align, node, strict_node, zero, None, None)
+
+    def alloc_array(self, shape: int | tuple[int, ...], dtype: Any = np.float64, *,
+                    align: int | None = None, node: int | None = None,
+                    strict_node: bool = False, zero: bool = True) -> np.ndarray:
+        """Allocate an ndarray of ``shape`` and ``dtype`` (C order); like :meth:`alloc`.
+
+        The alignment is at least ``dtype.alignment``. Object dtypes are refused (TypeError).
+        Free it with :meth:`free` (any view with the same start and size works). O(regions).
+        """
+        dt = np.dtype(dtype)
+        if dt.hasobject:
+            raise TypeError(f"dtype {dt} holds Python objects, which cannot live in raw memory")
+        dims = (shape,) if not isinstance(shape, tuple) else shape
+        dims = tuple(_int_arg("shape", d) for d in dims)
+        if any(d < 0 for d in dims):
+            raise ValueError(f"shape {shape!r} has a negative dimension")
+        if dt.subdtype is not None:  # as np.empty does: ('f8', (3,)) adds a dimension
+            dt, sub = dt.subdtype
+            dims += sub
+        nbytes = dt.itemsize
+        for d in dims:
+            nbytes *= d
+        if align is not None:
+            align = max(_align_arg("align", align), dt.alignment)
+        elif dt.alignment > self._align:
+            align = dt.alignment
+        return self._alloc(nbytes, align, node, strict_node, zero, dt, dims)
+
+    def _alloc(self, nbytes: Any, align: Any, node: Any, strict_node: Any, zero: Any,
+               dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
+        """The one allocation core behind :meth:`alloc` and :meth:`alloc_array`."""
+        nbytes = _int_arg("nbytes", nbytes)
+        if not 0 <= nbytes < 1 << 62:
+            raise ValueError(f"nbytes must be in 0 .. 2**62, not {nbytes}")
+        align = self._align if align is None else _align_arg("align", align)
+        nid = self._node_arg(node)
+        strict = _bool_arg("strict_node", strict_node)
+        zero = _bool_arg("zero", zero)
+        if strict and nid == NUMA_NO_NODE:
+            raise ValueError("strict_node=True needs a node")
+        stack = _capture(sys._getframe(2), self._stack_depth)
+        with self._lock:
+            self._open()
+            debug = self._debug
+            # Layout: [left red zone][nbytes][right red zone + granule padding]; the left red
+            # zone is a multiple of align so the user's bytes stay aligned (above one page of
+            # alignment it is dropped rather than wasting a whole alignment unit).
+            left = (_round_up(REDZONE, align) if align <= self._page_size else 0) if debug else 0
+            need = left + nbytes + (REDZONE if debug else 0)
+            buddy = self._buddy
+            if buddy is None:
+                order = -1
+                reserved = _round_up(max(need, 1), self._align)
+            else:
+                order = self._order_for(need, align, nbytes, nid)
+                reserved = self._page_size << order
+            budget = self._budget
+            if budget is not None and self._allocated + reserved > budget:
+                free, largest = self._free_summary()
+                raise BudgetExceededError(
+                    f"allocating {nbytes} bytes (holding {reserved}) would take the arena to "
+                    f"{self._allocated + reserved} bytes, over its budget of {budget} "
+                    f"({budget - self._allocated} left)", size=nbytes, align=align,
+                    node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
+                    largest_free=largest)
+            block = self._get_block(reserved, align, nid, strict, order)
+            if not block:
+                raise self._oom(nbytes, reserved, align, nid, strict)
+            phys = block + left
+            pm = self._pm
+            if debug:
+                if left:
+                    pm.fill(block, left, RED_ACTIVE)
+                pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
+                if nbytes and not zero:
+                    pm.fill(phys, nbytes, POISON_INUSE)
+            if zero and nbytes:
+                pm.zero(phys, nbytes)
+            if nbytes:
+                view = pm.view(phys, nbytes)
+            else:
+                view = pm.view(phys, 1)[:0]
+            if self._virt_delta is None:
+                self._virt_delta = view.__array_interface__["data"][0] - phys
+            rec = _Record(phys, nbytes, block, reserved, order, align, self._nid_of(block),
+                          None if nid == NUMA_NO_NODE else nid, self._count, stack)
+            self._live[phys] = rec
+            self._freed.pop(phys, None)
+            self._count += 1
+            self._requested += nbytes
+            self._allocated += reserved
+            self._total_allocated += reserved
+            if self._allocated > self._peak:
+                self._peak = self._allocated
+            scopes = getattr(self._tls, "scopes", None)
+            if scopes:
+                scopes[-1].append(rec)
+        if dtype is not None:
+            view = view.view(dtype).reshape(shape)
+        return view
+
+    def _order_for(self, need: int, align: int, nbytes: int, nid: int) -> int:
+        """Buddy order of a block of at least ``need`` bytes aligned to ``align``."""
+        ps = self._page_size
+        pages = max(1, -(-need // ps))
+        order = max((pages - 1).bit_length(), max(align // ps, 1).bit_length() - 1)
+        assert self._buddy is not None
+        if order > self._buddy.max_order:
+            free, largest = self._free_summary()
+            raise ArenaMemoryError(
+                f"cannot allocate {nbytes} bytes aligned to {align} from the page allocator: "
+                f"its largest block is {ps << self._buddy.max_order} bytes (order "
+                f"{self._buddy.max_order})", size=nbytes, align=align,
+                node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
+                largest_free=largest)
+        return order
+
+    def _get_block(self, reserved: int, align: int, nid: int, strict: bool, order: int) -> int:
+        """Physical address of a new block from memblock or the buddy allocator; 0 if none."""
+        buddy = self._buddy
+        if buddy is None:
+            # memblock_alloc_range_nid(): node nid, then any node unless exact.
+            return self._mb.alloc_range_nid(reserved, align, 0, MEMBLOCK_ALLOC_ACCESSIBLE, nid,
+                                            strict)
+        node: int | None = None if nid == NUMA_NO_NODE else nid
+        if node is not None and node not in buddy.nodes:
+            # The node gave the page allocator no pages (all reserved before the hand-over).
+            if strict:
+                return 0
+            node = None
+        return buddy.alloc_pages_phys(order, node=node, strict_node=strict) or 0
+
+    def _oom(self, nbytes: int, reserved: int, align: int, nid: int,
+             strict: bool) -> ArenaMemoryError:
+        free, largest = self._free_summary()
+        where = "any node" if nid == NUMA_NO_NODE else (
+            f"node {nid}" + (" only" if strict else " (then any node)"))
+        quarantined = (f", {self._quarantined} bytes in the debug quarantine"
+                       if self._quarantined else "")
+        return ArenaMemoryError(
+            f"cannot allocate {nbytes} bytes (holding {reserved}) aligned to {align} on {where}: "
+            f"{free} bytes free, largest free block {largest}{quarantined}", size=nbytes,
+            align=align, node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
+            largest_free=largest)
+
+    # -- freeing -----------------------------------------------------------------------------
+
+    def _lookup(self, array: Any) -> _Record:
+        """The live record ``array`` covers exactly; raises as :meth:`free` documents."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"need a numpy array from this arena, not {type(array).__name__}")
+        try:
+            phys = self._pm.phys_of(array)
+        except ValueError as exc:
+            raise ForeignBufferError(f"the array was not allocated by this arena: {exc}") from None
+        rec = self._live.get(phys)
+        nbytes = array.nbytes
+        if rec is not None:
+            if rec.size != nbytes or not (array.flags.c_contiguous or array.flags.f_contiguous):
+                raise ForeignBufferError(
+                    f"the array ({nbytes} bytes at phys {phys:#x}"
+                    f"{'' if array.flags.contiguous else ', not contiguous'}) is not the whole "
+                    f"of {rec.describe()}")
+            return rec
+        freed = self._freed.get(phys)
+        if freed is not None:
+            raise DoubleFreeError(f"the array at phys {phys:#x} was already freed (at "
+                                  f"{_site(freed[0] if freed else None)})")
+        raise ForeignBufferError(f"the array at phys {phys:#x} ({nbytes} bytes) is not an "
+                                 f"allocation of this arena (a slice of one, or never allocated)")
+
+    def free(self, array: np.ndarray) -> None:
+        """Free an allocation: ``array`` is the array :meth:`alloc` returned or any view with the
+        same first byte and the same size (``a.view(np.float32)``, ``a.reshape(...)``).
+
+        Kernel counterpart: ``memblock_free()`` (after :meth:`handover`: ``free_pages()`` or
+        ``memblock_free_late()`` for blocks from before it). In debug mode the red zones are
+        checked, the block is poisoned (``0x6b``) and quarantined. The array stays a valid view
+        of memory that is no longer yours.
+
+        Raises TypeError (not an ndarray), :class:`arena.errors.ForeignBufferError` (not an
+        allocation of this arena, or only part of one), :class:`arena.errors.DoubleFreeError`
+        (freed already; the last :data:`FREED_MEMORY` freed starts are remembered, and a later
+        allocation at the same address makes the old array indistinguishable from the new),
+        :class:`arena.errors.CorruptionError` (debug: red zone or quarantined memory
+        overwritten), ClosedError. Nothing changes on error. O(regions).
+        """
+        stack = _capture(sys._getframe(1), self._stack_depth)
+        with self._lock:
+            self._open()
+            rec = self._lookup(array)
+            self._free_records([rec], stack)
+
+    def _free_records(self, recs: list[_Record], stack: tuple[tuple[str, int, str], ...]) -> None:
+        """The one free core (free, scope exit, reset): check everything, then change state."""
+        if self._debug:
+            reports = [r for rec in recs if (r := self._check_redzones(rec))]
+            evict = self._evictions(sum(rec.reserved for rec in recs))
+            reports += [r for rec in evict if (r := self._check_poison(rec))]
+            if reports:
+                raise self._corruption(reports)
+        live, freed = self._live, self._freed
+        for rec in recs:
+            del live[rec.phys]
+            self._requested -= rec.size
+            self._allocated -= rec.reserved
+            freed[rec.phys] = stack
+            freed.move_to_end(rec.phys)
+            if self._debug:
+                rec.freed_at = stack
+                self._pm.fill(rec.block, rec.reserved, POISON_FREE)
+                self._quarantine.append(rec)
+                self._quarantined += rec.reserved
+            else:
+                self._release_block(rec)
+        while len(freed) > FREED_MEMORY:
+            freed.popitem(last=False)
+        if self._debug:
+            q = self._quarantine
+            while self._quarantined > self._quarantine_limit:
+                old = q.popleft()
+                self._quarantined -= old.reserved
+                self._release_block(old)
+
+    def _evictions(self, adding: int) -> list[_Record]:
+        """Quarantined records that adding ``adding`` bytes pushes out (oldest first)."""
+        over = self._quarantined + adding - self._quarantine_limit
+        out = []
+        for rec in self._quarantine:
+            if over <= 0:
+                break
+            out.append(rec)
+            over -= rec.reserved
+        return out
+
+    def _release_block(self, rec: _Record) -> None:
+        """Give a block back to the allocator it came from."""
+        if rec.order >= 0:
+            assert self._buddy is not None
+            self._buddy.free_pages(rec.block, rec.order)
+        elif self._buddy is None:
+            self._mb.phys_free(rec.block, rec.reserved)
+        else:
+            # memblock_free_late(): the block's whole pages go to the page allocator.
+            self._mb.free_late(rec.block, rec.reserved)
+
+    # -- ownership and introspection ---------------------------------------------------------
+
+    def owns(self, array: np.ndarray) -> bool:
+        """True if :meth:`free` would accept ``array`` now (a live allocation of this arena,
+        whole). TypeError for a non-array, ClosedError. O(1)."""
+        with self._lock:
+            self._open()
+            try:
+                self._lookup(array)
+            except (ForeignBufferError, DoubleFreeError):
+                return False
+            return True
+
+    def _info(self, rec: _Record) -> AllocationInfo:
+        delta = self._virt_delta or 0
+        return AllocationInfo(
+            phys=rec.phys, address=rec.phys + delta, size=rec.size, reserved=rec.reserved,
+            align=rec.align, node=rec.nid, requested_node=rec.node,
+            caller=_site(rec.stack[0] if rec.stack else None),
+            stack=tuple(_site(f) for f in rec.stack), seq=rec.seq)
+
+    def info(self, array: np.ndarray) -> AllocationInfo:
+        """The :class:`AllocationInfo` of a live allocation (the array or a view :meth:`free`
+        accepts). Raises like :meth:`free`. O(1)."""
+        with self._lock:
+            self._open()
+            return self._info(self._lookup(array))
+
+    def live(self) -> list[AllocationInfo]:
+        """Every live allocation, in allocation order. O(live)."""
+        with self._lock:
+            self._open()
+            return [self._info(rec) for rec in self._live.values()]
+
+    def leaks(self) -> list[LeakSite]:
+        """Live allocations grouped by the call site that made them, most bytes first.
+
+        Call it when everything should have been freed. In debug mode ``stack`` holds
+        :data:`STACK_DEPTH` frames, otherwise one. Raises ClosedError. O(live).
+        """
+        with self._lock:
+            self._open()
+            return self._leak_sites()
+
+    def format_leaks(self) -> str:
+        """:meth:`leaks` as text (empty string if nothing is live). Raises ClosedError. O(live)."""
+        with self._lock:
+            self._open()
+            return self._format_leaks()
+
+    def _leak_sites(self) -> list[LeakSite]:
+        groups: dict[str, list[_Record]] = {}
+        for rec in self._live.values():
+            groups.setdefault(_site(rec.stack[0] if rec.stack else None), []).append(rec)
+        sites = [LeakSite(site, len(recs), sum(r.size for r in recs),
+                          tuple(_site(f) for f in recs[0].stack), tuple(r.phys for r in recs))
+                 for site, recs in groups.items()]
+        sites.sort(key=lambda s: (-s.nbytes, -s.count, s.site))
+        return sites
+
+    def _format_leaks(self) -> str:
+        sites = self._leak_sites()
+        if not sites:
+            return ""
+        count = sum(s.count for s in sites)
+        total = sum(s.nbytes for s in sites)
+        lines = [f"{count} allocation(s) still live ({total} bytes), by call site:"]
+        for s in sites:
+            lines.append(f"  {s.count} x, {s.nbytes} bytes, allocated at {s.site}"
+                         + _fmt_stack(s.stack[1:], "      "))
+        return "\n".join(lines)
+
+    # -- scopes and bulk operations ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[Arena]:
+        """Context manager: on exit, free everything this thread allocated inside it and did
+        not free yet (also when an exception leaves the block). Scopes nest; each thread has
+        its own. Yields the arena. Raises like :meth:`reset` on exit. O(allocations inside)."""
+        with self._lock:
+            self._open()
+        stack = getattr(self._tls, "scopes", None)
+        if stack is None:
+            stack = self._tls.scopes = []
+        recs: list[_Record] = []
+        stack.append(recs)
+        try:
+            yield self
+        finally:
+            for i in range(len(stack) - 1, -1, -1):  # by identity: empty lists compare equal
+                if stack[i] is recs:
+                    del stack[i]
+                    break
+            where = _capture(sys._getframe(2), self._stack_depth)
+            with self._lock:
+                if not self._closed:
+                    live = self._live
+                    self._free_records([r for r in recs if live.get(r.phys) is r], where)
+
+    def reset(self) -> None:
+        """Free every live allocation at once (in debug mode: checked, poisoned, quarantined).
+
+        Raises :class:`arena.errors.CorruptionError` (debug; nothing freed), ClosedError.
+        O(live × regions).
+        """
+        where = _capture(sys._getframe(1), self._stack_depth)
+        with self._lock:
+            self._open()
+            self._free_records(list(self._live.values()), where)
+
+    def release(self) -> int:
+        """Give the pages of free memory back to the OS (``MADV_DONTNEED``); returns the bytes
+        released. Only whole pages inside free blocks are released; they read as zero
+        afterwards and cost no RAM until touched. Kernel counterpart: none. O(free blocks)."""
+        with self._lock:
+            self._open()
+            ps = self._page_size
+            total = 0
+            for start, end, _ in self._free_runs():
+                s = _round_up(start, ps)
+                e = end & -ps
+                if s < e:
+                    self._pm.release(s, e - s)
+                    total += e - s
+            return total
+
+    # -- the hand-over (issue 5) -------------------------------------------------------------
+
+    def handover(self, *, max_order: int = MAX_PAGE_ORDER) -> BuddyAllocator:
+        """Move the running arena to the page allocator (the end of boot).
+
+        Kernel counterpart: ``memblock_free_all()``. Every free page goes to a new
+        :class:`arena.buddy.BuddyAllocator` (blocks of up to ``2**max_order`` pages); from now
+        on every allocation is a buddy block of whole pages (the request plus red zones,
+        rounded up to a power of two of pages, aligned to its own size), so the budget counts
+        whole blocks and requests above ``page_size << max_order`` fail with
+        :class:`arena.errors.ArenaMemoryError`. Allocations made before stay valid; freeing
+        one gives its whole pages to the page allocator (``memblock_free_late()``: pages it
+        shares with a neighbouring block are not returned, as in the kernel). Returns the
+        buddy allocator (also :attr:`buddy`). Raises ``RuntimeError`` if called twice,
+        ClosedError. O(regions + blocks).
+        """
+        max_order = _int_arg("max_order", max_order)
+        with self._lock:
+            self._open()
+            if self._buddy is not None:
+                raise RuntimeError("handover() was already called")
+            buddy = BuddyAllocator(self._pm, page_size=self._page_size, max_order=max_order)
+            self._mb.free_all(buddy)
+            self._buddy = buddy
+            return buddy
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def _free_runs(self) -> list[tuple[int, int, int]]:
+        """Free memory as ``(start, end, nid)`` runs, ascending (empty ranges dropped)."""
+        buddy = self._buddy
+        if buddy is None:
+            return [(s, e, n) for s, e, n in self._mb.for_each_free_mem_range() if s < e]
+        shift = self._page_size.bit_length() - 1
+        blocks = sorted((pfn, order, nid) for pfn, order, nid in buddy.free_blocks())
+        runs: list[tuple[int, int, int]] = []
+        for pfn, order, nid in blocks:
+            s, e = pfn << shift, (pfn + (1 << order)) << shift
+            if runs and runs[-1][1] == s and runs[-1][2] == nid:
+                runs[-1] = (runs[-1][0], e, nid)
+            else:
+                runs.append((s, e, nid))
+        return runs
+
+    def _free_summary(self) -> tuple[int, int]:
+        sizes = [e - s for s, e, _ in self._free_runs()]
+        return sum(sizes), max(sizes, default=0)
+
+    def stats(self) -> ArenaStats:
+        """A frozen :class:`ArenaStats` snapshot. Raises ClosedError.
+
+        O(live + regions + pages / 4096 for the residency scan).
+        """
+        with self._lock:
+            self._open()
+            runs = self._free_runs()
+            per_alloc: dict[int, list[int]] = {sl.nid: [0, 0] for sl in self._slices}
+            for rec in self._live.values():
+                acc = per_alloc[rec.nid]
+                acc[0] += rec.reserved
+                acc[1] += 1
+            nodes = []
+            for sl in self._slices:
+                sizes = [e - s for s, e, n in runs if n == sl.nid]
+                nodes.append(NodeStats(
+                    nid=sl.nid, capacity=sl.size, bytes_allocated=per_alloc[sl.nid][0],
+                    free_bytes=sum(sizes), largest_free_block=max(sizes, default=0),
+                    live_allocations=per_alloc[sl.nid][1],
+                    resident_bytes=self._pm.resident_bytes(sl.phys_start, sl.size)))
+            sizes = [e - s for s, e, _ in runs]
+            free = sum(sizes)
+            frag = 1.0 - sum(s * s for s in sizes) / (free * free) if free else 0.0
+            budget = self._budget
+            return ArenaStats(
+                capacity=self._capacity, bytes_requested=self._requested,
+                bytes_allocated=self._allocated, total_bytes_allocated=self._total_allocated,
+                free_bytes=free, largest_free_block=max(sizes, default=0),
+                fragmentation=frag, live_allocations=len(self._live),
+                num_allocations=self._count, max_memory=self._peak, per_node=tuple(nodes),
+                resident_bytes=sum(n.resident_bytes for n in nodes), budget=budget,
+                budget_remaining=None if budget is None else budget - self._allocated,
+                quarantined_bytes=self._quarantined)
+
+    def print_stats(self, file: IO[str] | None = None) -> None:
+        """Print :meth:`stats` as a table (one column per node when there are several)."""
+        st = self.stats()
+        names = [f.name for f in fields(ArenaStats) if f.name != "per_node"]
+        lines = [f"{'arena':<22}{'total':>20}"]
+        for name in names:
+            value = getattr(st, name)
+            if isinstance(value, float):
+                text = f"{value:.4f}"
+            elif value is None:
+                text = "-"
+            else:
+                text = f"{value:,}"
+            lines.append(f"{name:<22}{text:>20}")
+        if len(st.per_node) > 1:
+            node_fields = [f.name for f in fields(NodeStats) if f.name != "nid"]
+            lines.append("")
+            lines.append(f"{'node':<22}" + "".join(f"{n.nid:>16}" for n in st.per_node))
+            for name in node_fields:
+                lines.append(f"{name:<22}"
+                             + "".join(f"{getattr(n, name):>16,}" for n in st.per_node))
+        print("\n".join(lines), file=file if file is not None else sys.stdout)
+
+    def dump(self, file: IO[str] | None = None) -> None:
+        """Print memblock's ``memblock_dump_all()`` text (and, after :meth:`handover`, the
+        page allocator's ``/proc/buddyinfo``). O(regions)."""
+        with self._lock:
+            self._open()
+            text = self._mb.dump_all(log=False)
+            if self._buddy is not None:
+                text += "\n" + self._buddy.buddyinfo(self._mb).rstrip("\n")
+        print(text, file=file if file is not None else sys.stdout)
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _bad_bytes(self, phys: int, size: int, byte: int) -> tuple[int, int, int] | None:
+        """``(first, last, value at first)`` offsets of bytes differing from ``byte``."""
+        if size <= 0:
+            return None
+        data = self._pm.read(phys, size)
+        if data == bytes((byte,)) * size:
+            return None
+        arr = np.frombuffer(data, np.uint8)
+        bad = np.flatnonzero(arr != byte)
+        return int(bad[0]), int(bad[-1]), int(arr[bad[0]])
+
+    def _check_redzones(self, rec: _Record) -> str | None:
+        """Report of a live allocation's overwritten red zones, or None."""
+        problems = []
+        left = self._bad_bytes(rec.block, rec.phys - rec.block, RED_ACTIVE)
+        if left is not None:
+            before = rec.phys - rec.block - left[0]
+            problems.append(f"{before} byte(s) before its start were written (first found: "
+                            f"{left[2]:#04x} at -{before}, red zone {RED_ACTIVE:#04x})")
+        end = rec.phys + rec.size
+        right = self._bad_bytes(end, rec.block + rec.reserved - end, RED_ACTIVE)
+        if right is not None:
+            problems.append(f"{right[1] + 1} byte(s) past its end were written (first found: "
+                            f"{right[2]:#04x} at +{right[0]}, red zone {RED_ACTIVE:#04x})")
+        if not problems:
+            return None
+        return (f"overrun of {rec.describe()}: " + "; ".join(problems)
+                + "\n  allocated at:" + _fmt_stack(rec.stack))
+
+    def _check_poison(self, rec: _Record) -> str | None:
+        """Report of a write to a quarantined (freed) block, or None."""
+        bad = self._bad_bytes(rec.block, rec.reserved, POISON_FREE)
+        if bad is None:
+            return None
+        first, last = bad[0] - (rec.phys - rec.block), bad[1] - (rec.phys - rec.block)
+        return (f"write after free to {rec.describe()}: bytes at offsets {first} .. {last} "
+                f"were written after it was freed (found {bad[2]:#04x}, poison "
+                f"{POISON_FREE:#04x})\n  allocated at:" + _fmt_stack(rec.stack)
+                + "\n  freed at:" + _fmt_stack(rec.freed_at))
+
+    def _corruption(self, reports: list[str]) -> CorruptionError:
+        err = CorruptionError(
+            f"arena: {len(reports)} memory corruption(s) found (nothing was changed; "
+            f"check(repair=True) restores the patterns):\n" + "\n".join(reports))
+        err.reports = tuple(reports)  # type: ignore[attr-defined]
+        return err
+
+    def check(self, *, repair: bool = False) -> list[str]:
+        """Verify the arena: memblock's invariants, the bookkeeping and, in debug mode, every
+        live red zone and every quarantined block.
+
+        Returns the corruption reports found (empty when clean). Without ``repair`` any
+        corruption raises :class:`arena.errors.CorruptionError` (with ``.reports``) and changes
+        nothing; with ``repair=True`` the red zones and poison are restored and the reports
+        returned. A broken internal invariant raises ``AssertionError`` (or memblock's
+        :class:`arena.errors.MemblockBug`) with a dump. O(live + quarantined bytes + regions).
+        """
+        repair = _bool_arg("repair", repair)
+        with self._lock:
+            self._open()
+            if self._buddy is None:
+                self._mb.check()
+            else:
+                self._buddy.check()
+            self._check_bookkeeping()
+            reports: list[str] = []
+            if not self._debug:
+                return reports
+            pm = self._pm
+            for rec in self._live.values():
+                r = self._check_redzones(rec)
+                if r:
+                    reports.append(r)
+                    if repair:
+                        if rec.phys > rec.block:
+                            pm.fill(rec.block, rec.phys - rec.block, RED_ACTIVE)
+                        end = rec.phys + rec.size
+                        pm.fill(end, rec.block + rec.reserved - end, RED_ACTIVE)
+            for rec in self._quarantine:
+                r = self._check_poison(rec)
+                if r:
+                    reports.append(r)
+                    if repair:
+                        pm.fill(rec.block, rec.reserved, POISON_FREE)
+            if reports and not repair:
+                raise self._corruption(reports)
+            return reports
+
+    def _check_bookkeeping(self) -> None:
+        recs = list(self._live.values()) + list(self._quarantine)
+        problem = None
+        if sum(r.reserved for r in self._live.values()) != self._allocated:
+            problem = "bytes_allocated differs from the sum of the live blocks"
+        elif sum(r.size for r in self._live.values()) != self._requested:
+            problem = "bytes_requested differs from the sum of the live sizes"
+        elif sum(r.reserved for r in self._quarantine) != self._quarantined:
+            problem = "quarantined bytes differ from the sum of the quarantined blocks"
+        elif any(self._live.get(r.phys) is not r for r in self._live.values()):
+            problem = "a live record is filed under the wrong address"
+        else:
+            prev_end = -1
+            for rec in sorted(recs, key=lambda r: r.block):
+                if rec.block < prev_end or not self._pm.contains(rec.block, rec.reserved) or \
+                        not rec.block <= rec.phys <= rec.phys + rec.size <= rec.block + rec.reserved \
+                        or rec.phys % rec.align:
+                    problem = f"block of {rec.describe()} overlaps, is misplaced or misaligned"
+                    break
+                if rec.order < 0 and self._buddy is None and \
+                        not self._reserved_covers(rec.block, rec.reserved):
+                    problem = f"block of {rec.describe()} is not reserved in memblock"
+                    break
+                prev_end = rec.block + rec.reserved
+        if problem:
+            raise AssertionError(f"arena invariant broken: {problem}\n{self!r}\n"
+                                 + self._mb.dump_all(log=False))
+
+    def _reserved_covers(self, base: int, size: int) -> bool:
+        regions = self._mb.reserved.regions
+        lo, hi = 0, len(regions)
+        while lo < hi:  # last region with region.base <= base
+            mid = (lo + hi) // 2
+            if regions[mid].base <= base:
+                lo = mid + 1
+            else:
+                hi = mid
+        pos, i = base, lo - 1
+        while i >= 0 and i < len(regions) and regions[i].base <= pos < base + size:
+            if regions[i].end <= pos:
+                return False
+            pos = regions[i].end
+            i += 1
+        return pos >= base + size
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Unmap the memory. Idempotent.
+
+        In debug mode, allocations still live are reported with a ``ResourceWarning`` (by call
+        site). Raises :class:`arena.errors.LiveViewsError` if numpy arrays of the arena are
+        still alive (then nothing is closed). Afterwards every method raises ClosedError.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._pm.close()   # LiveViewsError: nothing changed
+            leaks = self._format_leaks() if self._debug else ""
+            self._closed = True
+            self._live.clear()
+            self._quarantine.clear()
+            self._freed.clear()
+        if leaks:
+            warnings.warn(f"Arena closed with leaks: {leaks}", ResourceWarning, stacklevel=2)
+
+    def __enter__(self) -> Arena:
+        self._open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,2009 @@
+"""memblock: the Linux kernel's boot-time allocator (``mm/memblock.c``), bit-exact.
+
+Invariants (checked by :meth:`Memblock.check`, O(n)):
+
+* Each region array (``memory``, ``reserved``, ``physmem``) holds exactly ``cnt`` live
+  regions, **sorted by base and non-overlapping**; every region has ``size > 0`` and ends at or
+  below ``PHYS_ADDR_MAX`` (the last byte of the address space is never covered).
+* Each array is **minimal**: two neighbours that touch (``a.base + a.size == b.base``) and have
+  equal ``nid`` and ``flags`` are merged into one region. Documented kernel exceptions:
+  ``cap_memory_range`` leaves NOMAP pieces split (spec §3.6).
+* ``total_size`` is the sum of the sizes, except after ``trim_memory`` (spec §7.5: the kernel
+  does not lower ``total_size`` when it trims a region, so the total stays inflated).
+* ``cnt <= max``. Empty arrays have ``cnt == 0`` (kernels up to 6.10 kept an "empty dummy
+  entry": ``cnt == 1``, see ``kernel_version``).
+
+Everything else follows the kernel rule by rule (``shared/spec/memblock-semantics.md``): the
+address every allocation chooses, the region arrays after each call, the return values
+(0 / ``-ENOMEM`` / 0 for a failed physical allocation / ``None`` for the kernel's NULL) and the
+printed text (``memblock=debug`` lines on the ``arena.memblock`` logger at INFO, and
+:meth:`Memblock.dump_all`).
+
+Storage: each array keeps its regions as four compact columns (``array.array`` of base, size,
+flags, nid) with exactly ``cnt`` entries; ``max`` is a separate capacity number. ``regions``
+is a read-only sequence that builds small immutable :class:`Region` tuples on access. The
+kernel's "stale slots above cnt" are not modelled (they are not observable through the API).
+
+Layout of this module follows ``memblock.c``: constants and flags, region and type classes,
+helpers, array primitives (double / merge / insert / add_range), add/remove/reserve/free, flag
+setters, iterators, set_node, the allocation chain, queries and limits, dump, hand-over.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import os
+import sys
+import warnings
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from enum import IntFlag
+from typing import Any, NamedTuple, overload
+
+import numpy as np
+
+from arena.errors import HandoverError, MemblockBug, MemblockPanic
+
+__all__ = [
+    "ENOMEM",
+    "MEMBLOCK_ALLOC_ACCESSIBLE",
+    "MEMBLOCK_ALLOC_ANYWHERE",
+    "MEMBLOCK_ALLOC_KASAN",
+    "MEMBLOCK_ALLOC_NOLEAKTRACE",
+    "MEMBLOCK_LOW_LIMIT",
+    "NEWEST_KERNEL",
+    "NUMA_NO_NODE",
+    "Memblock",
+    "MemblockFlags",
+    "MemblockType",
+    "MemblockWarning",
+    "Region",
+]
+
+# --------------------------------------------------------------------------------------------
+# Constants and flags (include/linux/memblock.h, include/linux/numa.h)
+# --------------------------------------------------------------------------------------------
+
+#: ``NUMA_NO_NODE``: "any node".
+NUMA_NO_NODE = -1
+#: ``MEMBLOCK_ALLOC_ANYWHERE`` = ``~(phys_addr_t)0``. Passed to a 32-bit instance it means
+#: that instance's ``PHYS_ADDR_MAX`` (``0xffffffff``).
+MEMBLOCK_ALLOC_ANYWHERE = (1 << 64) - 1
+#: ``MEMBLOCK_ALLOC_ACCESSIBLE``: an ``end`` of 0 means "up to ``current_limit``".
+MEMBLOCK_ALLOC_ACCESSIBLE = 0
+#: ``MEMBLOCK_ALLOC_NOLEAKTRACE``: like ACCESSIBLE (and no kmemleak hook).
+MEMBLOCK_ALLOC_NOLEAKTRACE = 1
+#: The name of value 1 before v5.16.
+MEMBLOCK_ALLOC_KASAN = MEMBLOCK_ALLOC_NOLEAKTRACE
+#: ``MEMBLOCK_LOW_LIMIT``: the default lower bound of an allocation.
+MEMBLOCK_LOW_LIMIT = 0
+#: ``ENOMEM``; mutators return ``-ENOMEM`` when an array cannot grow.
+ENOMEM = 12
+#: The kernel whose behaviour ``kernel_version=None`` selects (the newest source read, ≈v7.1).
+NEWEST_KERNEL = (7, 1)
+
+_INIT_PHYSMEM_REGIONS = 4
+
+
+class MemblockFlags(IntFlag):
+    """``enum memblock_flags``: region attributes, with the kernel's bit values."""
+
+    NONE = 0x0
+    HOTPLUG = 0x1
+    MIRROR = 0x2
+    NOMAP = 0x4
+    DRIVER_MANAGED = 0x8
+    RSRV_NOINIT = 0x10
+    RSRV_KERN = 0x20
+    KHO_SCRATCH = 0x40
+
+
+_NONE = 0
+_HOTPLUG = 0x1
+_MIRROR = 0x2
+_NOMAP = 0x4
+_DRIVER_MANAGED = 0x8
+_RSRV_NOINIT = 0x10
+_RSRV_KERN = 0x20
+_KHO_SCRATCH = 0x40
+_FLAGS_MASK = 0x7F
+# One flags object per possible value: building an IntFlag costs about a microsecond.
+_FLAG_OBJ = [MemblockFlags(i) for i in range(_FLAGS_MASK + 1)]
+
+
+class MemblockWarning(RuntimeWarning):
+    """A kernel ``WARN``: the kernel prints a warning and carries on; so do we."""
+
+
+_log = logging.getLogger("arena.memblock")
+_INFO = logging.INFO
+
+# Frames in these files are skipped when naming the caller of a debug line (the kernel's %pS).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SKIP_FILES = frozenset({os.path.join(_HERE, "memblock.py"), os.path.join(_HERE, "kernel.py")})
+
+
+def _caller() -> str:
+    """Name of the first Python function outside this module and ``arena.kernel``."""
+    f: Any = sys._getframe(1)
+    while f is not None and f.f_code.co_filename in _SKIP_FILES:
+        f = f.f_back
+    return f.f_code.co_name if f is not None else "?"
+
+
+# --------------------------------------------------------------------------------------------
+# Regions and region arrays (struct memblock_region / struct memblock_type)
+# --------------------------------------------------------------------------------------------
+
+
+class Region(NamedTuple):
+    """``struct memblock_region``: ``[base, base + size)`` with its ``flags`` and ``nid``.
+
+    An immutable snapshot made on access; ``nid`` reads 0 on a kernel without NUMA.
+    """
+
+    base: int
+    size: int
+    flags: MemblockFlags
+    nid: int
+
+    @property
+    def end(self) -> int:
+        """``base + size`` (exclusive end)."""
+        return self.base + self.size
+
+
+class RegionsView(Sequence):
+    """Read-only sequence over the first ``cnt`` regions of a :class:`MemblockType`.
+
+    Items are :class:`Region` tuples built on access (O(1) each).
+    """
+
+    __slots__ = ("_t",)
+
+    def __init__(self, t: MemblockType) -> None:
+        self._t = t
+
+    def __len__(self) -> int:
+        return self._t.cnt
+
+    @overload
+    def __getitem__(self, i: int) -> Region: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Region]: ...
+
+    def __getitem__(self, i: Any) -> Any:
+        t = self._t
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(t.cnt))]
+        i = operator.index(i)
+        n = t.cnt
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"{t.name} region index out of range (cnt {n})")
+        if not t._base:  # the empty dummy entry of kernels <= 6.10
+            return Region(0, 0, _FLAG_OBJ[0], t._dummy_nid)
+        return Region(t._base[i], t._size[i], _FLAG_OBJ[t._flags[i]], t._nid[i])
+
+    def __repr__(self) -> str:
+        return f"RegionsView({list(self)!r})"
+
+
+class MemblockType:
+    """``struct memblock_type``: one region array (``memory``, ``reserved`` or ``physmem``).
+
+    Attributes: ``name``, ``cnt`` (live regions), ``max`` (capacity; doubles on growth),
+    ``total_size`` (bytes; the sum of sizes except the trim quirk), ``regions`` (a read-only
+    sequence of :class:`Region`). The columns ``_base``, ``_size``, ``_flags``, ``_nid`` hold
+    exactly the live regions (about 21 bytes per region with a 64-bit ``phys_addr_t``).
+    """
+
+    __slots__ = (
+        "name", "max", "total_size", "_base", "_size", "_flags", "_nid", "_dummy",
+        "_dummy_nid", "_array_phys", "_may_be_nonminimal", "_total_inflated",
+    )
+
+    def __init__(self, name: str, capacity: int, phys_typecode: str, dummy: bool) -> None:
+        self.name = name
+        self.max = capacity
+        self.total_size = 0
+        self._base = array(phys_typecode)
+        self._size = array(phys_typecode)
+        self._flags = array("B")
+        self._nid = array("i")
+        self._dummy = dummy        # kernels <= 6.10: an empty array reads cnt == 1
+        self._dummy_nid = 0        # the static dummy has nid 0; one left by removal MAX_NUMNODES
+        self._array_phys: int | None = None   # None: the static initial array
+        self._may_be_nonminimal = False       # set by cap_memory_range (spec §3.6)
+        self._total_inflated = False          # set by trim_memory (spec §7.5)
+
+    @property
+    def cnt(self) -> int:
+        """Number of regions (``type->cnt``); 1 for an empty array of a kernel <= 6.10."""
+        n = len(self._base)
+        return n if n or not self._dummy else 1
+
+    @property
+    def regions(self) -> RegionsView:
+        """The first ``cnt`` regions, as a read-only sequence of :class:`Region`."""
+        return RegionsView(self)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def __repr__(self) -> str:
+        return (f"<MemblockType {self.name} cnt={self.cnt} max={self.max} "
+                f"total_size={self.total_size:#x}>")
+
+
+# --------------------------------------------------------------------------------------------
+# The allocator
+# --------------------------------------------------------------------------------------------
+
+
+def _coerce_int(name: str, v: Any) -> int:
+    """Return ``v`` as a Python int; bool, float, str, None and the like raise TypeError."""
+    if isinstance(v, (bool, np.bool_)) or not hasattr(v, "__index__"):
+        raise TypeError(f"{name} must be an integer, not {type(v).__name__} ({v!r})")
+    return operator.index(v)
+
+
+class Memblock:
+    """The kernel's ``struct memblock`` plus every ``memblock_*`` function as a method.
+
+    Parameters (architecture and kernel build; the kernel's test harness uses
+    ``smp_cache_bytes=32, page_size=4096, max_numnodes=16``):
+
+    * ``physmem``: an :class:`arena.physmem.PhysicalMemory` backing the addresses; needed only by
+      the methods that return memory (``alloc*``). ``None`` = pure simulation.
+    * ``phys_addr_bits``: 64 or 32 (``phys_addr_t`` width; wrap and capping happen at
+      ``2**phys_addr_bits``).
+    * ``page_size`` (``PAGE_SIZE``), ``smp_cache_bytes`` (``SMP_CACHE_BYTES``, what ``align == 0``
+      means).
+    * ``numa``: ``CONFIG_NUMA``. Without it node ids are not stored, every region reads as node 0
+      and ``MAX_NUMNODES`` is 1, so a node-specific request matches any memory.
+    * ``max_numnodes``: ``MAX_NUMNODES`` with NUMA.
+    * ``init_regions``: initial capacity of ``memory`` and ``reserved`` (``physmem``: 4).
+    * ``arch_low_address_limit``: ``ARCH_LOW_ADDRESS_LIMIT`` (``alloc_low``).
+    * ``bottom_up_kernel_end``: physical end of the kernel image; enables the bottom-up rule of
+      kernels <= 5.10 (bottom-up only above it, falling back to top-down). ``None`` = 5.11+ rule.
+    * ``kernel_version``: ``None`` = newest; else ``(major, minor)`` selects older behaviour:
+      ``<= (6, 10)`` empty dummy entry (``cnt == 1``, dumped); ``< (6, 16)`` reservations and
+      allocations get flags 0 and nid ``MAX_NUMNODES`` and the debug line is
+      ``memblock_reserve: [B-E] caller``; ``< (5, 16)`` the physical free prints as
+      ``memblock_free`` and ``add_node`` prints no ``flags=``; ``< (6, 7)`` growth without
+      ``allow_resize()`` returns ``-ENOMEM`` instead of panicking; ``< (6, 10)`` the old node
+      rules (any nid other than ``NUMA_NO_NODE`` is a node filter, ``MAX_NUMNODES`` is converted
+      to ``NUMA_NO_NODE`` with a one-time warning, ``for_each_mem_pfn_range`` matches
+      ``MAX_NUMNODES``) and the dump prints the node when ``nid != MAX_NUMNODES``;
+      ``< (6, 3)`` merging scans the whole array; ``< (6, 0)`` ``mark_mirror`` is not gated on
+      ``mirrored_kernelcore``; ``(5, 1) <= v < (5, 4)`` ``alloc_range_nid`` clamps ``end`` to
+      ``current_limit``; ``< (6, 5)`` ``free_all`` has no ``set_node`` pass over ``reserved``.
+    * ``region_size``: ``sizeof(struct memblock_region)`` (default 24 with 64-bit phys, 16/12
+      with 32-bit NUMA/non-NUMA; i386 with 64-bit phys: 20); enters the doubling sizes.
+    * ``phys_map``: ``CONFIG_HAVE_MEMBLOCK_PHYS_MAP`` (the dump then lists ``physmem`` too).
+
+    Other kernel globals are plain attributes: ``movable_node`` (``movable_node_enabled``),
+    ``mirrored_kernelcore`` (``kernelcore=mirror``), ``kho_scratch_only``.
+
+    With the environment variable ``ARENA_CHECK=1`` every mutator ends with :meth:`check`.
+    """
+
+    def __init__(
+        self,
+        physmem: Any = None,
+        *,
+        phys_addr_bits: int = 64,
+        page_size: int = 4096,
+        smp_cache_bytes: int = 64,
+        numa: bool = True,
+        max_numnodes: int = 64,
+        init_regions: int = 128,
+        arch_low_address_limit: int = 0xFFFFFFFF,
+        bottom_up_kernel_end: int | None = None,
+        kernel_version: tuple[int, int] | None = None,
+        region_size: int | None = None,
+        phys_map: bool = False,
+    ) -> None:
+        phys_addr_bits = _coerce_int("phys_addr_bits", phys_addr_bits)
+        if phys_addr_bits not in (32, 64):
+            raise ValueError(f"phys_addr_bits must be 32 or 64, not {phys_addr_bits}")
+        mask = (1 << phys_addr_bits) - 1
+        page_size = _coerce_int("page_size", page_size)
+        if page_size < 1 or page_size & (page_size - 1) or page_size > mask:
+            raise ValueError(f"page_size must be a power of two, not {page_size}")
+        smp_cache_bytes = _coerce_int("smp_cache_bytes", smp_cache_bytes)
+        if not 1 <= smp_cache_bytes <= mask:
+            raise ValueError(f"smp_cache_bytes must be positive, not {smp_cache_bytes}")
+        if not isinstance(numa, (bool, np.bool_)):
+            raise TypeError(f"numa must be a bool, not {type(numa).__name__}")
+        max_numnodes = _coerce_int("max_numnodes", max_numnodes)
+        if not 1 <= max_numnodes <= 1 << 16:
+            raise ValueError(f"max_numnodes must be in 1..65536, not {max_numnodes}")
+        init_regions = _coerce_int("init_regions", init_regions)
+        if not 1 <= init_regions <= 1 << 40:
+            raise ValueError(f"init_regions must be positive, not {init_regions}")
+        arch_low_address_limit = _coerce_int("arch_low_address_limit", arch_low_address_limit)
+        if not 0 <= arch_low_address_limit <= mask:
+            raise ValueError(f"arch_low_address_limit {arch_low_address_limit:#x} does not fit "
+                             f"a {phys_addr_bits}-bit phys_addr_t")
+        if bottom_up_kernel_end is not None:
+            bottom_up_kernel_end = _coerce_int("bottom_up_kernel_end", bottom_up_kernel_end)
+            if not 0 <= bottom_up_kernel_end <= mask:
+                raise ValueError(f"bottom_up_kernel_end {bottom_up_kernel_end:#x} out of range")
+        if kernel_version is None:
+            v = NEWEST_KERNEL
+        else:
+            if not isinstance(kernel_version, tuple) or len(kernel_version) != 2:
+                raise TypeError(f"kernel_version must be a (major, minor) tuple, "
+                                f"not {kernel_version!r}")
+            v = (_coerce_int("kernel_version[0]", kernel_version[0]),
+                 _coerce_int("kernel_version[1]", kernel_version[1]))
+            if v[0] < 2 or v[1] < 0:
+                raise ValueError(f"kernel_version {kernel_version!r} is not a kernel version")
+        numa = bool(numa)
+        if region_size is None:
+            region_size = 24 if phys_addr_bits == 64 else (16 if numa else 12)
+        else:
+            region_size = _coerce_int("region_size", region_size)
+            if not 1 <= region_size <= 4096:
+                raise ValueError(f"region_size must be in 1..4096, not {region_size}")
+        if physmem is not None and not all(
+                hasattr(physmem, a) for a in ("view", "zero", "phys_of", "phys_base", "size")):
+            raise TypeError(f"physmem must be a PhysicalMemory (or None), not "
+                            f"{type(physmem).__name__}")
+
+        self._physmem = physmem
+        self._bits = phys_addr_bits
+        self._mask = mask                      # PHYS_ADDR_MAX
+        self._hexw = phys_addr_bits // 4      # %pa digits
+        self._page_size = page_size
+        self._page_shift = page_size.bit_length() - 1
+        self._smp_cache_bytes = smp_cache_bytes
+        self._numa = numa
+        # MAX_NUMNODES is 1 << NODES_SHIFT; without CONFIG_NUMA, NODES_SHIFT is 0.
+        self._max_numnodes = max_numnodes if numa else 1
+        self._arch_low_address_limit = arch_low_address_limit
+        self._kernel_end = bottom_up_kernel_end
+        self._version = v
+        self._region_size = region_size
+        self._phys_map = bool(phys_map)
+
+        # Version switches (spec §11); each names the kernels it covers.
+        self._v_dummy = v <= (6, 10)                     # empty dummy entry
+        self._v_rsrv_kern = v >= (6, 16)                 # RSRV_KERN reservation attributes
+        self._v_phys_free_name = "memblock_phys_free" if v >= (5, 16) else "memblock_free"
+        self._v_add_node_flags = v >= (5, 16)            # add_node debug line has flags=
+        self._v_resize_panic = v >= (6, 7)               # growth without permission panics
+        self._v_numa_valid = v >= (6, 10)                # numa_valid_node() rules
+        self._v_window_merge = v >= (6, 3)               # merge only the touched window
+        self._v_mirror_gate = v >= (6, 0)                # mark_mirror needs mirrored_kernelcore
+        self._v_set_node_pass = v >= (6, 5)              # free_all stamps reserved with nids
+        self._v_alloc_clamp = (5, 1) <= v < (5, 4)       # alloc_range_nid clamps end to limit
+        self._v_flag_warn_any = v < (6, 16)              # add_range flag WARN also for flags 0
+
+        code = "Q" if phys_addr_bits == 64 else "I"
+        self.memory = MemblockType("memory", init_regions, code, self._v_dummy)
+        self.reserved = MemblockType("reserved", init_regions, code, self._v_dummy)
+        self.physmem = MemblockType("physmem", _INIT_PHYSMEM_REGIONS, code, self._v_dummy)
+
+        self._bottom_up = False
+        self._current_limit = mask                       # MEMBLOCK_ALLOC_ANYWHERE
+        self._can_resize = False
+        self.system_has_some_mirror = False
+        self.mirrored_kernelcore = False
+        self.movable_node = False
+        self.kho_scratch_only = False
+        self._warned_once: set[str] = set()
+        self._handed_over = False
+        self._buddy: Any = None
+        self._autocheck = os.environ.get("ARENA_CHECK") == "1"
+
+    # -- plain state ------------------------------------------------------------------------
+
+    @property
+    def bottom_up(self) -> bool:
+        """``memblock.bottom_up``: allocate from low addresses first (default top-down)."""
+        return self._bottom_up
+
+    @bottom_up.setter
+    def bottom_up(self, enable: bool) -> None:
+        self.set_bottom_up(enable)
+
+    @property
+    def current_limit(self) -> int:
+        """``memblock.current_limit``: the upper bound of ACCESSIBLE allocations (bytes)."""
+        return self._current_limit
+
+    @current_limit.setter
+    def current_limit(self, limit: int) -> None:
+        self.set_current_limit(limit)
+
+    @property
+    def numa(self) -> bool:
+        """``CONFIG_NUMA``: whether node ids are stored."""
+        return self._numa
+
+    @property
+    def phys_addr_bits(self) -> int:
+        """Width of ``phys_addr_t`` (64 or 32)."""
+        return self._bits
+
+    @property
+    def page_size(self) -> int:
+        """``PAGE_SIZE`` (bytes)."""
+        return self._page_size
+
+    @property
+    def smp_cache_bytes(self) -> int:
+        """``SMP_CACHE_BYTES``: the alignment ``align == 0`` stands for (bytes)."""
+        return self._smp_cache_bytes
+
+    @property
+    def arch_low_address_limit(self) -> int:
+        """``ARCH_LOW_ADDRESS_LIMIT``: the ``max_addr`` of :meth:`alloc_low`."""
+        return self._arch_low_address_limit
+
+    @property
+    def region_size(self) -> int:
+        """``sizeof(struct memblock_region)`` used for the doubling sizes (bytes)."""
+        return self._region_size
+
+    @property
+    def phys_addr_max(self) -> int:
+        """``PHYS_ADDR_MAX`` of this instance (``2**phys_addr_bits - 1``)."""
+        return self._mask
+
+    @property
+    def max_numnodes(self) -> int:
+        """``MAX_NUMNODES`` (1 without NUMA)."""
+        return self._max_numnodes
+
+    @property
+    def kernel_version(self) -> tuple[int, int]:
+        """The kernel whose behaviour this instance follows."""
+        return self._version
+
+    @property
+    def phys_memory(self) -> Any:
+        """The :class:`~arena.physmem.PhysicalMemory` behind ``alloc*`` (or ``None``)."""
+        return self._physmem
+
+    @property
+    def handed_over(self) -> bool:
+        """True once :meth:`free_all` gave the free memory to the page allocator."""
+        return self._handed_over
+
+    def __repr__(self) -> str:
+        return (f"<Memblock memory={self.memory.cnt} ({self.memory.total_size:#x} bytes) "
+                f"reserved={self.reserved.cnt} ({self.reserved.total_size:#x} bytes) "
+                f"{'bottom-up' if self._bottom_up else 'top-down'}>")
+
+    # -- argument checks (house style rule 8: Python mistakes raise, state unchanged) --------
+
+    def _phys(self, name: str, v: Any) -> int:
+        """A ``phys_addr_t`` argument: an int in ``0 .. PHYS_ADDR_MAX``."""
+        if type(v) is not int:
+            v = _coerce_int(name, v)
+        if not 0 <= v <= self._mask:
+            raise ValueError(f"{name}={v:#x} does not fit a {self._bits}-bit phys_addr_t"
+                             if v > 0 else f"{name} must not be negative, not {v}")
+        return v
+
+    def _limit(self, name: str, v: Any) -> int:
+        """An upper-bound argument: like :meth:`_phys`, and the 64-bit ANYWHERE is accepted."""
+        if type(v) is not int:
+            v = _coerce_int(name, v)
+        if v == MEMBLOCK_ALLOC_ANYWHERE:
+            return self._mask
+        return self._phys(name, v)
+
+    @staticmethod
+    def _nid_arg(v: Any, name: str = "nid") -> int:
+        """An ``int nid`` argument (any C int; out-of-range values mean "any node")."""
+        if type(v) is not int:
+            v = _coerce_int(name, v)
+        if not -(1 << 31) <= v < 1 << 31:
+            raise ValueError(f"{name}={v} does not fit a C int")
+        return v
+
+    @staticmethod
+    def _flags_arg(v: Any) -> int:
+        """A ``enum memblock_flags`` argument: only known flag bits."""
+        if type(v) is not int and not isinstance(v, MemblockFlags):
+            v = _coerce_int("flags", v)
+        v = int(v)
+        if v < 0 or v & ~_FLAGS_MASK:
+            raise ValueError(f"flags={v:#x} has bits that are not MemblockFlags")
+        return v
+
+    def _need_alloc(self) -> None:
+        if self._handed_over:
+            raise HandoverError("memblock has handed its memory to the page allocator "
+                                "(free_all() was called); allocate from the buddy allocator")
+
+    # -- output helpers ---------------------------------------------------------------------
+
+    def _pa(self, v: int) -> str:
+        """``%pa``: 0x + zero-padded hex of a phys_addr_t."""
+        return f"0x{v & self._mask:0{self._hexw}x}"
+
+    def _dbg_range(self, func: str, base: int, size: int, extra: str = "") -> None:
+        """``memblock_dbg("%s: [%pa-%pa]...%pS")`` of add/remove/reserve/free (end inclusive)."""
+        _log.info(f"{func}: [{self._pa(base)}-{self._pa(base + size - 1)}]{extra} {_caller()}")
+
+    def _warn(self, msg: str) -> None:
+        warnings.warn(msg, MemblockWarning, stacklevel=3)
+
+    def _warn_once(self, key: str, msg: str) -> None:
+        if key not in self._warned_once:
+            self._warned_once.add(key)
+            self._warn(msg)
+
+    def _done(self) -> None:
+        if self._autocheck:
+            self.check()
+
+    # ========================================================================================
+    # Region array primitives
+    # ========================================================================================
+
+    def _double_array(self, t: MemblockType, new_area_start: int, new_area_size: int) -> int:
+        """``memblock_double_array()``: grow ``t`` to ``2 * max`` regions (0 or -1).
+
+        The new array's space comes from memblock itself (page aligned, avoiding the pending
+        range when doubling ``reserved``), and is reserved afterwards; a previous non-static
+        array is freed. Raises :class:`MemblockPanic` (>= 6.7) or returns -1 (older) when
+        :meth:`allow_resize` was not called. O(n).
+        """
+        if not self._can_resize:
+            if self._v_resize_panic:
+                raise MemblockPanic(f"memblock: cannot resize {t.name} array")
+            return -1
+        ps = self._page_size
+        old_size = t.max * self._region_size
+        new_size = old_size << 1
+        old_alloc = (old_size + ps - 1) & -ps
+        new_alloc = (new_size + ps - 1) & -ps
+        if t is not self.reserved:  # only exclude the pending range when doubling reserved
+            new_area_start = new_area_size = 0
+        addr = self._find_in_range(new_area_start + new_area_size, self._current_limit,
+                                   new_alloc, ps)
+        if not addr and new_area_size:
+            addr = self._find_in_range(0, min(new_area_start, self._current_limit),
+                                       new_alloc, ps)
+        if not addr:
+            _log.error(f"memblock: Failed to double {t.name} array from {t.max} to "
+                       f"{t.max * 2} entries !")
+            return -1
+        if _log.isEnabledFor(_INFO):
+            _log.info(f"memblock: {t.name} is doubled to {t.max * 2} at "
+                      f"[{self._pa(addr)}-{self._pa(addr + new_size - 1)}]")
+        old_phys = t._array_phys
+        t.max <<= 1
+        t._array_phys = addr
+        # Free the old array unless it is a static one. (physmem's static array is not
+        # recognised as static by the kernel; its address is unknown here, so nothing is freed.)
+        if old_phys is not None:
+            self._phys_free(old_phys, old_alloc)
+        # Reserve the new array (BUG if that fails).
+        if self._reserve_kern_internal(addr, new_alloc) != 0:
+            raise MemblockBug(f"memblock: could not reserve the doubled {t.name} array "
+                              f"at {self._pa(addr)}")
+        return 0
+
+    def _merge_regions(self, t: MemblockType, start_rgn: int, end_rgn: int) -> None:
+        """``memblock_merge_regions()``: merge touching neighbours with equal nid and flags.
+
+        Scans the pairs ``(i, i+1)`` for ``i`` in ``[start_rgn - 1, end_rgn - 1]`` (kernels
+        < 6.3: the whole array). BUG on overlap. O(window) plus the memmoves.
+        """
+        B, S, F, N = t._base, t._size, t._flags, t._nid
+        n = len(B)
+        if n == 0:
+            return
+        if self._v_window_merge:
+            i = start_rgn - 1 if start_rgn > 0 else 0
+            limit = min(end_rgn, n - 1)
+        else:
+            i, limit = 0, n - 1
+        while i < limit:
+            a_end = B[i] + S[i]
+            nb = B[i + 1]
+            if a_end != nb or N[i] != N[i + 1] or F[i] != F[i + 1]:
+                if a_end > nb:
+                    raise MemblockBug(f"memblock: {t.name}[{i}] overlaps {t.name}[{i + 1}]:\n"
+                                      + self.dump_all(log=False))
+                i += 1
+                continue
+            S[i] += S[i + 1]
+            del B[i + 1], S[i + 1], F[i + 1], N[i + 1]
+            limit -= 1
+
+    def _insert_region(self, t: MemblockType, idx: int, base: int, size: int, nid: int,
+                       flags: int) -> None:
+        """``memblock_insert_region()``: insert at ``idx`` (one memmove per column). BUG if full."""
+        if len(t._base) >= t.max:
+            raise MemblockBug(f"memblock: inserting into a full {t.name} array "
+                              f"(cnt {len(t._base)}, max {t.max})")
+        t._base.insert(idx, base)
+        t._size.insert(idx, size)
+        t._flags.insert(idx, flags)
+        t._nid.insert(idx, nid)
+        t.total_size = (t.total_size + size) & self._mask
+
+    @staticmethod
+    def _first_overlap(B: array, S: array, base: int) -> int:
+        """Index of the first region whose end is above ``base`` (O(log n) bisect).
+
+        The kernel walks from index 0 and skips regions with ``end <= base``; on a sorted,
+        non-overlapping array both find the same index.
+        """
+        i = bisect_right(B, base)
+        if i and B[i - 1] + S[i - 1] > base:
+            i -= 1
+        return i
+
+    def _add_range(self, t: MemblockType, base: int, size: int, nid: int, flags: int) -> int:
+        """``memblock_add_range()``: add ``[base, base + size)`` to ``t`` (0 or ``-ENOMEM``).
+
+        Existing parts keep their attributes; only uncovered parts get ``(nid, flags)``; then
+        touching equal neighbours merge. ``size`` is capped at ``PHYS_ADDR_MAX - base``; size 0
+        is a no-op. O(log n + k) with k the regions overlapped, plus memmoves.
+        """
+        size = min(size, self._mask - base)
+        if not size:
+            return 0
+        if not self._numa:
+            nid = 0
+        end = base + size
+        B, S, F, N = t._base, t._size, t._flags, t._nid
+        if not B:  # special case for an empty array
+            if t.total_size:
+                self._warn(f"memblock: empty {t.name} array has total_size {t.total_size:#x}")
+            B.append(base)
+            S.append(size)
+            F.append(flags)
+            N.append(nid)
+            t.total_size = size
+            return 0
+        start = self._first_overlap(B, S, base)
+        if len(B) * 2 + 1 > t.max:
+            # Counting pass: how many new regions are needed; grow the array first.
+            cur = base
+            nr_new = 0
+            idx = start
+            n = len(B)
+            while idx < n:
+                rbase = B[idx]
+                if rbase >= end:
+                    break
+                if rbase > cur:
+                    nr_new += 1
+                rend = rbase + S[idx]
+                cur = rend if rend < end else end
+                idx += 1
+            if cur < end:
+                nr_new += 1
+            if not nr_new:
+                return 0
+            while len(B) + nr_new > t.max:
+                if self._double_array(t, base, size) < 0:
+                    return -ENOMEM
+            start = self._first_overlap(B, S, base)
+        # Inserting pass.
+        cur = base
+        start_rgn = -1
+        end_rgn = 0
+        idx = start
+        while idx < len(B):
+            rbase = B[idx]
+            if rbase >= end:
+                break
+            rend = rbase + S[idx]
+            if rend <= cur:
+                idx += 1
+                continue
+            if rbase > cur:
+                if self._numa and nid != N[idx]:
+                    self._warn(f"memblock: adding [{self._pa(cur)}-{self._pa(rbase - 1)}] to "
+                               f"{t.name} with nid {nid} next to nid {N[idx]}")
+                if flags != F[idx] and (flags or self._v_flag_warn_any):
+                    self._warn(f"memblock: adding [{self._pa(cur)}-{self._pa(rbase - 1)}] to "
+                               f"{t.name} with flags {flags:#x} next to flags {F[idx]:#x}")
+                if start_rgn == -1:
+                    start_rgn = idx
+                end_rgn = idx + 1
+                self._insert_region(t, idx, cur, rbase - cur, nid, flags)
+                idx += 1
+            cur = rend if rend < end else end
+            idx += 1
+        if cur < end:
+            if start_rgn == -1:
+                start_rgn = idx
+            end_rgn = idx + 1
+            self._insert_region(t, idx, cur, end - cur, nid, flags)
+        if start_rgn == -1:
+            return 0
+        self._merge_regions(t, start_rgn, end_rgn)
+        return 0
+
+    # ========================================================================================
+    # add / remove / reserve / free
+    # ========================================================================================
+
+    def add_node(self, base: int, size: int, nid: int, flags: int = 0) -> int:
+        """``memblock_add_node()``: add ``[base, base + size)`` to ``memory`` on node ``nid``.
+
+        ``flags`` are :class:`MemblockFlags` for the new parts. Parts already in memory keep
+        their own nid/flags. Returns 0, or ``-ENOMEM`` if the array could not grow.
+        Raises :class:`MemblockPanic` when it must grow without :meth:`allow_resize` (>= 6.7).
+        O(log n + k) plus memmoves.
+        """
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        nid = self._nid_arg(nid)
+        flags = self._flags_arg(flags)
+        if _log.isEnabledFor(_INFO):
+            extra = f" nid={nid} flags={flags:x}" if self._v_add_node_flags else f" nid={nid}"
+            self._dbg_range("memblock_add_node", base, size, extra)
+        ret = self._add_range(self.memory, base, size, nid, flags)
+        self._done()
+        return ret
+
+    def add(self, base: int, size: int) -> int:
+        """``memblock_add()``: add ``[base, base + size)`` to ``memory`` (nid ``MAX_NUMNODES``,
+        flags 0). Returns 0 or ``-ENOMEM``. O(log n + k) plus memmoves."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_add", base, size)
+        ret = self._add_range(self.memory, base, size, self._max_numnodes, 0)
+        self._done()
+        return ret
+
+    def physmem_add(self, base: int, size: int) -> int:
+        """``memblock_physmem_add()``: add ``[base, base + size)`` to ``physmem`` (capacity 4).
+        Returns 0 or ``-ENOMEM``. O(log n + k)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_physmem_add", base, size)
+        ret = self._add_range(self.physmem, base, size, self._max_numnodes, 0)
+        self._done()
+        return ret
+
+    def _isolate_range(self, t: MemblockType, base: int, size: int) -> tuple[int, int, int]:
+        """``memblock_isolate_range()``: split regions at ``base`` and ``base + size``.
+
+        Returns ``(ret, start_rgn, end_rgn)``: ``ret`` 0 or ``-ENOMEM``; the regions inside the
+        range are ``[start_rgn, end_rgn)``. Grows the array first whenever ``cnt + 2 > max``,
+        even if no split is needed (kernel behaviour). O(log n + k).
+        """
+        size = min(size, self._mask - base)
+        if not size:
+            return 0, 0, 0
+        end = base + size
+        while t.cnt + 2 > t.max:
+            if self._double_array(t, base, size) < 0:
+                return -ENOMEM, 0, 0
+        B, S, F, N = t._base, t._size, t._flags, t._nid
+        start_rgn = end_rgn = 0
+        idx = self._first_overlap(B, S, base)
+        while idx < len(B):
+            rbase = B[idx]
+            if rbase >= end:
+                break
+            rend = rbase + S[idx]
+            if rend <= base:
+                idx += 1
+                continue
+            if rbase < base:
+                # Straddles the start: keep the upper piece here, insert the lower one below;
+                # go on with the upper piece (now at idx + 1).
+                B[idx] = base
+                S[idx] -= base - rbase
+                t.total_size -= base - rbase
+                self._insert_region(t, idx, rbase, base - rbase, N[idx], F[idx])
+                idx += 1
+            elif rend > end:
+                # Straddles the end: insert the lower piece and look at it again.
+                B[idx] = end
+                S[idx] -= end - rbase
+                t.total_size -= end - rbase
+                self._insert_region(t, idx, rbase, end - rbase, N[idx], F[idx])
+            else:
+                if not end_rgn:
+                    start_rgn = idx
+                end_rgn = idx + 1
+                idx += 1
+        return 0, start_rgn, end_rgn
+
+    def _remove_regions(self, t: MemblockType, start: int, stop: int) -> None:
+        """``memblock_remove_region()`` for every index in ``[start, stop)`` (one memmove)."""
+        if start >= stop:
+            return
+        S = t._size
+        t.total_size = (t.total_size - sum(S[start:stop])) & self._mask
+        del t._base[start:stop], S[start:stop], t._flags[start:stop], t._nid[start:stop]
+        if not t._base:
+            if t.total_size:
+                self._warn(f"memblock: {t.name} is empty but total_size is {t.total_size:#x}")
+            t._dummy_nid = self._max_numnodes if self._numa else 0
+
+    def _remove_range(self, t: MemblockType, base: int, size: int) -> int:
+        """``memblock_remove_range()``: drop ``[base, base + size)`` from ``t`` (0/-ENOMEM)."""
+        ret, s, e = self._isolate_range(t, base, size)
+        if ret:
+            return ret
+        self._remove_regions(t, s, e)
+        return 0
+
+    def remove(self, base: int, size: int) -> int:
+        """``memblock_remove()``: remove ``[base, base + size)`` from ``memory``.
+
+        Regions are split at the range ends as needed; removing what is not there is a no-op
+        (but a nearly full array may still grow). Returns 0 or ``-ENOMEM``. O(log n + k).
+        """
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_remove", base, size)
+        ret = self._remove_range(self.memory, base, size)
+        self._done()
+        return ret
+
+    def _phys_free(self, base: int, size: int) -> int:
+        """``memblock_phys_free()`` without argument checks (also used by array doubling)."""
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range(self._v_phys_free_name, base, size)
+        ret = self._remove_range(self.reserved, base, size)
+        if self._handed_over and ret == 0:
+            # With slab up the kernel hands the whole pages to the page allocator.
+            self._release_pages(base, size)
+        return ret
+
+    def phys_free(self, base: int, size: int) -> int:
+        """``memblock_phys_free()`` (``memblock_free()`` before 5.16): un-reserve
+        ``[base, base + size)``.
+
+        Freeing what was never reserved is a no-op returning 0. After :meth:`free_all` the
+        whole pages of the range also go to the page allocator (order 0). Returns 0 or
+        ``-ENOMEM``. O(log n + k).
+        """
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if self._handed_over:
+            self._check_pages_in_memory(base, size)
+        ret = self._phys_free(base, size)
+        self._done()
+        return ret
+
+    def free(self, view_or_phys: Any, size: int | None = None) -> int:
+        """``memblock_free(void *ptr, size)``: free an allocation given as a view or address.
+
+        ``view_or_phys``: a numpy view from an ``alloc*`` method (``size`` defaults to its
+        ``nbytes``), a physical address (then ``size`` is required), or ``None`` (the kernel's
+        NULL: nothing happens). Returns what :meth:`phys_free` returns (0 for ``None``; the
+        kernel's function is void). Raises ``ValueError`` for a view of other memory.
+        O(log n + k).
+        """
+        if view_or_phys is None:
+            return 0
+        if isinstance(view_or_phys, np.ndarray):
+            if self._physmem is None:
+                raise ValueError("free(view): this Memblock has no PhysicalMemory")
+            phys = self._physmem.phys_of(view_or_phys)
+            if size is None:
+                size = view_or_phys.nbytes
+        else:
+            phys = view_or_phys
+            if size is None:
+                raise TypeError("free(phys, size): size is required with a physical address")
+        return self.phys_free(phys, size)
+
+    def _reserve(self, base: int, size: int, nid: int, flags: int) -> int:
+        """``__memblock_reserve()``: add ``[base, base + size)`` to ``reserved`` (debug line)."""
+        if self._v_rsrv_kern:
+            if _log.isEnabledFor(_INFO):
+                self._dbg_range("__memblock_reserve", base, size, f" nid={nid} flags={flags:x}")
+        elif _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_reserve", base, size)
+        return self._add_range(self.reserved, base, size, nid, flags)
+
+    def _reserve_plain(self, base: int, size: int) -> int:
+        """``memblock_reserve()``: ``{nid -1, flags 0}`` (< 6.16: ``{MAX_NUMNODES, 0}``)."""
+        nid = NUMA_NO_NODE if self._v_rsrv_kern else self._max_numnodes
+        return self._reserve(base, size, nid, 0)
+
+    def _reserve_kern_internal(self, base: int, size: int) -> int:
+        """``memblock_reserve_kern()`` (< 6.16 the same calls used ``memblock_reserve()``)."""
+        if self._v_rsrv_kern:
+            return self._reserve(base, size, NUMA_NO_NODE, _RSRV_KERN)
+        return self._reserve_plain(base, size)
+
+    def reserve(self, base: int, size: int) -> int:
+        """``memblock_reserve()``: reserve ``[base, base + size)`` (nid ``NUMA_NO_NODE``, flags 0;
+        kernels < 6.16: nid ``MAX_NUMNODES``).
+
+        Any range is accepted (also outside memory). Returns 0 or ``-ENOMEM``. Raises
+        :class:`MemblockPanic` when the array must grow without :meth:`allow_resize`.
+        O(log n + k) plus memmoves.
+        """
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        ret = self._reserve_plain(base, size)
+        self._done()
+        return ret
+
+    def reserve_kern(self, base: int, size: int) -> int:
+        """``memblock_reserve_kern()``: reserve with flags RSRV_KERN, nid ``NUMA_NO_NODE``
+        (what allocations record, so the two merge). Returns 0 or ``-ENOMEM``."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if self._v_rsrv_kern:
+            ret = self._reserve(base, size, NUMA_NO_NODE, _RSRV_KERN)
+        else:
+            ret = self._reserve(base, size, self._max_numnodes, _RSRV_KERN)
+        self._done()
+        return ret
+
+    # ========================================================================================
+    # Flags and nodes
+    # ========================================================================================
+
+    def _setclr_flag(self, t: MemblockType, base: int, size: int, set_: bool, flag: int) -> int:
+        """``memblock_setclr_flag()``: set or clear ``flag`` on ``[base, base + size)`` of ``t``."""
+        ret, s, e = self._isolate_range(t, base, size)
+        if ret:
+            return ret
+        F = t._flags
+        if set_:
+            for i in range(s, e):
+                F[i] |= flag
+        else:
+            keep = ~flag & 0xFF
+            for i in range(s, e):
+                F[i] &= keep
+        self._merge_regions(t, s, e)
+        return 0
+
+    def _setclr(self, t: MemblockType, base: Any, size: Any, set_: bool, flag: int) -> int:
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        ret = self._setclr_flag(t, base, size, set_, flag)
+        self._done()
+        return ret
+
+    def mark_hotplug(self, base: int, size: int) -> int:
+        """``memblock_mark_hotplug()``: set HOTPLUG on ``memory`` in ``[base, base + size)``.
+        Returns 0 or ``-ENOMEM``. O(log n + k)."""
+        return self._setclr(self.memory, base, size, True, _HOTPLUG)
+
+    def clear_hotplug(self, base: int, size: int) -> int:
+        """``memblock_clear_hotplug()``: clear HOTPLUG on ``memory`` in ``[base, base + size)``."""
+        return self._setclr(self.memory, base, size, False, _HOTPLUG)
+
+    def mark_mirror(self, base: int, size: int) -> int:
+        """``memblock_mark_mirror()``: set MIRROR on ``memory`` in ``[base, base + size)``.
+
+        Does nothing (returns 0) unless ``mirrored_kernelcore`` is true (kernels >= 6.0);
+        otherwise it first sets ``system_has_some_mirror``, after which every allocation tries
+        mirrored memory first.
+        """
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if self._v_mirror_gate and not self.mirrored_kernelcore:
+            return 0
+        self.system_has_some_mirror = True
+        ret = self._setclr_flag(self.memory, base, size, True, _MIRROR)
+        self._done()
+        return ret
+
+    def mark_nomap(self, base: int, size: int) -> int:
+        """``memblock_mark_nomap()``: set NOMAP (not allocatable, not in the direct map)."""
+        return self._setclr(self.memory, base, size, True, _NOMAP)
+
+    def clear_nomap(self, base: int, size: int) -> int:
+        """``memblock_clear_nomap()``: clear NOMAP on ``memory`` in ``[base, base + size)``."""
+        return self._setclr(self.memory, base, size, False, _NOMAP)
+
+    def reserved_mark_noinit(self, base: int, size: int) -> int:
+        """``memblock_reserved_mark_noinit()``: set RSRV_NOINIT on ``reserved`` regions."""
+        return self._setclr(self.reserved, base, size, True, _RSRV_NOINIT)
+
+    def reserved_mark_kern(self, base: int, size: int) -> int:
+        """``memblock_reserved_mark_kern()``: set RSRV_KERN on ``reserved`` regions."""
+        return self._setclr(self.reserved, base, size, True, _RSRV_KERN)
+
+    def mark_kho_scratch(self, base: int, size: int) -> int:
+        """``memblock_mark_kho_scratch()``: set KHO_SCRATCH on ``memory``."""
+        return self._setclr(self.memory, base, size, True, _KHO_SCRATCH)
+
+    def clear_kho_scratch(self, base: int, size: int) -> int:
+        """``memblock_clear_kho_scratch()``: clear KHO_SCRATCH on ``memory``."""
+        return self._setclr(self.memory, base, size, False, _KHO_SCRATCH)
+
+    def set_kho_scratch_only(self) -> None:
+        """``memblock_set_kho_scratch_only()``: allocate only from KHO_SCRATCH memory."""
+        self.kho_scratch_only = True
+
+    def clear_kho_scratch_only(self) -> None:
+        """``memblock_clear_kho_scratch_only()``."""
+        self.kho_scratch_only = False
+
+    def _type_arg(self, t: Any) -> MemblockType:
+        if isinstance(t, str):
+            t = {"memory": self.memory, "reserved": self.reserved,
+                 "physmem": self.physmem}.get(t, t)
+        if t is not self.memory and t is not self.reserved and t is not self.physmem:
+            raise ValueError(f"type must be this Memblock's memory, reserved or physmem "
+                             f"(or their names), not {t!r}")
+        return t
+
+    def set_node(self, base: int, size: int, type: Any, nid: int) -> int:  # noqa: A002
+        """``memblock_set_node()``: set the nid of ``type``'s regions in ``[base, base + size)``.
+
+        ``type`` is ``self.memory``/``self.reserved``/``self.physmem`` or its name. Regions are
+        split at the range ends and re-merged. Without NUMA: returns 0, no change.
+        Returns 0 or ``-ENOMEM``. O(log n + k).
+        """
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        t = self._type_arg(type)
+        nid = self._nid_arg(nid)
+        ret = self._set_node(base, size, t, nid)
+        self._done()
+        return ret
+
+    def _set_node(self, base: int, size: int, t: MemblockType, nid: int) -> int:
+        if not self._numa:
+            return 0
+        ret, s, e = self._isolate_range(t, base, size)
+        if ret:
+            return ret
+        N = t._nid
+        for i in range(s, e):
+            N[i] = nid
+        self._merge_regions(t, s, e)
+        return 0
+
+    # ========================================================================================
+    # Iterators (__next_mem_range, __next_mem_range_rev, __next_mem_pfn_range)
+    # ========================================================================================
+
+    def _numa_valid_node(self, nid: int) -> bool:
+        """``numa_valid_node()``: ``0 <= nid < MAX_NUMNODES``."""
+        return 0 <= nid < self._max_numnodes
+
+    def _iter_nid(self, nid: int) -> int:
+        """Kernels < 6.10 turned ``MAX_NUMNODES`` into ``NUMA_NO_NODE`` with a warning."""
+        if not self._v_numa_valid and nid == self._max_numnodes:
+            self._warn_once("max_numnodes", "Usage of MAX_NUMNODES is deprecated. "
+                            "Use NUMA_NO_NODE instead")
+            return NUMA_NO_NODE
+        return nid
+
+    def _skip_setup(self, ta: MemblockType, nid: int, flags: int) -> tuple[bool, int, int, int]:
+        """Precompute ``should_skip_region()``: (node filter on, node, bad bits, needed bits)."""
+        if ta is not self.memory:
+            return False, 0, 0, 0
+        if self._v_numa_valid:
+            node_on = self._numa_valid_node(nid)
+        else:
+            node_on = nid != NUMA_NO_NODE
+        # Regions with these bits are skipped unless the caller asks for them ...
+        bad = (_NOMAP | _DRIVER_MANAGED | (_HOTPLUG if self.movable_node else 0)) & ~flags
+        # ... and the caller's MIRROR / KHO_SCRATCH are requirements.
+        need = flags & (_MIRROR | _KHO_SCRATCH)
+        return node_on, nid, bad, need
+
+    def _cols(self, t: MemblockType) -> tuple[Any, Any, Any, Any]:
+        """The columns of ``t``, with the dummy entry of kernels <= 6.10 when empty."""
+        if not t._base and t._dummy:
+            return (0,), (0,), (0,), (t._dummy_nid,)
+        return t._base, t._size, t._flags, t._nid
+
+    def _next_mem_range(self, ta: MemblockType, tb: MemblockType | None, nid: int,
+                        flags: int) -> Iterator[tuple[int, int, int]]:
+        """``__next_mem_range()`` as a generator: ``(start, end, nid)`` of each range of ``ta``
+        (filtered by ``should_skip_region``) minus ``tb``, ascending.
+
+        Follows the kernel's two-index walk exactly (so adjacent unmerged ``tb`` regions inside
+        one ``ta`` region yield an empty range). O(n_a + n_b) for a full walk.
+        """
+        node_on, nid, bad, need = self._skip_setup(ta, self._iter_nid(nid), flags)
+        pmax = self._mask
+        ia = ib = 0
+        while True:
+            AB, AS, AF, AN = self._cols(ta)
+            out = None
+            while ia < len(AB):
+                m_start = AB[ia]
+                m_end = m_start + AS[ia]
+                m_nid = AN[ia]
+                mf = AF[ia]
+                if (node_on and nid != m_nid) or mf & bad or need & ~mf:
+                    ia += 1
+                    continue
+                if tb is None:
+                    out = (m_start, m_end, m_nid)
+                    ia += 1
+                    break
+                BB, BS = tb._base, tb._size
+                nb = len(BB)
+                while ib < nb + 1:
+                    r_start = BB[ib - 1] + BS[ib - 1] if ib else 0
+                    r_end = BB[ib] if ib < nb else pmax
+                    if r_start >= m_end:
+                        break
+                    if m_start < r_end:
+                        out = (m_start if m_start > r_start else r_start,
+                               m_end if m_end < r_end else r_end, m_nid)
+                        if m_end <= r_end:
+                            ia += 1
+                        else:
+                            ib += 1
+                        break
+                    ib += 1
+                if out is not None:
+                    break
+                ia += 1
+            if out is None:
+                return
+            yield out
+
+    def _next_mem_range_rev(self, ta: MemblockType, tb: MemblockType | None, nid: int,
+                            flags: int) -> Iterator[tuple[int, int, int]]:
+        """``__next_mem_range_rev()`` as a generator: like :meth:`_next_mem_range`, descending."""
+        node_on, nid, bad, need = self._skip_setup(ta, self._iter_nid(nid), flags)
+        pmax = self._mask
+        AB = self._cols(ta)[0]
+        ia = len(AB) - 1
+        ib = tb.cnt if tb is not None else 0
+        if tb is not None and not tb._base:
+            ib = 0  # an empty (or dummy-only) tb has one gap, [0, PHYS_ADDR_MAX)
+        while True:
+            AB, AS, AF, AN = self._cols(ta)
+            out = None
+            while ia >= 0:
+                m_start = AB[ia]
+                m_end = m_start + AS[ia]
+                m_nid = AN[ia]
+                mf = AF[ia]
+                if (node_on and nid != m_nid) or mf & bad or need & ~mf:
+                    ia -= 1
+                    continue
+                if tb is None:
+                    out = (m_start, m_end, m_nid)
+                    ia -= 1
+                    break
+                BB, BS = tb._base, tb._size
+                nb = len(BB)
+                while ib >= 0:
+                    r_start = BB[ib - 1] + BS[ib - 1] if ib else 0
+                    r_end = BB[ib] if ib < nb else pmax
+                    if r_end <= m_start:
+                        break
+                    if m_end > r_start:
+                        out = (m_start if m_start > r_start else r_start,
+                               m_end if m_end < r_end else r_end, m_nid)
+                        if m_start >= r_start:
+                            ia -= 1
+                        else:
+                            ib -= 1
+                        break
+                    ib -= 1
+                if out is not None:
+                    break
+                ia -= 1
+            if out is None:
+                return
+            yield out
+
+    def for_each_mem_range(self) -> Iterator[tuple[int, int]]:
+        """``for_each_mem_range(i, &start, &end)``: ``(start, end)`` of every memory region
+        except NOMAP ones, ascending (HOTPLUG and DRIVER_MANAGED included). O(n)."""
+        for s, e, _ in self._next_mem_range(self.memory, None, NUMA_NO_NODE,
+                                            _HOTPLUG | _DRIVER_MANAGED):
+            yield s, e
+
+    def for_each_mem_range_rev(self) -> Iterator[tuple[int, int]]:
+        """``for_each_mem_range_rev()``: :meth:`for_each_mem_range`, descending."""
+        for s, e, _ in self._next_mem_range_rev(self.memory, None, NUMA_NO_NODE,
+                                                _HOTPLUG | _DRIVER_MANAGED):
+            yield s, e
+
+    def for_each_free_mem_range(self, nid: int = NUMA_NO_NODE,
+                                flags: int = 0) -> Iterator[tuple[int, int, int]]:
+        """``for_each_free_mem_range(i, nid, flags, &start, &end, &nid)``: ``(start, end, nid)``
+        of memory minus reserved, ascending, filtered as allocations filter (``nid``: a node
+        or ``NUMA_NO_NODE``; ``flags`` permit HOTPLUG/NOMAP/DRIVER_MANAGED memory and require
+        MIRROR/KHO_SCRATCH). Empty ranges can occur (kernel quirk). O(n_mem + n_reserved)."""
+        nid = self._nid_arg(nid)
+        flags = self._flags_arg(flags)
+        return self._next_mem_range(self.memory, self.reserved, nid, flags)
+
+    def for_each_free_mem_range_reverse(self, nid: int = NUMA_NO_NODE,
+                                        flags: int = 0) -> Iterator[tuple[int, int, int]]:
+        """``for_each_free_mem_range_reverse()``: :meth:`for_each_free_mem_range`, descending."""
+        nid = self._nid_arg(nid)
+        flags = self._flags_arg(flags)
+        return self._next_mem_range_rev(self.memory, self.reserved, nid, flags)
+
+    def for_each_reserved_mem_range(self) -> Iterator[tuple[int, int]]:
+        """``for_each_reserved_mem_range(i, &start, &end)``: every reserved ``(start, end)``."""
+        for s, e, _ in self._next_mem_range(self.reserved, None, NUMA_NO_NODE, 0):
+            yield s, e
+
+    def for_each_mem_region(self) -> Iterator[Region]:
+        """``for_each_mem_region(r)``: every memory :class:`Region`, ascending."""
+        return iter(self.memory.regions)
+
+    def for_each_reserved_mem_region(self) -> Iterator[Region]:
+        """``for_each_reserved_mem_region(r)``: every reserved :class:`Region`, ascending."""
+        return iter(self.reserved.regions)
+
+    def for_each_mem_pfn_range(self, nid: int = NUMA_NO_NODE) -> Iterator[tuple[int, int, int]]:
+        """``for_each_mem_pfn_range(i, nid, &start_pfn, &end_pfn, &nid)``.
+
+        Yields ``(PFN_UP(base), PFN_DOWN(end), region nid)`` for each memory region holding at
+        least one whole page whose nid matches (``nid`` not a valid node = all; kernels < 6.10:
+        ``MAX_NUMNODES`` = all, anything else must equal the region's nid). No flag filter. O(n).
+        """
+        nid = self._nid_arg(nid)
+        ps1 = self._page_size - 1
+        sh = self._page_shift
+        t = self.memory
+        i = 0
+        while True:
+            B, S, _, N = self._cols(t)
+            if i >= len(B):
+                return
+            base = B[i]
+            spfn = (base + ps1) >> sh
+            epfn = (base + S[i]) >> sh
+            r_nid = N[i]
+            i += 1
+            if spfn >= epfn:
+                continue
+            if self._v_numa_valid:
+                ok = not self._numa_valid_node(nid) or nid == r_nid
+            else:
+                ok = nid == self._max_numnodes or nid == r_nid
+            if ok:
+                yield spfn, epfn, r_nid
+
+    # ========================================================================================
+    # The allocation chain
+    # ========================================================================================
+
+    def _choose_memblock_flags(self) -> int:
+        """``choose_memblock_flags()``: KHO_SCRATCH in scratch-only mode, MIRROR if any
+        mirror exists, else NONE."""
+        if self.kho_scratch_only:
+            return _KHO_SCRATCH
+        return _MIRROR if self.system_has_some_mirror else _NONE
+
+    def _find_range_bottom_up(self, start: int, end: int, size: int, align: int, nid: int,
+                              flags: int) -> int:
+        """``__memblock_find_range_bottom_up()``: lowest aligned fit in the first free range
+        (ascending) that holds it; 0 if none. O(n)."""
+        mask = self._mask
+        am1 = (align - 1) & mask
+        for ts, te, _ in self._next_mem_range(self.memory, self.reserved, nid, flags):
+            ts = start if ts < start else (end if ts > end else ts)
+            te = start if te < start else (end if te > end else te)
+            cand = ((((ts - 1) & mask) | am1) + 1) & mask   # round_up, wrapping
+            if cand < te and te - cand >= size:
+                return cand
+        return 0
+
+    def _find_range_top_down(self, start: int, end: int, size: int, align: int, nid: int,
+                             flags: int) -> int:
+        """``__memblock_find_range_top_down()``: highest aligned fit in the first free range
+        (descending) that holds it; 0 if none. O(n)."""
+        keep = ~((align - 1) & self._mask)
+        for ts, te, _ in self._next_mem_range_rev(self.memory, self.reserved, nid, flags):
+            ts = start if ts < start else (end if ts > end else ts)
+            te = start if te < start else (end if te > end else te)
+            if te < size:
+                continue
+            cand = (te - size) & keep                        # round_down
+            if cand >= ts:
+                return cand
+        return 0
+
+    def _find_in_range_node(self, size: int, align: int, start: int, end: int, nid: int,
+                            flags: int) -> int:
+        """``memblock_find_in_range_node()``: free ``size`` bytes aligned to ``align`` inside
+        ``[start, end)`` on ``nid``; 0 if none.
+
+        ``end`` 0/1 means ``current_limit``; page 0 is never returned. With
+        ``bottom_up_kernel_end`` set, kernels <= 5.10's rule applies (bottom-up only above the
+        kernel image, then top-down). O(n).
+        """
+        if end == MEMBLOCK_ALLOC_ACCESSIBLE or end == MEMBLOCK_ALLOC_NOLEAKTRACE:
+            end = self._current_limit
+        if start < self._page_size:
+            start = self._page_size
+        if end < start:
+            end = start
+        if self._bottom_up:
+            kend = self._kernel_end
+            if kend is None:
+                return self._find_range_bottom_up(start, end, size, align, nid, flags)
+            if end > kend:
+                ret = self._find_range_bottom_up(max(start, kend), end, size, align, nid, flags)
+                if ret:
+                    return ret
+                self._warn_once("bottom_up", "memblock: bottom-up allocation failed, memory "
+                                "hotremove may be affected")
+        return self._find_range_top_down(start, end, size, align, nid, flags)
+
+    def _find_in_range(self, start: int, end: int, size: int, align: int) -> int:
+        """``memblock_find_in_range()`` (array doubling): any node, mirror first."""
+        flags = self._choose_memblock_flags()
+        while True:
+            ret = self._find_in_range_node(size, align, start, end, NUMA_NO_NODE, flags)
+            if ret or not flags & _MIRROR:
+                return ret
+            _log.warning(f"Could not allocate {self._pa(size)} bytes of mirrored memory")
+            flags &= ~_MIRROR
+
+    def _covered(self, found: int, size: int) -> None:
+        """Refuse (ValueError) to hand out memory the PhysicalMemory does not have."""
+        pm = self._physmem
+        lo = pm.phys_base
+        if found < lo or found + size > lo + pm.size:
+            raise ValueError(
+                f"memblock chose [{self._pa(found)}-{self._pa(found + size - 1)}], which lies "
+                f"outside the physical memory [{self._pa(lo)}-{self._pa(lo + pm.size - 1)}]; "
+                "add only memory the PhysicalMemory covers (or use the phys_* variants)")
+
+    def _alloc_range_nid(self, size: int, align: int, start: int, end: int, nid: int,
+                         exact_nid: bool, cover: bool = False) -> int:
+        """``memblock_alloc_range_nid()`` without argument checks; ``cover`` checks the chosen
+        range against the PhysicalMemory before anything is reserved."""
+        self._need_alloc()
+        flags = self._choose_memblock_flags()
+        if not self._v_numa_valid and nid == self._max_numnodes:
+            self._warn_once("max_numnodes", "Usage of MAX_NUMNODES is deprecated. "
+                            "Use NUMA_NO_NODE instead")
+            nid = NUMA_NO_NODE
+        if self._v_alloc_clamp and end > self._current_limit:
+            end = self._current_limit
+        if not align:
+            align = self._smp_cache_bytes   # the kernel dumps a stack trace here
+        if self._v_numa_valid:
+            other_node = self._numa_valid_node(nid) and not exact_nid
+        else:
+            other_node = nid != NUMA_NO_NODE and not exact_nid
+        while True:
+            # 1. the requested node (or any node for NUMA_NO_NODE / an invalid nid)
+            found = self._find_in_range_node(size, align, start, end, nid, flags)
+            if found:
+                if cover:
+                    self._covered(found, size)
+                ret = (self._reserve(found, size, nid, _RSRV_KERN) if self._v_rsrv_kern
+                       else self._reserve_plain(found, size))
+                if not ret:
+                    return found
+            # 2. any node, unless the node is exact
+            if other_node:
+                found = self._find_in_range_node(size, align, start, end, NUMA_NO_NODE, flags)
+                if found:
+                    if cover:
+                        self._covered(found, size)
+                    if not self._reserve_kern_internal(found, size):
+                        return found
+            # 3. mirrored memory first, then any memory (with the kernel's warning)
+            if flags & _MIRROR:
+                flags &= ~_MIRROR
+                _log.warning(f"Could not allocate {self._pa(size)} bytes of mirrored memory")
+                continue
+            return 0
+
+    def alloc_range_nid(self, size: int, align: int, start: int, end: int, nid: int,
+                        exact_nid: bool = False) -> int:
+        """``memblock_alloc_range_nid()``: reserve ``size`` bytes aligned to ``align`` inside
+        ``[start, end)`` and return their physical address, 0 on failure.
+
+        ``align`` 0 means ``SMP_CACHE_BYTES``; ``end`` 0/1 means ``current_limit`` (an explicit
+        ``end`` is *not* capped by it). Fallbacks: node ``nid``, then any node (unless
+        ``exact_nid``); with mirrored memory all of that first on mirror, then without.
+        The block is reserved with flags RSRV_KERN and nid ``nid``. No debug line of its own.
+        Raises :class:`HandoverError` after :meth:`free_all`. O(n) per attempt.
+        """
+        size = self._phys("size", size)
+        align = self._phys("align", align)
+        start = self._phys("start", start)
+        end = self._limit("end", end)
+        nid = self._nid_arg(nid)
+        self._need_alloc()
+        ret = self._alloc_range_nid(size, align, start, end, nid, bool(exact_nid))
+        self._done()
+        return ret
+
+    def phys_alloc_range(self, size: int, align: int, start: int, end: int) -> int:
+        """``memblock_phys_alloc_range()``: any node in ``[start, end)``; physical address or 0.
+
+        Not capped by ``current_limit`` unless ``end`` is 0/1; no retry without ``start``.
+        O(n).
+        """
+        size = self._phys("size", size)
+        align = self._phys("align", align)
+        start = self._phys("start", start)
+        end = self._limit("end", end)
+        self._need_alloc()
+        if _log.isEnabledFor(_INFO):
+            _log.info(f"memblock_phys_alloc_range: {size} bytes align={align:#x} "
+                      f"from={self._pa(start)} max_addr={self._pa(end)} {_caller()}")
+        ret = self._alloc_range_nid(size, align, start, end, NUMA_NO_NODE, False)
+        self._done()
+        return ret
+
+    def phys_alloc(self, size: int, align: int) -> int:
+        """``memblock_phys_alloc()``: ``phys_alloc_range(size, align, 0, ACCESSIBLE)``."""
+        return self.phys_alloc_range(size, align, 0, MEMBLOCK_ALLOC_ACCESSIBLE)
+
+    def phys_alloc_try_nid(self, size: int, align: int, nid: int) -> int:
+        """``memblock_phys_alloc_try_nid()``: node ``nid`` first, then any node, below
+        ``current_limit``; physical address or 0. No debug line. O(n)."""
+        size = self._phys("size", size)
+        align = self._phys("align", align)
+        nid = self._nid_arg(nid)
+        self._need_alloc()
+        ret = self._alloc_range_nid(size, align, 0, MEMBLOCK_ALLOC_ACCESSIBLE, nid, False)
+        self._done()
+        return ret
+
+    def _alloc_internal(self, size: int, align: int, min_addr: int, max_addr: int, nid: int,
+                        exact_nid: bool, cover: bool) -> int:
+        """``memblock_alloc_internal()``: cap ``max_addr`` at ``current_limit``; if the first try
+        fails and ``min_addr`` is not 0, retry from 0. Returns the physical address or 0."""
+        if max_addr > self._current_limit:
+            max_addr = self._current_limit
+        found = self._alloc_range_nid(size, align, min_addr, max_addr, nid, exact_nid, cover)
+        if not found and min_addr:
+            found = self._alloc_range_nid(size, align, 0, max_addr, nid, exact_nid, cover)
+        return found
+
+    def _alloc_mem(self, func: str, size: Any, align: Any, min_addr: Any, max_addr: Any,
+                   nid: Any, exact_nid: bool, zero: bool) -> np.ndarray | None:
+        """The one core of every memory-returning variant: checks, debug line, allocation,
+        zeroing (never-touched pages are not written), the view."""
+        size = self._phys("size", size)
+        align = self._phys("align", align)
+        min_addr = self._phys("min_addr", min_addr)
+        max_addr = self._limit("max_addr", max_addr)
+        nid = self._nid_arg(nid)
+        pm = self._physmem
+        if pm is None:
+            raise ValueError(f"{func}() returns memory, so this Memblock needs a PhysicalMemory "
+                             "(Memblock(physmem, ...)); without one use the phys_* variants")
+        self._need_alloc()
+        if _log.isEnabledFor(_INFO):
+            _log.info(f"{func}: {size} bytes align={align:#x} nid={nid} "
+                      f"from={self._pa(min_addr)} max_addr={self._pa(max_addr)} {_caller()}")
+        found = self._alloc_internal(size, align, min_addr, max_addr, nid, exact_nid, True)
+        self._done()
+        if not found:
+            return None
+        if zero and size:
+            pm.zero(found, size)
+        return pm.view(found, size)
+
+    def alloc_try_nid(self, size: int, align: int, min_addr: int, max_addr: int,
+                      nid: int) -> np.ndarray | None:
+        """``memblock_alloc_try_nid()``: zeroed memory in ``[min_addr, max_addr)`` on ``nid``.
+
+        ``max_addr`` is capped at ``current_limit`` (0/1 = ``current_limit``); if nothing fits
+        above ``min_addr`` the search is retried from 0; node ``nid`` first, then any node.
+        Returns a uint8 view of ``size`` bytes, or ``None``. O(n) per attempt.
+        """
+        return self._alloc_mem("memblock_alloc_try_nid", size, align, min_addr, max_addr, nid,
+                               False, True)
+
+    def alloc_try_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
+                          nid: int) -> np.ndarray | None:
+        """``memblock_alloc_try_nid_raw()``: as :meth:`alloc_try_nid`, not zeroed."""
+        return self._alloc_mem("memblock_alloc_try_nid_raw", size, align, min_addr, max_addr,
+                               nid, False, False)
+
+    def alloc_exact_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
+                            nid: int) -> np.ndarray | None:
+        """``memblock_alloc_exact_nid_raw()``: as :meth:`alloc_try_nid_raw`, but only node
+        ``nid`` (no fallback to other nodes; ``NUMA_NO_NODE`` = any)."""
+        return self._alloc_mem("memblock_alloc_exact_nid_raw", size, align, min_addr, max_addr,
+                               nid, True, False)
+
+    def alloc(self, size: int, align: int) -> np.ndarray | None:
+        """``memblock_alloc()``: zeroed memory below ``current_limit``, any node; or ``None``."""
+        return self._alloc_mem("memblock_alloc_try_nid", size, align, MEMBLOCK_LOW_LIMIT,
+                               MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, False, True)
+
+    def alloc_raw(self, size: int, align: int) -> np.ndarray | None:
+        """``memblock_alloc_raw()``: as :meth:`alloc`, not zeroed."""
+        return self._alloc_mem("memblock_alloc_try_nid_raw", size, align, MEMBLOCK_LOW_LIMIT,
+                               MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, False, False)
+
+    def alloc_from(self, size: int, align: int, min_addr: int) -> np.ndarray | None:
+        """``memblock_alloc_from()``: zeroed memory preferably at or above ``min_addr``."""
+        return self._alloc_mem("memblock_alloc_try_nid", size, align, min_addr,
+                               MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, False, True)
+
+    def alloc_low(self, size: int, align: int) -> np.ndarray | None:
+        """``memblock_alloc_low()``: zeroed memory below ``ARCH_LOW_ADDRESS_LIMIT``."""
+        return self._alloc_mem("memblock_alloc_try_nid", size, align, MEMBLOCK_LOW_LIMIT,
+                               self._arch_low_address_limit, NUMA_NO_NODE, False, True)
+
+    def alloc_node(self, size: int, align: int, nid: int) -> np.ndarray | None:
+        """``memblock_alloc_node()``: zeroed memory on node ``nid`` (then any node)."""
+        return self._alloc_mem("memblock_alloc_try_nid", size, align, MEMBLOCK_LOW_LIMIT,
+                               MEMBLOCK_ALLOC_ACCESSIBLE, nid, False, True)
+
+    def alloc_or_panic(self, size: int, align: int) -> np.ndarray:
+        """``memblock_alloc_or_panic()``: :meth:`alloc`, raising :class:`MemblockPanic`
+        (``<caller>: Failed to allocate <size> bytes``) instead of returning ``None``."""
+        view = self.alloc(size, align)
+        if view is None:
+            raise MemblockPanic(f"{_caller()}: Failed to allocate {self._pa(int(size))} bytes")
+        return view
+
+    def virt_to_phys(self, view: np.ndarray) -> int:
+        """``virt_to_phys()``: physical address of the first byte of a view (ValueError if the
+        view is not of this memory)."""
+        if self._physmem is None:
+            raise ValueError("virt_to_phys: this Memblock has no PhysicalMemory")
+        return int(self._physmem.phys_of(view))
+
+    def phys_to_virt(self, phys: int, size: int) -> np.ndarray:
+        """``phys_to_virt()``: a uint8 view of ``[phys, phys + size)``."""
+        if self._physmem is None:
+            raise ValueError("phys_to_virt: this Memblock has no PhysicalMemory")
+        return self._physmem.view(phys, size)
+
+    # ========================================================================================
+    # Direction, limit and simple queries
+    # ========================================================================================
+
+    def set_bottom_up(self, enable: bool) -> None:
+        """``memblock_set_bottom_up()``: True = allocate from low addresses first."""
+        if not isinstance(enable, (bool, int, np.bool_, np.integer)):
+            raise TypeError(f"enable must be a bool, not {type(enable).__name__}")
+        self._bottom_up = bool(enable)
+
+    def get_bottom_up(self) -> bool:
+        """``memblock_bottom_up()``: the current direction (True = bottom-up)."""
+        return self._bottom_up
+
+    is_bottom_up = get_bottom_up
+
+    def set_current_limit(self, limit: int) -> None:
+        """``memblock_set_current_limit()``: upper bound of ACCESSIBLE allocations (bytes;
+        ``MEMBLOCK_ALLOC_ANYWHERE`` = none). Not validated against memory."""
+        self._current_limit = self._limit("limit", limit)
+
+    def get_current_limit(self) -> int:
+        """``memblock_get_current_limit()``."""
+        return self._current_limit
+
+    def has_mirror(self) -> bool:
+        """``memblock_has_mirror()``: whether ``mark_mirror`` ever took effect."""
+        return self.system_has_some_mirror
+
+    def allow_resize(self) -> None:
+        """``memblock_allow_resize()``: let region arrays double (permanently)."""
+        self._can_resize = True
+
+    def phys_mem_size(self) -> int:
+        """``memblock_phys_mem_size()``: ``memory.total_size`` (bytes)."""
+        return self.memory.total_size
+
+    def reserved_size(self) -> int:
+        """``memblock_reserved_size()``: ``reserved.total_size`` (bytes)."""
+        return self.reserved.total_size
+
+    def reserved_kern_size(self, limit: int, nid: int) -> int:
+        """``memblock_reserved_kern_size()``: bytes of RSRV_KERN reservations below ``limit``
+        on ``nid`` (invalid nid = all nodes). O(n)."""
+        limit = self._limit("limit", limit)
+        nid = self._nid_arg(nid)
+        t = self.reserved
+        total = 0
+        any_node = not self._numa_valid_node(nid)
+        for b, s, f, n in zip(t._base, t._size, t._flags, t._nid, strict=True):
+            if b > limit:
+                break
+            if b + s > limit:
+                s = limit - b
+            if (any_node or n == nid) and f & _RSRV_KERN:
+                total += s
+        return total & self._mask
+
+    def estimated_nr_free_pages(self) -> int:
+        """``memblock_estimated_nr_free_pages()``: pages of memory minus kernel reservations."""
+        free = (self.memory.total_size
+                - self.reserved_kern_size(self._mask, NUMA_NO_NODE)) & self._mask
+        return free >> self._page_shift
+
+    def start_of_dram(self) -> int:
+        """``memblock_start_of_DRAM()``: base of the first memory region (0 if none)."""
+        B = self.memory._base
+        return B[0] if B else 0
+
+    def end_of_dram(self) -> int:
+        """``memblock_end_of_DRAM()``: end of the last memory region.
+
+        With no memory the newest kernel reads out of bounds; here (as in kernels <= 6.10 with
+        the dummy entry) the result is 0.
+        """
+        t = self.memory
+        return t._base[-1] + t._size[-1] if t._base else 0
+
+    def _search(self, t: MemblockType, addr: int) -> int:
+        """``memblock_search()``: index of the region containing ``addr``, -1 if none.
+        O(log n)."""
+        B = t._base
+        i = bisect_right(B, addr) - 1
+        if i >= 0 and addr < B[i] + t._size[i]:
+            return i
+        return -1
+
+    def is_memory(self, addr: int) -> bool:
+        """``memblock_is_memory()``: ``addr`` lies in a memory region. O(log n)."""
+        return self._search(self.memory, self._phys("addr", addr)) != -1
+
+    def is_map_memory(self, addr: int) -> bool:
+        """``memblock_is_map_memory()``: ``addr`` lies in memory that is not NOMAP."""
+        i = self._search(self.memory, self._phys("addr", addr))
+        return i != -1 and not self.memory._flags[i] & _NOMAP
+
+    def is_reserved(self, addr: int) -> bool:
+        """``memblock_is_reserved()``: ``addr`` lies in a reserved region. O(log n)."""
+        return self._search(self.reserved, self._phys("addr", addr)) != -1
+
+    def is_region_memory(self, base: int, size: int) -> bool:
+        """``memblock_is_region_memory()``: the single memory region containing ``base`` also
+        contains ``[base, base + size)`` (size 0: ``base`` is memory). O(log n)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        i = self._search(self.memory, base)
+        if i == -1:
+            return False
+        end = base + min(size, self._mask - base)
+        return self.memory._base[i] + self.memory._size[i] >= end
+
+    def _overlaps(self, t: MemblockType, base: int, size: int) -> bool:
+        """``memblock_overlaps_region()``: some region intersects ``[base, base + size)``
+        (size 0: ``base`` strictly inside a region). O(log n)."""
+        end = base + min(size, self._mask - base)
+        B = t._base
+        # Regions starting below ``end``; the last of them ends highest (sorted, disjoint).
+        i = bisect_left(B, end)
+        return bool(i) and B[i - 1] + t._size[i - 1] > base
+
+    def overlaps_region(self, type: Any, base: int, size: int) -> bool:  # noqa: A002
+        """``memblock_overlaps_region(type, base, size)``: ``type`` (a type or its name) has a
+        region intersecting ``[base, base + size)``. O(log n)."""
+        t = self._type_arg(type)
+        return self._overlaps(t, self._phys("base", base), self._phys("size", size))
+
+    def is_region_reserved(self, base: int, size: int) -> bool:
+        """``memblock_is_region_reserved()``: ``[base, base + size)`` intersects a reservation."""
+        return self._overlaps(self.reserved, self._phys("base", base), self._phys("size", size))
+
+    @staticmethod
+    def addrs_overlap(base1: int, size1: int, base2: int, size2: int) -> bool:
+        """``memblock_addrs_overlap()``: ``[base1, +size1)`` and ``[base2, +size2)`` intersect."""
+        return base1 < base2 + size2 and base2 < base1 + size1
+
+    def search_pfn_nid(self, pfn: int) -> tuple[int, int | None, int | None]:
+        """``memblock_search_pfn_nid()``: ``(nid, start_pfn, end_pfn)`` of the memory region
+        holding page ``pfn`` (``PFN_DOWN`` of both ends); ``(NUMA_NO_NODE, None, None)`` if the
+        page is not memory. O(log n)."""
+        pfn = _coerce_int("pfn", pfn)
+        if not 0 <= pfn < 1 << 64:
+            raise ValueError(f"pfn={pfn} does not fit an unsigned long")
+        t = self.memory
+        i = self._search(t, (pfn << self._page_shift) & self._mask)
+        if i == -1:
+            return NUMA_NO_NODE, None, None
+        b = t._base[i]
+        return t._nid[i], b >> self._page_shift, (b + t._size[i]) >> self._page_shift
+
+    def validate_numa_coverage(self, threshold_bytes: int) -> bool:
+        """``memblock_validate_numa_coverage()``: False (and the kernel's error line) if more
+        than ``threshold_bytes`` of memory has no valid node."""
+        threshold_bytes = _coerce_int("threshold_bytes", threshold_bytes)
+        pages = sum(e - s for s, e, n in self.for_each_mem_pfn_range(self._max_numnodes)
+                    if not self._numa_valid_node(n))
+        lost = pages << self._page_shift
+        if lost > threshold_bytes:
+            _log.error(f"NUMA: no nodes coverage for {lost >> 20}MB of "
+                       f"{self.memory.total_size >> 20}MB RAM")
+            return False
+        return True
+
+    # ========================================================================================
+    # Limits and trimming
+    # ========================================================================================
+
+    def _find_max_addr(self, limit: int) -> int:
+        """``__find_max_addr()``: the address below which ``limit`` bytes of memory lie."""
+        t = self.memory
+        for b, s in zip(t._base, t._size, strict=True):
+            if limit <= s:
+                return b + limit
+            limit -= s
+        return self._mask
+
+    def enforce_memory_limit(self, limit: int) -> None:
+        """``memblock_enforce_memory_limit()`` (``mem=``): keep the first ``limit`` bytes of
+        memory; drop everything above from ``memory`` and ``reserved``. 0 = no limit. O(n)."""
+        limit = self._phys("limit", limit)
+        if not limit:
+            return
+        m = self._find_max_addr(limit)
+        if m == self._mask:
+            return
+        self._remove_range(self.memory, m, self._mask)
+        self._remove_range(self.reserved, m, self._mask)
+        self._done()
+
+    def cap_memory_range(self, base: int, size: int) -> None:
+        """``memblock_cap_memory_range()``: keep only ``[base, base + size)`` of memory (NOMAP
+        regions outside are kept, split pieces are not re-merged) and of reserved. O(n)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        self._cap_memory_range(base, size)
+        self._done()
+
+    def _cap_memory_range(self, base: int, size: int) -> None:
+        if not size:
+            return
+        t = self.memory
+        if not t.total_size:
+            _log.warning("memblock_cap_memory_range: No memory registered yet")
+            return
+        ret, s, e = self._isolate_range(t, base, size)
+        if ret:
+            return
+        F = t._flags
+        for i in range(len(t._base) - 1, e - 1, -1):
+            if not F[i] & _NOMAP:
+                self._remove_regions(t, i, i + 1)
+        for i in range(s - 1, -1, -1):
+            if not F[i] & _NOMAP:
+                self._remove_regions(t, i, i + 1)
+        t._may_be_nonminimal = True
+        self._remove_range(self.reserved, 0, base)
+        self._remove_range(self.reserved, (base + size) & self._mask, self._mask)
+
+    def mem_limit_remove_map(self, limit: int) -> None:
+        """``memblock_mem_limit_remove_map()``: like :meth:`enforce_memory_limit`, but through
+        :meth:`cap_memory_range` (NOMAP memory above the limit survives). O(n)."""
+        limit = self._phys("limit", limit)
+        if not limit:
+            return
+        m = self._find_max_addr(limit)
+        if m == self._mask:
+            return
+        self._cap_memory_range(0, m)
+        self._done()
+
+    def trim_memory(self, align: int) -> None:
+        """``memblock_trim_memory()``: shrink every memory region to ``align`` boundaries,
+        dropping regions that vanish. ``total_size`` is *not* lowered for shrunk regions
+        (kernel quirk); ``align`` 0 removes all memory. O(n)."""
+        align = self._phys("align", align)
+        mask = self._mask
+        am1 = (align - 1) & mask
+        t = self.memory
+        B, S = t._base, t._size
+        i = 0
+        while i < len(B):
+            ob = B[i]
+            oe = ob + S[i]
+            s = ((((ob - 1) & mask) | am1) + 1) & mask
+            e = oe & ~am1
+            if s == ob and e == oe:
+                i += 1
+                continue
+            if s < e:
+                B[i] = s
+                S[i] = e - s
+                t._total_inflated = True
+                i += 1
+            else:
+                self._remove_regions(t, i, i + 1)
+        self._done()
+
+    # ========================================================================================
+    # Dump
+    # ========================================================================================
+
+    def _dump_type(self, t: MemblockType, out: list[str]) -> None:
+        """``memblock_dump()``: the cnt line and one line per region."""
+        out.append(f" {t.name}.cnt  = {t.cnt:#x}")
+        pa = self._pa
+        numa = self._numa
+        valid_rule = self._v_numa_valid
+        mx = self._max_numnodes
+        for i, r in enumerate(t.regions):
+            nid = r.nid
+            node = ""
+            if numa and ((0 <= nid < mx) if valid_rule else nid != mx):
+                node = f" on node {nid}"
+            out.append(f" {t.name}[{i:#x}]\t[{pa(r.base)}-{pa(r.base + r.size - 1)}], "
+                       f"{pa(r.size)} bytes{node} flags: {int(r.flags):#x}")
+
+    def dump_all(self, log: bool = True) -> str:
+        """``memblock_dump_all()``: the kernel's ``MEMBLOCK configuration:`` text.
+
+        Returns the lines joined with ``"\\n"`` (no timestamps); with ``log`` each line is also
+        logged at INFO on ``arena.memblock``. O(n).
+        """
+        out = ["MEMBLOCK configuration:",
+               f" memory size = {self._pa(self.memory.total_size)} "
+               f"reserved size = {self._pa(self.reserved.total_size)}"]
+        self._dump_type(self.memory, out)
+        self._dump_type(self.reserved, out)
+        if self._phys_map:
+            self._dump_type(self.physmem, out)
+        if log and _log.isEnabledFor(_INFO):
+            for line in out:
+                _log.info(line)
+        return "\n".join(out)
+
+    # ========================================================================================
+    # Hand-over to the page allocator (memblock_free_all / memblock_free_late)
+    # ========================================================================================
+
+    def _page_nid(self, phys: int) -> int:
+        i = self._search(self.memory, phys)
+        if i == -1:
+            raise ValueError(f"page at {self._pa(phys)} is not memory")
+        nid = self.memory._nid[i]
+        return nid if self._numa_valid_node(nid) else 0
+
+    def _check_pages_in_memory(self, base: int, size: int) -> None:
+        ps = self._page_size
+        sh = self._page_shift
+        for pfn in range((base + ps - 1) >> sh, ((base + size) & self._mask) >> sh):
+            self._page_nid(pfn << sh)
+
+    def _release_pages(self, base: int, size: int) -> None:
+        """Give every whole page of ``[base, base + size)`` to the buddy allocator (order 0)."""
+        ps = self._page_size
+        sh = self._page_shift
+        boot_free = self._buddy.boot_free
+        for pfn in range((base + ps - 1) >> sh, ((base + size) & self._mask) >> sh):
+            boot_free(pfn, 0, self._page_nid(pfn << sh))
+
+    def free_all(self, buddy: Any) -> int:
+        """``memblock_free_all()`` / ``free_low_memory_core_early()``: hand all free memory to
+        the page allocator; returns the number of pages.
+
+        Clears HOTPLUG on all memory, stamps reserved regions with the nid of the memory below
+        them (NUMA, kernels >= 6.5), then for each free range (memory minus reserved, NOMAP and
+        DRIVER_MANAGED excluded) calls ``buddy.boot_free(pfn, order, nid)`` for the naturally
+        aligned power-of-two blocks (capped at ``buddy.max_order``, default 10) in ascending
+        order; ``pfn = phys // page_size``; ``nid`` is the memory region's node (0 without NUMA
+        or when the region has no valid node). Afterwards every allocation method raises
+        :class:`HandoverError`. O(n + blocks).
+        """
+        if self._handed_over:
+            raise HandoverError("free_all() was already called")
+        if not hasattr(buddy, "boot_free"):
+            raise TypeError(f"buddy must have boot_free(pfn, order, nid), not "
+                            f"{type(buddy).__name__}")
+        max_order = getattr(buddy, "max_order", 10)
+        max_order = _coerce_int("buddy.max_order", max_order)
+        self.kho_scratch_only = False
+        self._setclr_flag(self.memory, 0, self._mask, False, _HOTPLUG)
+        if self._numa and self._v_set_node_pass:
+            while True:
+                old_max = self.reserved.max
+                t = self.memory
+                i = 0
+                while i < len(t._base):
+                    self._set_node(t._base[i], t._size[i], self.reserved, t._nid[i])
+                    i += 1
+                if self.reserved.max == old_max:
+                    break
+        ps = self._page_size
+        sh = self._page_shift
+        boot_free = buddy.boot_free
+        pages = 0
+        for start, end, nid in self._next_mem_range(self.memory, self.reserved, NUMA_NO_NODE,
+                                                    _NONE):
+            s = (start + ps - 1) >> sh
+            e = end >> sh
+            if s >= e:
+                continue
+            pages += e - s
+            if not self._numa_valid_node(nid):
+                nid = 0
+            while s < e:
+                order = min(max_order, (s & -s).bit_length() - 1) if s else max_order
+                while s + (1 << order) > e:
+                    order -= 1
+                boot_free(s, order, nid)
+                s += 1 << order
+        self._buddy = buddy
+        self._handed_over = True
+        self._done()
+        return pages
+
+    def free_late(self, base: int, size: int) -> None:
+        """``memblock_free_late()``: after :meth:`free_all`, give the whole pages of
+        ``[base, base + size)`` to the page allocator one by one (``boot_free(pfn, 0, nid)``);
+        ``reserved`` is not touched. Raises :class:`HandoverError` before ``free_all`` and
+        ``ValueError`` if a page is not memory (nothing is freed then). O(pages log n)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if not self._handed_over:
+            raise HandoverError("free_late() hands pages to the page allocator: call "
+                                "free_all(buddy) first (before it, use phys_free)")
+        self._check_pages_in_memory(base, size)
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_free_late", base, size)
+        self._release_pages(base, size)
+
+    # ========================================================================================
+    # check()
+    # ========================================================================================
+
+    def _check_type(self, t: MemblockType) -> str | None:
+        B, S, F, N = t._base, t._size, t._flags, t._nid
+        n = len(B)
+        if not (len(S) == len(F) == len(N) == n):
+            return f"{t.name}: columns of different lengths"
+        if t.cnt > t.max:
+            return f"{t.name}: cnt {t.cnt} > max {t.max}"
+        mask = self._mask
+        total = 0
+        prev_end = -1
+        prev_f = prev_n = None
+        for i in range(n):
+            b = B[i]
+            s = S[i]
+            if not s:
+                return f"{t.name}[{i}] has size 0"
+            if b + s > mask:
+                return f"{t.name}[{i}] ends past PHYS_ADDR_MAX"
+            if b < prev_end:
+                return f"{t.name}[{i}] overlaps or is out of order"
+            if (b == prev_end and F[i] == prev_f and N[i] == prev_n
+                    and not t._may_be_nonminimal):
+                return f"{t.name}[{i - 1}] and [{i}] should have been merged"
+            if not self._numa and N[i]:
+                return f"{t.name}[{i}] has nid {N[i]} without NUMA"
+            if F[i] & ~_FLAGS_MASK:
+                return f"{t.name}[{i}] has unknown flags"
+            total += s
+            prev_end = b + s
+            prev_f = F[i]
+            prev_n = N[i]
+        if t._total_inflated:
+            if t.total_size < total:
+                return f"{t.name}.total_size {t.total_size:#x} < sum {total:#x}"
+        elif t.total_size != total:
+            return f"{t.name}.total_size {t.total_size:#x} != sum of sizes {total:#x}"
+        return None
+
+    def check(self) -> None:
+        """Verify every invariant of the three arrays (module docstring); O(n).
+
+        Raises :class:`MemblockBug` with the :meth:`dump_all` text on failure.
+        """
+        for t in (self.memory, self.reserved, self.physmem):
+            err = self._check_type(t)
+            if err:
+                raise MemblockBug(f"memblock invariant broken: {err}\n" + self.dump_all(log=False))

@@ -1,0 +1,110 @@
+"""pytest plugin: an ``arena`` fixture that fails the test on leaks, overruns and writes after free.
+
+Kernel counterpart: none (the kernel's KUnit tests run with SLUB debugging and kmemleak; this
+is the same idea for :class:`arena.Arena`). Registered through the ``pytest11`` entry point
+``arena``; without the installed entry point, load it with ``-p arena.pytest_plugin``.
+
+* The ``arena`` fixture gives each test a fresh :class:`arena.Arena` — by default 64 MiB
+  (mapped ``MAP_NORESERVE``, so only touched pages cost RAM) in debug mode.
+* ``@pytest.mark.arena(size=..., debug=..., **kwargs)`` configures it: any keyword of
+  :class:`arena.Arena` (``nodes``, ``budget``, ``align``, ``quarantine``, ``hugepages``), plus
+  ``check_leaks=False`` to allow allocations still live at the end of the test.
+* After the test body passes, the plugin runs :meth:`arena.Arena.check` (red zones and the
+  quarantine in debug mode, memblock's invariants always) and :meth:`arena.Arena.leaks`; any
+  finding fails the test (phase "call") with the full report — which allocation, how many
+  bytes past its end were written, where it was allocated and freed.
+* At teardown the arena is reset and closed; if arrays of it are still referenced (say, by a
+  failed test's traceback) it is left to the garbage collector instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from arena.arena import Arena
+from arena.errors import CorruptionError, LiveViewsError
+
+__all__ = ["DEFAULT_SIZE", "arena", "arena_report"]
+
+#: Size of the fixture's arena unless the marker says otherwise (bytes).
+DEFAULT_SIZE = 64 << 20
+
+_ARENA_KEY = pytest.StashKey[Arena]()
+_LEAKS_KEY = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``arena`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "arena(size=..., debug=..., check_leaks=True, **arena_kwargs): configure the `arena` "
+        "fixture (an arena.Arena); the test fails on leaks, overruns and writes after free.")
+
+
+def arena_report(a: Arena, *, check_leaks: bool = True) -> str:
+    """The findings that fail a test: corruption (repaired, so teardown can go on) and leaks.
+
+    Returns ``""`` when the arena is clean. O(live + quarantined bytes + regions).
+    """
+    parts = []
+    corruption = a.check(repair=True)
+    if corruption:
+        parts.append(f"{len(corruption)} memory corruption(s):\n" + "\n".join(corruption))
+    if check_leaks:
+        leaks = a.format_leaks()
+        if leaks:
+            parts.append("leak: " + leaks)
+    if not parts:
+        return ""
+    return "arena: memory errors in this test\n" + "\n\n".join(parts)
+
+
+@pytest.fixture
+def arena(request: pytest.FixtureRequest) -> Generator[Arena, None, None]:
+    """A fresh :class:`arena.Arena` (64 MiB, debug mode unless the marker says otherwise),
+    checked for leaks and corruption after the test and closed at teardown."""
+    kwargs: dict[str, Any] = {"size": DEFAULT_SIZE, "debug": True}
+    check_leaks = True
+    marker = request.node.get_closest_marker("arena")
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError("@pytest.mark.arena takes keyword arguments only "
+                                    "(size=..., debug=..., ...)")
+        kwargs.update(marker.kwargs)
+        check_leaks = kwargs.pop("check_leaks", True)
+    a = Arena(kwargs.pop("size"), **kwargs)
+    request.node.stash[_ARENA_KEY] = a
+    request.node.stash[_LEAKS_KEY] = bool(check_leaks)
+    try:
+        yield a
+    finally:
+        _teardown(a)
+
+
+def _teardown(a: Arena) -> None:
+    if a.closed:
+        return
+    try:
+        a.reset()
+    except CorruptionError:
+        a.check(repair=True)
+        a.reset()
+    try:
+        a.close()
+    except LiveViewsError:
+        pass  # arrays still referenced (e.g. by a traceback): the GC unmaps it later
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """After a passing test body, fail the test if its arena has leaks or corruption."""
+    result = yield
+    a = item.stash.get(_ARENA_KEY, None)
+    if a is not None and not a.closed:
+        report = arena_report(a, check_leaks=item.stash.get(_LEAKS_KEY, True))
+        if report:
+            pytest.fail(report, pytrace=False)
+    return result
