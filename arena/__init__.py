@@ -1,6 +1,13 @@
 """memblock-arena: the Linux boot-time memblock allocator, bit-exact, over real memory.
 
-The lead maintains this file: it re-exports the public names of every finished module.
+Layers (data flows down, imports point up):
+
+* :mod:`arena.physmem` -- :class:`PhysicalMemory`, one anonymous mapping used as physical memory.
+* :mod:`arena.memblock` -- :class:`Memblock`, the kernel's region allocator, bit-exact.
+* :mod:`arena.buddy` -- the page allocator that receives memory at hand-over.
+* :mod:`arena.arena` -- :class:`Arena`, the embedding API (budgets, statistics, debug checks).
+* :mod:`arena.trace`, :mod:`arena.render`, :mod:`arena.kernel` -- boot-log replay, pictures,
+  and the kernel-spelled function face.
 """
 
 from __future__ import annotations
@@ -18,6 +25,18 @@ from arena.errors import (
     MemblockBug,
     MemblockPanic,
 )
+from arena.memblock import (
+    MEMBLOCK_ALLOC_ACCESSIBLE,
+    MEMBLOCK_ALLOC_ANYWHERE,
+    MEMBLOCK_ALLOC_NOLEAKTRACE,
+    MEMBLOCK_LOW_LIMIT,
+    NUMA_NO_NODE,
+    Memblock,
+    MemblockFlags,
+    MemblockWarning,
+    Region,
+)
+from arena.physmem import NodeSlice, PhysicalMemory, parse_size
 
 __version__ = "0.1.0"
 
@@ -31,7 +50,19 @@ __all__ = [
     "ForeignBufferError",
     "HandoverError",
     "LiveViewsError",
+    "MEMBLOCK_ALLOC_ACCESSIBLE",
+    "MEMBLOCK_ALLOC_ANYWHERE",
+    "MEMBLOCK_ALLOC_NOLEAKTRACE",
+    "MEMBLOCK_LOW_LIMIT",
+    "Memblock",
     "MemblockBug",
+    "MemblockFlags",
     "MemblockPanic",
+    "MemblockWarning",
+    "NUMA_NO_NODE",
+    "NodeSlice",
+    "PhysicalMemory",
+    "Region",
     "__version__",
+    "parse_size",
 ]

@@ -31,6 +31,9 @@ before memblock is called, and a debug check that finds corruption raises
 :class:`arena.errors.CorruptionError` before anything is freed. ``check(repair=True)`` reports
 and restores the patterns (SLUB's "restoring" fix-up) so that work can go on.
 
+With the environment variable ``ARENA_CHECK=1`` every allocation and free ends with the
+bookkeeping part of :meth:`Arena.check` (memblock and the buddy allocator check themselves).
+
 Thread safety: one re-entrant lock around every state change. Fork safety: the mapping is
 ``MAP_PRIVATE``, so a forked child owns a copy-on-write copy; the locks are held across
 ``fork()`` and renewed in the child, so the child's copy is consistent and usable.
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import os
 import sys
 import threading
@@ -60,9 +64,10 @@ from arena.errors import (
     CorruptionError,
     DoubleFreeError,
     ForeignBufferError,
+    HandoverError,
 )
 from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, Memblock, MemblockFlags
-from arena.physmem import MAX_ALIGN, PhysicalMemory, parse_size
+from arena.physmem import MAX_ALIGN, PAGE_SIZE, PhysicalMemory, parse_size
 
 __all__ = [
     "Arena",
@@ -92,11 +97,13 @@ POISON_FREE = 0x6B
 POISON_INUSE = 0x5A
 #: Frames of the allocating stack kept per allocation in debug mode (one frame otherwise).
 STACK_DEPTH = 8
+#: Frames from files whose path contains one of these are left out of allocation stacks.
+HIDDEN_FRAMES = (f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}", f"{os.sep}pytest{os.sep}",
+                 "<frozen runpy>")
 #: Freed starts remembered for double-free detection (oldest forgotten first).
 FREED_MEMORY = 1 << 16
 
 _DEBUG_TRUE = frozenset({"1", "true", "yes", "on"})
-_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -130,11 +137,16 @@ def _round_up(x: int, a: int) -> int:
 
 
 def _capture(frame: Any, limit: int) -> tuple[tuple[str, int, str], ...]:
-    """Up to ``limit`` ``(filename, line, function)`` frames, innermost first. O(limit)."""
-    out = []
-    while frame is not None and len(out) < limit:
+    """Up to ``limit`` ``(filename, line, function)`` frames, innermost first: the caller, then
+    its callers minus the frames of test runners (:data:`HIDDEN_FRAMES`). O(limit + hidden)."""
+    code = frame.f_code
+    out = [(code.co_filename, frame.f_lineno, code.co_name)]
+    frame = frame.f_back
+    while frame is not None and len(out) < limit:  # only in debug mode (limit > 1)
         code = frame.f_code
-        out.append((code.co_filename, frame.f_lineno, code.co_name))
+        name = code.co_filename
+        if not any(h in name for h in HIDDEN_FRAMES):
+            out.append((name, frame.f_lineno, code.co_name))
         frame = frame.f_back
     return tuple(out)
 
@@ -299,7 +311,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
                         after_in_child=_after_fork_child)
 
-_serials = iter(range(1 << 62))
+_serials = itertools.count()
 
 
 # -- the arena ----------------------------------------------------------------------------------
@@ -342,10 +354,7 @@ class Arena:
         hugepages: bool = False,
         quarantine: int | str | None = None,
     ) -> None:
-        size = parse_size(size, name="size")
-        from arena.physmem import PAGE_SIZE
-
-        size = _round_up(size, PAGE_SIZE)
+        size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
         align = _align_arg("align", align)
         if budget is not None:
             budget = parse_size(budget, name="budget", allow_zero=True)
@@ -379,7 +388,7 @@ class Arena:
         self._quarantine_limit = size // 32 if quarantine is None else quarantine
         self._stack_depth = STACK_DEPTH if debug else 1
         self._lock = threading.RLock()
-        self._tls = threading.local()
+        self._scopes: dict[int, list[list[_Record]]] = {}   # thread ident -> open scopes
         self._closed = False
         self._virt_delta: int | None = None   # real address - phys, learnt from the first view
         # Bookkeeping.
@@ -392,6 +401,7 @@ class Arena:
         self._total_allocated = 0
         self._peak = 0
         self._count = 0
+        self._autocheck = os.environ.get("ARENA_CHECK") == "1"
         self._serial = next(_serials)
         _ARENAS.add(self)
 
@@ -503,7 +513,7 @@ class Arena:
         dt = np.dtype(dtype)
         if dt.hasobject:
             raise TypeError(f"dtype {dt} holds Python objects, which cannot live in raw memory")
-        dims = (shape,) if not isinstance(shape, tuple) else shape
+        dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
         dims = tuple(_int_arg("shape", d) for d in dims)
         if any(d < 0 for d in dims):
             raise ValueError(f"shape {shape!r} has a negative dimension")
@@ -585,9 +595,12 @@ class Arena:
             self._total_allocated += reserved
             if self._allocated > self._peak:
                 self._peak = self._allocated
-            scopes = getattr(self._tls, "scopes", None)
-            if scopes:
-                scopes[-1].append(rec)
+            if self._scopes:
+                scopes = self._scopes.get(threading.get_ident())
+                if scopes:
+                    scopes[-1].append(rec)
+            if self._autocheck:
+                self._check_bookkeeping()
         if dtype is not None:
             view = view.view(dtype).reshape(shape)
         return view
@@ -714,6 +727,8 @@ class Arena:
                 old = q.popleft()
                 self._quarantined -= old.reserved
                 self._release_block(old)
+        if self._autocheck:
+            self._check_bookkeeping()
 
     def _evictions(self, adding: int) -> list[_Record]:
         """Quarantined records that adding ``adding`` bytes pushes out (oldest first)."""
@@ -806,7 +821,7 @@ class Arena:
         lines = [f"{count} allocation(s) still live ({total} bytes), by call site:"]
         for s in sites:
             lines.append(f"  {s.count} x, {s.nbytes} bytes, allocated at {s.site}"
-                         + _fmt_stack(s.stack[1:], "      "))
+                         + "".join(f"\n      {frame}" for frame in s.stack[1:]))
         return "\n".join(lines)
 
     # -- scopes and bulk operations ----------------------------------------------------------
@@ -816,22 +831,23 @@ class Arena:
         """Context manager: on exit, free everything this thread allocated inside it and did
         not free yet (also when an exception leaves the block). Scopes nest; each thread has
         its own. Yields the arena. Raises like :meth:`reset` on exit. O(allocations inside)."""
+        recs: list[_Record] = []
+        ident = threading.get_ident()
         with self._lock:
             self._open()
-        stack = getattr(self._tls, "scopes", None)
-        if stack is None:
-            stack = self._tls.scopes = []
-        recs: list[_Record] = []
-        stack.append(recs)
+            self._scopes.setdefault(ident, []).append(recs)
         try:
             yield self
         finally:
-            for i in range(len(stack) - 1, -1, -1):  # by identity: empty lists compare equal
-                if stack[i] is recs:
-                    del stack[i]
-                    break
             where = _capture(sys._getframe(2), self._stack_depth)
             with self._lock:
+                stack = self._scopes[ident]
+                for i in range(len(stack) - 1, -1, -1):  # by identity: empty lists are equal
+                    if stack[i] is recs:
+                        del stack[i]
+                        break
+                if not stack:
+                    del self._scopes[ident]
                 if not self._closed:
                     live = self._live
                     self._free_records([r for r in recs if live.get(r.phys) is r], where)
@@ -876,14 +892,14 @@ class Arena:
         :class:`arena.errors.ArenaMemoryError`. Allocations made before stay valid; freeing
         one gives its whole pages to the page allocator (``memblock_free_late()``: pages it
         shares with a neighbouring block are not returned, as in the kernel). Returns the
-        buddy allocator (also :attr:`buddy`). Raises ``RuntimeError`` if called twice,
-        ClosedError. O(regions + blocks).
+        buddy allocator (also :attr:`buddy`). Raises :class:`arena.errors.HandoverError` (a
+        ``RuntimeError``) if called twice, ClosedError. O(regions + blocks).
         """
         max_order = _int_arg("max_order", max_order)
         with self._lock:
             self._open()
             if self._buddy is not None:
-                raise RuntimeError("handover() was already called")
+                raise HandoverError("handover() was already called")
             buddy = BuddyAllocator(self._pm, page_size=self._page_size, max_order=max_order)
             self._mb.free_all(buddy)
             self._buddy = buddy

@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -209,7 +209,7 @@ class BuddyAllocator:
         self._nr_free[nid] += 1 << order
         while order < max_order:
             buddy = pfn ^ (1 << order)
-            if True:
+            if free.get(buddy) != (order, nid):
                 break
             del free[buddy]
             del lists[order][buddy]
@@ -451,15 +451,20 @@ class BuddyAllocator:
     def _present(self, memblock: Any) -> dict[int, tuple[int, int, int]]:
         """nid -> (present pages, first pfn, end pfn) from memblock's memory regions, as the
         kernel sizes its nodes with ``for_each_mem_pfn_range`` (whole pages only; NOMAP
-        memory counts as present). Without memblock: the managed ranges. O(regions)."""
+        memory counts as present). A region without a valid node (``memblock.add()`` gives
+        ``MAX_NUMNODES``) counts for node 0, as ``free_all`` hands its pages to node 0.
+        Without memblock: the managed ranges. O(regions)."""
         out: dict[int, tuple[int, int, int]] = {}
+        ranges: Iterable[tuple[int, int, int]]
         if memblock is None:
             ranges = zip(self._rstart, self._rend, self._rnid, strict=True)
         else:
             shift, mask = self._page_shift, self._page_size - 1
             memory = memblock.memory
+            max_numnodes = getattr(memblock, "max_numnodes", 1 << 62)
             regions = [memory.regions[i] for i in range(memory.cnt)]
-            ranges = (((r.base + mask) >> shift, (r.base + r.size) >> shift, r.nid) for r in regions)
+            ranges = (((r.base + mask) >> shift, (r.base + r.size) >> shift,
+                       r.nid if 0 <= r.nid < max_numnodes else 0) for r in regions)
         for start, end, nid in ranges:
             if start >= end:
                 continue

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple, overload
 
 import numpy as np
 
-from arena.errors import HandoverError, MemblockBug, MemblockPanic
+from arena.errors import ClosedError, HandoverError, MemblockBug, MemblockPanic
 
 __all__ = [
     "ENOMEM",
@@ -60,6 +60,7 @@ __all__ = [
     "MemblockType",
     "MemblockWarning",
     "Region",
+    "RegionsView",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -233,6 +234,7 @@ class MemblockType:
         return RegionsView(self)
 
     def __len__(self) -> int:
+        """Live regions (``cnt`` without the dummy entry of kernels <= 6.10)."""
         return len(self._base)
 
     def __repr__(self) -> str:
@@ -520,6 +522,22 @@ class Memblock:
         if v < 0 or v & ~_FLAGS_MASK:
             raise ValueError(f"flags={v:#x} has bits that are not MemblockFlags")
         return v
+
+    @staticmethod
+    def _ulong(name: str, v: Any) -> int:
+        """An ``unsigned long`` argument (pfn, byte threshold): ``0 .. 2**64 - 1``."""
+        if type(v) is not int:
+            v = _coerce_int(name, v)
+        if not 0 <= v < 1 << 64:
+            raise ValueError(f"{name}={v} does not fit an unsigned long")
+        return v
+
+    @staticmethod
+    def _bool_arg(name: str, v: Any) -> bool:
+        """A C ``bool`` argument: a bool or an integer (numpy ones too)."""
+        if not isinstance(v, (bool, int, np.bool_, np.integer)):
+            raise TypeError(f"{name} must be a bool, not {type(v).__name__} ({v!r})")
+        return bool(v)
 
     def _need_alloc(self) -> None:
         if self._handed_over:
@@ -1424,8 +1442,9 @@ class Memblock:
         start = self._phys("start", start)
         end = self._limit("end", end)
         nid = self._nid_arg(nid)
+        exact_nid = self._bool_arg("exact_nid", exact_nid)
         self._need_alloc()
-        ret = self._alloc_range_nid(size, align, start, end, nid, bool(exact_nid))
+        ret = self._alloc_range_nid(size, align, start, end, nid, exact_nid)
         self._done()
         return ret
 
@@ -1486,6 +1505,8 @@ class Memblock:
         if pm is None:
             raise ValueError(f"{func}() returns memory, so this Memblock needs a PhysicalMemory "
                              "(Memblock(physmem, ...)); without one use the phys_* variants")
+        if getattr(pm, "closed", False):
+            raise ClosedError(f"{func}(): the PhysicalMemory behind this Memblock is closed")
         self._need_alloc()
         if _log.isEnabledFor(_INFO):
             _log.info(f"{func}: {size} bytes align={align:#x} nid={nid} "
@@ -1574,9 +1595,7 @@ class Memblock:
 
     def set_bottom_up(self, enable: bool) -> None:
         """``memblock_set_bottom_up()``: True = allocate from low addresses first."""
-        if not isinstance(enable, (bool, int, np.bool_, np.integer)):
-            raise TypeError(f"enable must be a bool, not {type(enable).__name__}")
-        self._bottom_up = bool(enable)
+        self._bottom_up = self._bool_arg("enable", enable)
 
     def get_bottom_up(self) -> bool:
         """``memblock_bottom_up()``: the current direction (True = bottom-up)."""
@@ -1698,18 +1717,21 @@ class Memblock:
         """``memblock_is_region_reserved()``: ``[base, base + size)`` intersects a reservation."""
         return self._overlaps(self.reserved, self._phys("base", base), self._phys("size", size))
 
-    @staticmethod
-    def addrs_overlap(base1: int, size1: int, base2: int, size2: int) -> bool:
-        """``memblock_addrs_overlap()``: ``[base1, +size1)`` and ``[base2, +size2)`` intersect."""
-        return base1 < base2 + size2 and base2 < base1 + size1
+    def addrs_overlap(self, base1: int, size1: int, base2: int, size2: int) -> bool:
+        """``memblock_addrs_overlap()``: ``[base1, base1 + size1)`` and ``[base2, base2 + size2)``
+        intersect (sums wrap at ``2**phys_addr_bits`` as in C). O(1)."""
+        base1 = self._phys("base1", base1)
+        size1 = self._phys("size1", size1)
+        base2 = self._phys("base2", base2)
+        size2 = self._phys("size2", size2)
+        mask = self._mask
+        return base1 < (base2 + size2) & mask and base2 < (base1 + size1) & mask
 
     def search_pfn_nid(self, pfn: int) -> tuple[int, int | None, int | None]:
         """``memblock_search_pfn_nid()``: ``(nid, start_pfn, end_pfn)`` of the memory region
         holding page ``pfn`` (``PFN_DOWN`` of both ends); ``(NUMA_NO_NODE, None, None)`` if the
         page is not memory. O(log n)."""
-        pfn = _coerce_int("pfn", pfn)
-        if not 0 <= pfn < 1 << 64:
-            raise ValueError(f"pfn={pfn} does not fit an unsigned long")
+        pfn = self._ulong("pfn", pfn)
         t = self.memory
         i = self._search(t, (pfn << self._page_shift) & self._mask)
         if i == -1:
@@ -1720,7 +1742,7 @@ class Memblock:
     def validate_numa_coverage(self, threshold_bytes: int) -> bool:
         """``memblock_validate_numa_coverage()``: False (and the kernel's error line) if more
         than ``threshold_bytes`` of memory has no valid node."""
-        threshold_bytes = _coerce_int("threshold_bytes", threshold_bytes)
+        threshold_bytes = self._ulong("threshold_bytes", threshold_bytes)
         pages = sum(e - s for s, e, n in self.for_each_mem_pfn_range(self._max_numnodes)
                     if not self._numa_valid_node(n))
         lost = pages << self._page_shift

@@ -312,15 +312,15 @@ def _split_nodes(nodes: Any, size: int, phys_base: int) -> list[NodeSlice]:
             except TypeError:
                 raise TypeError(f"nodes: a list must hold only sizes (ints or size strings) or "
                                 f"only fractions (floats), got {nodes!r}") from None
-            bad = [s for s in sizes if s % PAGE_SIZE]
-            if bad:
-                raise ValueError(f"nodes: sizes must be whole pages of {PAGE_SIZE} bytes, "
-                                 f"got {bad[0]:#x}")
             if sum(sizes) != size:
                 hint = (" (basis points? pass [Fraction(bp, 10000) for bp in ...])"
                         if sum(sizes) == 10000 else "")
                 raise ValueError(f"nodes: sizes sum to {sum(sizes):#x}, not to size "
                                  f"{size:#x}{hint}")
+            bad = [s for s in sizes if s % PAGE_SIZE]
+            if bad:
+                raise ValueError(f"nodes: sizes must be whole pages of {PAGE_SIZE} bytes, "
+                                 f"got {bad[0]:#x}")
             pages = [s // PAGE_SIZE for s in sizes]
     out, start = [], phys_base
     for nid, p in enumerate(pages):
@@ -533,16 +533,22 @@ class PhysicalMemory:
             raise ClosedError("PhysicalMemory is closed")
         return base
 
-    def _offset(self, phys: Any, size: Any, what: str) -> int:
-        """Validate ``[phys, phys + size)`` (size > 0) inside the memory; its mapping offset."""
+    def _offset(self, phys: Any, size: Any, what: str,
+                allow_empty: bool = False) -> tuple[int, int]:
+        """Validate ``[phys, phys + size)`` (size > 0, or >= 0 if ``allow_empty``) inside the
+        memory.
+
+        Returns ``(offset into the mapping, size)``, both plain ints (callers use these, never
+        the raw arguments, so numpy integers cannot leak into address arithmetic).
+        """
         phys = _as_int(phys, f"{what}: phys")
         size = _as_int(size, f"{what}: size")
-        if size <= 0:
+        if size < 0 or (size == 0 and not allow_empty):
             raise ValueError(f"{what}: size must be positive, got {size}")
         if phys < self._phys_base or phys + size > self._phys_end:
             raise ValueError(f"{what}: [{phys:#x}, {phys + size:#x}) is outside the physical "
                              f"memory [{self._phys_base:#x}, {self._phys_end:#x})")
-        return phys - self._phys_base
+        return phys - self._phys_base, size
 
     # -- the "possibly written" record ------------------------------------------------------
 
@@ -611,30 +617,39 @@ class PhysicalMemory:
         (no object dtypes; ``phys`` aligned to ``dtype.alignment``) and reshaped to ``shape``
         (default 1-D, ``size // itemsize`` items; ``prod(shape) * itemsize`` must equal
         ``size``). Its real address has the physical address's alignment up to 1 GiB. The range
-        is recorded as "possibly written". While the view lives, :meth:`close` refuses.
+        is recorded as "possibly written". ``size`` 0 gives an empty view at any ``phys`` in
+        ``[phys_base, phys_end]`` (what a size-0 allocation returns). While the view lives,
+        :meth:`close` refuses.
 
         Raises TypeError/ValueError (nothing recorded), ClosedError. O(log written intervals).
         """
         base = self._open()
-        off = self._offset(phys, size, "view")
+        off, size = self._offset(phys, size, "view", allow_empty=True)
         if dtype is not np.uint8:
             dt = np.dtype(dtype)
             if dt.hasobject:
                 raise TypeError(f"view: dtype {dt} holds Python objects; use a plain dtype")
-            if size % dt.itemsize or phys % dt.alignment:
+            if size % dt.itemsize or (off + self._phys_base) % dt.alignment:
                 raise ValueError(f"view: [{phys:#x}, +{size:#x}) does not fit whole, aligned "
                                  f"{dt} items (itemsize {dt.itemsize}, alignment "
                                  f"{dt.alignment})")
         else:
             dt = None
         if shape is not None:
-            dims = (shape,) if not isinstance(shape, tuple) else shape
+            dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
             dims = tuple(_as_int(d, "view: shape") for d in dims)
             if any(d < 0 for d in dims) or math.prod(dims) * (dt or base.dtype).itemsize != size:
                 raise ValueError(f"view: shape {shape!r} of {dt or base.dtype} does not hold "
                                  f"exactly {size} bytes")
-        self._mark_written(off, off + size)
-        arr = base[off:off + size]
+        if size:
+            self._mark_written(off, off + size)
+            arr = base[off:off + size]
+        elif off < self._size:
+            arr = base[off:off + 1][:0]  # numpy keeps the address only if the slice starts there
+        else:
+            # An empty view at phys_end: the mapping always extends past it (alignment slack).
+            assert self._mm is not None
+            arr = np.frombuffer(self._mm, np.uint8)[self._off + off:][:0]
         if dt is not None:
             arr = arr.view(dt)
         if shape is not None:
@@ -646,7 +661,7 @@ class PhysicalMemory:
 
         Kernel counterpart: ``virt_to_phys`` (``__pa``). Raises TypeError if ``array`` is not an
         ndarray, ValueError if any of its bytes lies outside ``[phys_base, phys_end)`` (a copy,
-        a foreign array, an empty array at the end), ClosedError after close. O(ndim).
+        a foreign array); an empty array may sit at phys_end. ClosedError after close. O(ndim).
         """
         self._open()
         if not isinstance(array, np.ndarray):
@@ -654,6 +669,9 @@ class PhysicalMemory:
         try:
             # A C-contiguous writable array of at least one byte: 3x faster than
             # __array_interface__ (measured 0.9 vs 2.7 us); the temporary export ends at once.
+            # (An empty array's buffer does not carry its address: take the slow path.)
+            if not array.nbytes:
+                raise ValueError("empty")
             data = ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]
             low, high = data, data + array.nbytes
         except (TypeError, ValueError, BufferError):
@@ -666,8 +684,7 @@ class PhysicalMemory:
                     else:
                         high += stride * (n - 1)
                 high += array.itemsize
-            else:
-                high += 1  # the first byte must still lie in memory
+            # An empty view (a size-0 allocation) may sit at the very end of the memory.
         if low < self._addr or high > self._addr + self._size:
             raise ValueError(f"phys_of: the array at {data:#x} (extent [{low:#x}, {high:#x})) "
                              f"does not lie in this physical memory "
@@ -683,7 +700,7 @@ class PhysicalMemory:
         TypeError/ValueError (nothing written), ClosedError. O(size).
         """
         base = self._open()
-        off = self._offset(phys, size, "fill")
+        off, size = self._offset(phys, size, "fill")
         byte = _as_int(byte, "fill: byte")
         if not 0 <= byte <= 255:
             raise ValueError(f"fill: byte must be 0 .. 255, got {byte}")
@@ -701,7 +718,7 @@ class PhysicalMemory:
         TypeError/ValueError, ClosedError. O(written bytes in range + log intervals).
         """
         base = self._open()
-        off = self._offset(phys, size, "zero")
+        off, size = self._offset(phys, size, "zero")
         self._zero(base, off, size)
 
     def _zero(self, base: np.ndarray, off: int, size: int) -> None:
@@ -715,7 +732,7 @@ class PhysicalMemory:
         TypeError/ValueError, ClosedError. O(size).
         """
         base = self._open()
-        off = self._offset(phys, size, "read")
+        off, size = self._offset(phys, size, "read")
         pieces = self._written_pieces(off, off + size)
         if len(pieces) == 1 and pieces[0] == (off, off + size):
             return base[off:off + size].tobytes()
@@ -740,7 +757,7 @@ class PhysicalMemory:
         elif phys is None or size is None:
             raise TypeError("resident_bytes: give both phys and size, or neither")
         else:
-            off = self._offset(phys, size, "resident_bytes")
+            off, size = self._offset(phys, size, "resident_bytes")
         start = off & ~(PAGE_SIZE - 1)
         end = (off + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         return _sys_mincore_count(self._addr + start, end - start) * PAGE_SIZE
@@ -754,7 +771,7 @@ class PhysicalMemory:
         O(pages) in the kernel, O(log intervals) here.
         """
         self._open()
-        off = self._offset(phys, size, "release")
+        off, size = self._offset(phys, size, "release")
         if off % PAGE_SIZE or size % PAGE_SIZE:
             raise ValueError(f"release: [{phys:#x}, +{size:#x}) is not whole "
                              f"{PAGE_SIZE}-byte pages")
@@ -771,7 +788,7 @@ class PhysicalMemory:
         architecture). O(1).
         """
         self._open()
-        off = self._offset(phys, 1, "node_of_page")
+        off, _ = self._offset(phys, 1, "node_of_page")
         status = _sys_page_nodes([self._addr + (off & ~(PAGE_SIZE - 1))])[0]
         if status >= 0:
             return status

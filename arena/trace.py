@@ -99,9 +99,9 @@ _ALLOC_NAME_RE = re.compile(r"^memblock_(?:virt_|phys_)?alloc\w*$")
 #: What a printed function name tells about the kernel version: (name test, lowest, highest,
 #: reason). ``None`` = unbounded. Used only when the log has no ``Linux version`` line.
 _NAME_VERSIONS: tuple[tuple[str, tuple[int, int] | None, tuple[int, int] | None, str], ...] = (
-    ("memblock_virt_alloc", None, (4, 20), "memblock_virt_alloc_* became memblock_alloc_* in 5.0"),
+    ("memblock_virt_alloc*", None, (4, 20), "memblock_virt_alloc_* became memblock_alloc_* in 5.0"),
     ("memblock_alloc_try_nid_nopanic", (5, 0), (5, 1), "the _nopanic variants lived in 5.0-5.1"),
-    ("memblock_alloc_", (5, 0), None, "memblock_alloc_* requests are printed since 5.0"),
+    ("memblock_alloc_*", (5, 0), None, "memblock_alloc_* requests are printed since 5.0"),
     ("memblock_phys_alloc_range", (5, 0), None, "memblock_phys_alloc_range exists since 5.0"),
     ("memblock_free", None, (5, 15), "the physical memblock_free became memblock_phys_free in 5.16"),
     ("memblock_phys_free", (5, 16), None, "memblock_phys_free exists since 5.16"),
@@ -232,14 +232,12 @@ class DumpRegion:
     size: int
     nid: int | None
     flags: int | None
+    lineno: int = field(default=0, compare=False)  # where the kernel printed it (0 = ours)
 
-    def line(self, type_name: str, idx: int) -> str:
-        """The region in the kernel's dump format (64-bit width)."""
+    def __str__(self) -> str:
         node = "" if self.nid is None else f" on node {self.nid}"
         flags = "" if self.flags is None else f" flags: {self.flags:#x}"
-        end = self.base + self.size - 1
-        return (f"{type_name}[{idx:#x}]\t[{self.base:#018x}-{end:#018x}], {self.size:#018x} "
-                f"bytes{node}{flags}")
+        return f"[{self.base:#x}-{self.base + self.size - 1:#x}], {self.size:#x} bytes{node}{flags}"
 
 
 @dataclass(frozen=True)
@@ -257,6 +255,7 @@ class DumpOp:
     memory: tuple[DumpRegion, ...]
     reserved: tuple[DumpRegion, ...]
     physmem: tuple[DumpRegion, ...] | None = None
+    sizes_lineno: int = 0
 
     kind = "dump"
 
@@ -301,7 +300,8 @@ class Trace(Sequence[Op]):
     ``lines`` is the log text split in lines (``lines[n - 1]`` is line ``n``); ``widths`` the
     ``phys_addr_t`` widths (32/64) shown by bracketed addresses; ``version`` the ``Linux version``
     line's (major, minor) and its line number; ``highmem_start`` the start of the ``HighMem`` zone
-    (the lowmem limit of a 32-bit kernel) and its line; ``funcs`` every function name printed.
+    (the lowmem limit of a 32-bit kernel) and its line; ``funcs`` every memblock function name
+    printed (plus ``memblock_add_node+flags``/``-flags``: whether add_node lines carry flags).
     """
 
     ops: list[Op] = field(default_factory=list)
@@ -357,17 +357,19 @@ def _parse_alloc(func: str, rest: str, lineno: int) -> AllocOp | str:
         end=_int(m["end"]), caller=m["caller"])
 
 
-def _regions(found: list[tuple[int, re.Match[str]]], type_name: str) -> tuple[DumpRegion, ...]:
+def _regions(found: list[tuple[int, re.Match[str]]], type_name: str,
+             lineno_of_index: int) -> tuple[DumpRegion, ...]:
     return tuple(
         DumpRegion(_int(m["b"]), _int(m["size"]), None if m["nid"] is None else int(m["nid"]),
-                   None if m["flags"] is None else _int(m["flags"]))
-        for _, m in found if m["type"] == type_name)
+                   None if m["flags"] is None else _int(m["flags"]), i + lineno_of_index)
+        for i, m in found if m["type"] == type_name)
 
 
 def _parse_dump_block(lines: Sequence[str], start: int, first_lineno: int
                       ) -> tuple[DumpOp | Malformed, int]:
     """Parse the dump whose header is ``lines[start]``; return it and the index after it."""
     sizes: re.Match[str] | None = None
+    sizes_at = start
     cnts: dict[str, int] = {}
     found: list[tuple[int, re.Match[str]]] = []
     i = start + 1
@@ -379,7 +381,7 @@ def _parse_dump_block(lines: Sequence[str], start: int, first_lineno: int
         elif m is not None:
             cnts[m["type"]] = _int(m["cnt"])
         elif (s := _DUMP_SIZES_RE.search(text)) is not None and sizes is None:
-            sizes = s
+            sizes, sizes_at = s, i
         elif _DUMP_BODY_HINT_RE.search(text):
             return Malformed(first_lineno + i - start, text, "unparsable dump line"), i + 1
         else:
@@ -393,11 +395,13 @@ def _parse_dump_block(lines: Sequence[str], start: int, first_lineno: int
         if idx != list(range(cnt)):
             return Malformed(lineno, lines[start],
                              f"dump lists {len(idx)} {name} regions but {name}.cnt = {cnt:#x}"), i
+    at = first_lineno - start  # line number of lines[index] is index + at
     dump = DumpOp(
-        lineno=lineno, end_lineno=first_lineno + (i - 1 - start),
+        lineno=lineno, end_lineno=i - 1 + at,
         memory_size=_int(sizes["mem"]), reserved_size=_int(sizes["res"]),
-        memory=_regions(found, "memory"), reserved=_regions(found, "reserved"),
-        physmem=_regions(found, "physmem") if "physmem" in cnts else None)
+        memory=_regions(found, "memory", at), reserved=_regions(found, "reserved", at),
+        physmem=_regions(found, "physmem", at) if "physmem" in cnts else None,
+        sizes_lineno=sizes_at + at)
     return dump, i
 
 
@@ -591,9 +595,11 @@ class Inference:
     setting: str
     value: Any
     reason: str
+    note: bool = False  # a consequence of the settings (e.g. where node ids go), not a guess
 
     def __str__(self) -> str:
-        return f"{self.setting} = {_show(self.value)}: {self.reason}"
+        return f"{'note' if self.note else 'inferred'} {self.setting} = {_show(self.value)}: " \
+               f"{self.reason}"
 
 
 def _show(value: Any) -> str:
@@ -632,7 +638,8 @@ def _version_from_names(funcs: set[str]) -> tuple[tuple[int, int] | None, str]:
     hi: tuple[int, int] | None = None
     why: list[str] = []
     for name, low, high, reason in _NAME_VERSIONS:
-        hit = any(f.startswith(name) for f in funcs) if name.endswith("_") else name in funcs
+        hit = (any(f.startswith(name[:-1]) for f in funcs) if name.endswith("*")
+               else name in funcs)
         if not hit:
             continue
         why.append(reason)
@@ -665,7 +672,7 @@ def _resolve(trace: Trace, s: Settings) -> tuple[Settings, list[Inference]]:
         elif infer and trace.widths:
             phys_bits = put("phys_bits", 64, "addresses are printed with more than 8 hex digits")
         else:
-            phys_bits = put("phys_bits", 64, "default")
+            phys_bits = 64
 
     version = s.kernel_version
     if version is None and infer:
@@ -749,8 +756,11 @@ def _infer_trim(trace: Trace, settings: Settings) -> int | None:
         return [(r.base, r.size) for r in _regions_of(mb.memory)]
 
     page = settings.page_size or DEFAULT_PAGE_SIZE
-    if memory_after(None) != want and memory_after(page) == want:
-        return page
+    try:
+        if memory_after(None) != want and memory_after(page) == want:
+            return page
+    except (TypeError, ValueError):  # e.g. a 64-bit log replayed as 32-bit: _run reports it
+        pass
     return None
 
 
@@ -790,7 +800,7 @@ def _plan(trace: Trace, settings: Settings) -> tuple[_Plan, list[Inference]]:
         run = _initial_add_run(ops)
         if run is None:
             inf.append(Inference("trim_memory", resolved.trim_memory,
-                                 "ignored: the log has no memblock_add"))
+                                 "ignored: the log has no memblock_add", note=True))
         else:
             trim_after = run[1]
     nodes_before = nodes_dump = None
@@ -798,16 +808,14 @@ def _plan(trace: Trace, settings: Settings) -> tuple[_Plan, list[Inference]]:
         found = next(((i, op) for i, op in enumerate(ops)
                       if isinstance(op, DumpOp) and op.shows_nodes), None)
         if found is None:
-            inf.append(Inference("nodes_from_dump", False, "no dump shows node ids"))
+            inf.append(Inference("nodes_from_dump", False, "no dump shows node ids", note=True))
         else:
             idx, nodes_dump = found
             nodes_before = _nodes_point(ops, idx, nodes_dump)
-            where = (f"before line {ops[nodes_before].lineno}" if nodes_before < len(ops)
-                     else "at the end")
-            inf.append(Inference("nodes_applied", where,
+            inf.append(Inference("nodes_applied", f"before line {ops[nodes_before].lineno}",
                                  f"node ids of the dump at line {nodes_dump.lineno} applied to "
                                  "memory and reserved after the last reservation it shows on a "
-                                 "node, before the first node-specific request"))
+                                 "node, before the first node-specific request", note=True))
     return _Plan(resolved, trim_after, nodes_before, nodes_dump), inf
 
 
@@ -824,6 +832,7 @@ def _new_memblock(s: Settings):
     mb.set_bottom_up(bool(s.bottom_up))
     if s.current_limit is not None:
         mb.set_current_limit(s.current_limit)
+    mb.allow_resize()  # memblock_allow_resize prints nothing; see _run
     return mb
 
 
@@ -986,8 +995,8 @@ class Report:
             "summary": self.summary_line(),
             "ok": self.ok,
             "settings": {f.name: getattr(self.settings, f.name) for f in fields(self.settings)},
-            "inferred": [{"setting": i.setting, "value": i.value, "reason": i.reason}
-                         for i in self.inferred],
+            "inferred": [{"setting": i.setting, "value": i.value, "reason": i.reason,
+                          "note": i.note} for i in self.inferred],
             "operations": self.counts,
             "ops": [{"kind": op.kind, **asdict(op)} for op in self.ops],
             "allocations": [
@@ -1034,29 +1043,34 @@ def _snapshot(type_) -> list[tuple[int, int, int, int]]:
     return [(r.base, r.size, int(r.flags), r.nid) for r in _regions_of(type_)]
 
 
-def _compare_dumps(kernel: DumpOp, ours: DumpOp) -> tuple[str, ...]:
-    diffs: list[str] = []
+def _compare_dumps(kernel: DumpOp, ours: DumpOp) -> list[tuple[int, str]]:
+    """Differences as (kernel's log line, text), in print order."""
+    diffs: list[tuple[int, str]] = []
+    at = kernel.sizes_lineno or kernel.lineno
     if kernel.memory_size != ours.memory_size:
-        diffs.append(f"memory size: kernel {kernel.memory_size:#x}, ours {ours.memory_size:#x}")
+        diffs.append((at, f"memory size: kernel {kernel.memory_size:#x}, "
+                          f"ours {ours.memory_size:#x}"))
     if kernel.reserved_size != ours.reserved_size:
-        diffs.append(f"reserved size: kernel {kernel.reserved_size:#x}, "
-                     f"ours {ours.reserved_size:#x}")
+        diffs.append((at, f"reserved size: kernel {kernel.reserved_size:#x}, "
+                          f"ours {ours.reserved_size:#x}"))
     pairs = [("memory", kernel.memory, ours.memory), ("reserved", kernel.reserved, ours.reserved)]
     if kernel.physmem is not None:
         pairs.append(("physmem", kernel.physmem, ours.physmem or ()))
     for name, k, o in pairs:
+        last = k[-1].lineno if k else at
         if len(k) != len(o):
-            diffs.append(f"{name}.cnt: kernel {len(k):#x}, ours {len(o):#x}")
+            diffs.append((k[0].lineno - 1 if k else at,
+                          f"{name}.cnt: kernel {len(k):#x}, ours {len(o):#x}"))
         for i in range(max(len(k), len(o))):
             kr = k[i] if i < len(k) else None
             orr = o[i] if i < len(o) else None
             if kr is not None and orr is not None and kr.flags is None:
                 orr = replace(orr, flags=None)  # kernels that printed no flags
             if kr != orr:
-                diffs.append(f"{name}[{i:#x}]: kernel "
-                             f"{kr.line(name, i) if kr else 'none'} | ours "
-                             f"{orr.line(name, i) if orr else 'none'}")
-    return tuple(diffs)
+                diffs.append((kr.lineno if kr else last,
+                              f"{name}[{i:#x}]: kernel {kr if kr else 'none'}; "
+                              f"ours {orr if orr else 'none'}"))
+    return diffs
 
 
 def _alloc_divergence(lines: Sequence[str], op: AllocOp, ours: int | None,
@@ -1076,15 +1090,16 @@ def _alloc_divergence(lines: Sequence[str], op: AllocOp, ours: int | None,
         f"{_rng(ours, op.size)}", tuple(ctx))
 
 
-def _dump_divergence(lines: Sequence[str], op: DumpOp, diffs: tuple[str, ...],
+def _dump_divergence(lines: Sequence[str], op: DumpOp, diffs: list[tuple[int, str]],
                      first: bool) -> Divergence:
-    ctx = ["  differences:", *(f"    {d}" for d in diffs[:12])]
+    ctx = ["  differences:", *(f"    line {n}: {d}" for n, d in diffs[:12])]
     if len(diffs) > 12:
         ctx.append(f"    ... {len(diffs) - 12} more")
     if first:
-        ctx += ["  log:", *_log_context(lines, op.lineno, before=3, after=0)]
+        ctx += ["  log:", *_log_context(lines, diffs[0][0], before=3, after=1)]
     return Divergence(op.lineno, "dump",
-                      f"MEMBLOCK configuration differs ({len(diffs)} difference(s))", tuple(ctx))
+                      f"MEMBLOCK configuration differs from ours ({len(diffs)} difference(s), "
+                      f"first at line {diffs[0][0]})", tuple(ctx))
 
 
 def _run(trace: Trace, plan: _Plan) -> Report:
@@ -1098,7 +1113,6 @@ def _run(trace: Trace, plan: _Plan) -> Report:
 
     s = plan.settings
     mb = _new_memblock(s)
-    mb.allow_resize()
     allocs: list[AllocResult] = []
     dumps: list[DumpResult] = []
     divs: list[Divergence] = []
@@ -1120,10 +1134,11 @@ def _run(trace: Trace, plan: _Plan) -> Report:
                         _force(mb, op, res.ours)
                 elif isinstance(op, DumpOp):
                     ours_dump = parse_dump(mb.dump_all(log=False))
-                    dres = DumpResult(op, ours_dump, _compare_dumps(op, ours_dump))
-                    dumps.append(dres)
-                    if not dres.match:
-                        divs.append(_dump_divergence(lines, op, dres.differences, not divs))
+                    diffs = _compare_dumps(op, ours_dump)
+                    dumps.append(DumpResult(op, ours_dump, tuple(f"line {n}: {d}"
+                                                                 for n, d in diffs)))
+                    if diffs:
+                        divs.append(_dump_divergence(lines, op, diffs, not divs))
                 elif getattr(mb, op.type_name).max != op.new_max:
                     divs.append(Divergence(
                         op.lineno, "double", f"kernel doubled {op.type_name} to {op.new_max} "
@@ -1136,8 +1151,6 @@ def _run(trace: Trace, plan: _Plan) -> Report:
                 divs.append(Divergence(op.lineno, "error",
                                        f"our memblock refused the operation: {e}",
                                        tuple(_log_context(lines, op.lineno, 0, 0))))
-        if plan.nodes_before == len(trace.ops) and plan.nodes_dump is not None:
-            _apply_nodes(mb, plan.nodes_dump)
     notes = list(dict.fromkeys(str(w.message) for w in caught))
     return Report(settings=s, inferred=[], allocations=allocs, dumps=dumps, divergences=divs,
                   malformed=list(trace.malformed), memblock=mb, counts=trace.counts(),
@@ -1197,7 +1210,7 @@ def replay(ops: Trace | Sequence[Op], settings: Settings | None = None) -> Repor
     if s.bottom_up and s.kernel_end is None and s.kernel_version and s.kernel_version < (5, 11):
         inferred.append(Inference(
             "kernel_end", None, "bottom-up on a pre-5.11 kernel starts above the kernel image: "
-            "give --kernel-end, else it starts at the first page (5.11+ rule)"))
+            "give --kernel-end, else it starts at the first page (5.11+ rule)", note=True))
     report.inferred = inferred
     return report
 
@@ -1293,7 +1306,7 @@ def _print_report(report: Report, name: str, out: TextIO, verbose: bool) -> None
         f"smp_cache_bytes={s.smp_cache_bytes}"
         f"{'' if s.kernel_end is None else f' kernel_end={s.kernel_end:#x}'}")
     for inf in report.inferred:
-        say(f"  inferred {inf}")
+        say(f"  {inf}")
     for m in report.malformed:
         say(str(m))
     for w in report.warnings:
@@ -1356,8 +1369,12 @@ def replay_command(args: argparse.Namespace) -> int:
             print(f"replay: --svg needs arena.render, which is not available ({e})",
                   file=sys.stderr)
             return 2
+        drawing = svg(report.memblock)
         try:
-            Path(args.svg).write_text(svg(report.memblock), encoding="utf-8")
+            if isinstance(drawing, bytes):
+                Path(args.svg).write_bytes(drawing)
+            else:
+                Path(args.svg).write_text(drawing, encoding="utf-8")
         except OSError as e:
             print(f"replay: cannot write {args.svg}: {e.strerror or e}", file=sys.stderr)
             return 2

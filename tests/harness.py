@@ -129,7 +129,7 @@ def assert_regions(type_, expected: Iterable[tuple], total_size: int | None = No
     expected = list(expected)
     got = [type_.regions[i] for i in range(type_.cnt)]
     assert type_.cnt == len(expected), f"{type_.name}.cnt {type_.cnt} != {len(expected)}: {got}"
-    for i, (region, exp) in enumerate(zip(got, expected)):
+    for i, (region, exp) in enumerate(zip(got, expected, strict=True)):
         actual = (region.base, region.size, int(region.flags), region.nid)[: len(exp)]
         assert actual == tuple(exp), f"{type_.name}[{i}] = {actual}, expected {tuple(exp)}"
     if total_size is None:

@@ -16,8 +16,8 @@ they merge only with ``memblock_reserve_kern`` regions; the newest alloc_api.c r
 from __future__ import annotations
 
 import pytest
-from arena.memblock import NUMA_NO_NODE, MemblockFlags
 
+from arena.memblock import NUMA_NO_NODE, MemblockFlags
 from tests.harness import (
     MAX_NUMNODES,
     MEM_SIZE,

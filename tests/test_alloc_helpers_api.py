@@ -15,7 +15,6 @@ memory over satisfying the minimal address").
 from __future__ import annotations
 
 from arena.memblock import NUMA_NO_NODE, MemblockFlags
-
 from tests.harness import (
     MAX_NUMNODES,
     MEM_SIZE,

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from arena.memblock import NUMA_NO_NODE, MemblockFlags
 
+from arena.memblock import NUMA_NO_NODE, MemblockFlags
 from tests.harness import (
     INIT_MEMBLOCK_REGIONS,
     MAX_NUMNODES,

@@ -110,6 +110,12 @@ def fill_reserved(mb, n, base=0x100000, step=0x2000, size=0x1000):
         assert mb.reserve(base + i * step, size) == 0
 
 
+@pytest.fixture(autouse=True)
+def _check_every_step(monkeypatch):
+    """ARENA_CHECK=1: every Memblock made in these tests runs check() after each mutator."""
+    monkeypatch.setenv("ARENA_CHECK", "1")
+
+
 @pytest.fixture
 def dbg(caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)

@@ -147,6 +147,7 @@ def test_view_types_and_shapes(pm):
     assert m.shape == (16, 64) and m.flags.c_contiguous
     s = pm.view(BASE + 64, 64, shape=64)
     assert s.shape == (64,)
+    assert pm.view(BASE, 64, shape=[8, np.int64(8)]).shape == (8, 8)
     # all are slices of the one base ndarray, never built from a raw pointer
     for arr in (v, w, m, s):
         root = arr
@@ -165,8 +166,8 @@ def test_view_bounds_are_numpy_checked(pm):
     ((BASE - 1, 1), {}, ValueError, "outside"),
     ((BASE + 16 * MiB - 4, 8), {}, ValueError, "outside"),
     ((BASE + 16 * MiB, 1), {}, ValueError, "outside"),
-    ((BASE, 0), {}, ValueError, "positive"),
     ((BASE, -8), {}, ValueError, "positive"),
+    ((BASE + 16 * MiB + 1, 0), {}, ValueError, "outside"),
     ((float(BASE), 8), {}, TypeError, "float"),
     ((BASE, "8"), {}, TypeError, "str"),
     ((None, 8), {}, TypeError, "NoneType"),
@@ -435,3 +436,15 @@ def test_hugepages_unsupported_warns_and_falls_back(monkeypatch):
     mem.fill(0, 8, 1)
     assert mem.read(0, 1) == b"\1"
     mem.close()
+
+
+def test_empty_views_anywhere_up_to_the_end(pm):
+    """A size-0 view (what a kernel size-0 allocation returns) may sit at any address in
+    ``[phys_base, phys_end]``, records nothing as written, and maps back to its address."""
+    before = snapshot(pm)
+    for phys in (BASE, BASE + 4096 + 3, BASE + 16 * MiB):
+        v = pm.view(phys, 0)
+        assert v.size == 0 and v.dtype == np.uint8
+        assert pm.phys_of(v) == phys
+        del v
+    assert snapshot(pm) == before

@@ -73,7 +73,7 @@ def test_fractions_round_down_to_pages_remainder_last():
     ([], ValueError, "entries"),
     ([PAGE_SIZE, PAGE_SIZE], ValueError, "sum"),
     ([2500, 7500], ValueError, "basis points"),
-    ([PAGE_SIZE, 3 * PAGE_SIZE + 1], ValueError, "whole pages"),
+    ([PAGE_SIZE + 1, 3 * PAGE_SIZE - 1], ValueError, "whole pages"),
     ([4 * PAGE_SIZE, 0], ValueError, "positive"),
     ([-PAGE_SIZE, 5 * PAGE_SIZE], ValueError, "positive"),
     ([0.5, 0.4], ValueError, "sum to 1"),

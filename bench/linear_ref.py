@@ -1,0 +1,455 @@
+"""A deliberately simple reference memblock: the kernel's linear scans, written plainly.
+
+Kernel counterpart: ``mm/memblock.c`` (newest behaviour, ``shared/spec/memblock-semantics.md``
+§2-§5), restricted to what the benchmarks and the equivalence tests need: ``memory`` and
+``reserved`` (no ``physmem``), NUMA on, no mirror / KHO / hot-plug policy, no debug lines or
+warnings, no hand-over. It is independent of :mod:`arena.memblock` (it imports only the
+exception classes) and is used
+
+* as the baseline of benchmark family 3 (``bench/bench_memblock.py``): "what a straightforward
+  port of the kernel's algorithm costs", and
+* as the oracle of ``tests/test_linear_ref.py``, which runs it side by side with
+  :class:`arena.memblock.Memblock` on random operation sequences and compares every result and
+  both region arrays. Any fast path added to ``Memblock`` must keep that test green.
+
+Invariants (as the kernel's): each region list is sorted by base, non-overlapping and minimal
+(touching neighbours with equal nid and flags are merged); ``total_size`` is the sum of the
+sizes; ``cnt == len(regions) <= max``.
+
+Data: a region is a plain tuple ``(base, size, flags, nid)`` (the field order of
+:class:`arena.memblock.Region`, so the two compare equal); each type keeps a Python list of them.
+Every operation walks the list from index 0, exactly as the kernel's loops do: O(n) per call in
+the number of regions, no bisection, no index. Method names, arguments and return conventions
+are those of :class:`arena.memblock.Memblock` (0 / ``-ENOMEM``; 0 for a failed allocation;
+:class:`arena.errors.MemblockPanic` when an array must grow without :meth:`allow_resize`).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator
+from typing import Any
+
+from arena.errors import MemblockBug, MemblockPanic
+
+__all__ = ["LinearMemblock", "LinearType", "PHYS_ADDR_MAX", "NUMA_NO_NODE"]
+
+#: ``PHYS_ADDR_MAX`` of a 64-bit ``phys_addr_t``; also ``MEMBLOCK_ALLOC_ANYWHERE``.
+PHYS_ADDR_MAX = (1 << 64) - 1
+#: ``NUMA_NO_NODE``: any node.
+NUMA_NO_NODE = -1
+#: ``ENOMEM``: mutators return ``-ENOMEM`` when an array cannot grow.
+ENOMEM = 12
+
+# enum memblock_flags (the kernel's bit values)
+HOTPLUG = 0x1
+MIRROR = 0x2
+NOMAP = 0x4
+DRIVER_MANAGED = 0x8
+RSRV_KERN = 0x20
+KHO_SCRATCH = 0x40
+_FLAGS_MASK = 0x7F
+
+Region = tuple[int, int, int, int]  # (base, size, flags, nid)
+
+
+def _round_down(x: int, align: int) -> int:
+    """``round_down()``: ``x & ~(align - 1)`` in 64 bits (align 0 gives 0)."""
+    return x & ~((align - 1) & PHYS_ADDR_MAX)
+
+
+def _round_up(x: int, align: int) -> int:
+    """``round_up()``: ``((x - 1) | (align - 1)) + 1`` in 64 bits, wrapping."""
+    return ((((x - 1) & PHYS_ADDR_MAX) | ((align - 1) & PHYS_ADDR_MAX)) + 1) & PHYS_ADDR_MAX
+
+
+def _clamp(v: int, lo: int, hi: int) -> int:
+    return min(max(v, lo), hi)
+
+
+def _u64(name: str, v: Any) -> int:
+    """A ``phys_addr_t`` argument: an int (numpy integers fine) in ``0 .. PHYS_ADDR_MAX``."""
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"{name} must be an integer, not {type(v).__name__} ({v!r})")
+    v = operator.index(v)
+    if not 0 <= v <= PHYS_ADDR_MAX:
+        raise ValueError(f"{name}={v} does not fit a 64-bit phys_addr_t")
+    return v
+
+
+def _c_int(name: str, v: Any) -> int:
+    """An ``int`` argument (a node id): any C int."""
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"{name} must be an integer, not {type(v).__name__} ({v!r})")
+    v = operator.index(v)
+    if not -(1 << 31) <= v < 1 << 31:
+        raise ValueError(f"{name}={v} does not fit a C int")
+    return v
+
+
+class LinearType:
+    """``struct memblock_type``: ``name``, ``regions`` (a list of ``(base, size, flags, nid)``),
+    ``max`` (capacity), ``total_size`` (bytes) and ``cnt`` (= ``len(regions)``)."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.regions: list[Region] = []
+        self.max = capacity
+        self.total_size = 0
+        self.array_phys: int | None = None  # None: the static initial array
+
+    @property
+    def cnt(self) -> int:
+        """Number of regions (newest kernels: 0 when empty)."""
+        return len(self.regions)
+
+    def __repr__(self) -> str:
+        return f"<LinearType {self.name} cnt={self.cnt} max={self.max} total={self.total_size:#x}>"
+
+
+class LinearMemblock:
+    """A plain, linear-time memblock with :class:`arena.memblock.Memblock`'s method names.
+
+    ``LinearMemblock(*, page_size=4096, smp_cache_bytes=64, max_numnodes=64, init_regions=128,
+    region_size=24)`` takes the architecture numbers with ``Memblock``'s defaults. Supported:
+    :meth:`add`, :meth:`add_node`, :meth:`reserve`, :meth:`reserve_kern`, :meth:`phys_free`,
+    :meth:`remove`, :meth:`allow_resize`, :meth:`set_bottom_up`, :meth:`set_current_limit`,
+    :meth:`phys_alloc`, :meth:`phys_alloc_range`, :meth:`alloc_range_nid`,
+    :meth:`for_each_free_mem_range` (and ``_reverse``). Every call is O(n) in the regions.
+    Bad arguments (not an int, negative, wider than 64 bits) raise TypeError/ValueError
+    before anything changes.
+    """
+
+    def __init__(self, *, page_size: int = 4096, smp_cache_bytes: int = 64,
+                 max_numnodes: int = 64, init_regions: int = 128, region_size: int = 24) -> None:
+        self.page_size = page_size
+        self.smp_cache_bytes = smp_cache_bytes
+        self.max_numnodes = max_numnodes
+        self.region_size = region_size
+        self.memory = LinearType("memory", init_regions)
+        self.reserved = LinearType("reserved", init_regions)
+        self.bottom_up = False
+        self.current_limit = PHYS_ADDR_MAX
+        self.can_resize = False
+
+    # -- plain state ----------------------------------------------------------------------------
+
+    def allow_resize(self) -> None:
+        """``memblock_allow_resize()``: region arrays may double from now on."""
+        self.can_resize = True
+
+    def set_bottom_up(self, enable: bool) -> None:
+        """``memblock_set_bottom_up()``: True = allocate from low addresses first."""
+        self.bottom_up = bool(enable)
+
+    def set_current_limit(self, limit: int) -> None:
+        """``memblock_set_current_limit()``: upper bound of ACCESSIBLE allocations (bytes)."""
+        self.current_limit = _u64("limit", limit)
+
+    # -- region array primitives (spec §2, §3) ----------------------------------------------------
+
+    def _insert_region(self, t: LinearType, idx: int, base: int, size: int, nid: int,
+                       flags: int) -> None:
+        """``memblock_insert_region()``: put a region at ``idx``; BUG if the array is full."""
+        if len(t.regions) >= t.max:
+            raise MemblockBug(f"memblock: inserting into a full {t.name} array")
+        t.regions.insert(idx, (base, size, flags, nid))
+        t.total_size = (t.total_size + size) & PHYS_ADDR_MAX
+
+    def _merge_regions(self, t: LinearType, start_rgn: int, end_rgn: int) -> None:
+        """``memblock_merge_regions()``: merge touching equal neighbours in the pairs
+        ``(i, i + 1)``, ``i`` in ``[start_rgn - 1, end_rgn - 1]``."""
+        r = t.regions
+        i = start_rgn - 1 if start_rgn > 0 else 0
+        limit = min(end_rgn, len(r) - 1)
+        while i < limit:
+            a_base, a_size, a_flags, a_nid = r[i]
+            b_base, b_size, b_flags, b_nid = r[i + 1]
+            if a_base + a_size != b_base or a_nid != b_nid or a_flags != b_flags:
+                if a_base + a_size > b_base:
+                    raise MemblockBug(f"memblock: {t.name}[{i}] overlaps the next region")
+                i += 1
+                continue
+            r[i] = (a_base, a_size + b_size, a_flags, a_nid)
+            del r[i + 1]
+            limit -= 1
+
+    def _double_array(self, t: LinearType, new_area_start: int, new_area_size: int) -> int:
+        """``memblock_double_array()``: twice the capacity; the new array's pages are found by
+        memblock itself (avoiding the pending range for ``reserved``) and reserved. 0 or -1."""
+        if not self.can_resize:
+            raise MemblockPanic(f"memblock: cannot resize {t.name} array")
+        ps = self.page_size
+        old_size = t.max * self.region_size
+        new_size = old_size * 2
+        old_alloc = (old_size + ps - 1) // ps * ps
+        new_alloc = (new_size + ps - 1) // ps * ps
+        if t is not self.reserved:
+            new_area_start = new_area_size = 0
+        addr = self._find_in_range(new_area_start + new_area_size, self.current_limit,
+                                   new_alloc, ps)
+        if not addr and new_area_size:
+            addr = self._find_in_range(0, min(new_area_start, self.current_limit), new_alloc, ps)
+        if not addr:
+            return -1
+        old_phys = t.array_phys
+        t.max *= 2
+        t.array_phys = addr
+        if old_phys is not None:
+            self._remove_range(self.reserved, old_phys, old_alloc)
+        if self._add_range(self.reserved, addr, new_alloc, NUMA_NO_NODE, RSRV_KERN) != 0:
+            raise MemblockBug(f"memblock: could not reserve the doubled {t.name} array")
+        return 0
+
+    def _add_range(self, t: LinearType, base: int, size: int, nid: int, flags: int) -> int:
+        """``memblock_add_range()``: add the uncovered parts of ``[base, base + size)`` with
+        ``(nid, flags)``, then merge. One inserting pass when ``2 * cnt + 1 <= max``, else a
+        counting pass, the doublings it asks for, and the inserting pass. 0 or ``-ENOMEM``."""
+        size = min(size, PHYS_ADDR_MAX - base)
+        if not size:
+            return 0
+        end = base + size
+        r = t.regions
+        if not r:
+            r.append((base, size, flags, nid))
+            t.total_size = size
+            return 0
+        inserting = len(r) * 2 + 1 <= t.max
+        while True:
+            cur = base
+            nr_new = 0
+            start_rgn = -1
+            end_rgn = 0
+            idx = 0
+            while idx < len(r):
+                rbase, rsize = r[idx][0], r[idx][1]
+                rend = rbase + rsize
+                if rbase >= end:
+                    break
+                if rend <= cur:
+                    idx += 1
+                    continue
+                if rbase > cur:
+                    nr_new += 1
+                    if inserting:
+                        if start_rgn == -1:
+                            start_rgn = idx
+                        end_rgn = idx + 1
+                        self._insert_region(t, idx, cur, rbase - cur, nid, flags)
+                        idx += 1
+                cur = min(rend, end)
+                idx += 1
+            if cur < end:
+                nr_new += 1
+                if inserting:
+                    if start_rgn == -1:
+                        start_rgn = idx
+                    end_rgn = idx + 1
+                    self._insert_region(t, idx, cur, end - cur, nid, flags)
+            if not nr_new:
+                return 0
+            if inserting:
+                break
+            while len(r) + nr_new > t.max:
+                if self._double_array(t, base, size) < 0:
+                    return -ENOMEM
+            inserting = True
+        self._merge_regions(t, start_rgn, end_rgn)
+        return 0
+
+    def _isolate_range(self, t: LinearType, base: int, size: int) -> tuple[int, int, int]:
+        """``memblock_isolate_range()``: split regions at both ends of the range; returns
+        ``(ret, start_rgn, end_rgn)`` with the regions inside at ``[start_rgn, end_rgn)``."""
+        size = min(size, PHYS_ADDR_MAX - base)
+        if not size:
+            return 0, 0, 0
+        end = base + size
+        while len(t.regions) + 2 > t.max:
+            if self._double_array(t, base, size) < 0:
+                return -ENOMEM, 0, 0
+        r = t.regions
+        start_rgn = end_rgn = 0
+        idx = 0
+        while idx < len(r):
+            rbase, rsize, rflags, rnid = r[idx]
+            rend = rbase + rsize
+            if rbase >= end:
+                break
+            if rend <= base:
+                idx += 1
+                continue
+            if rbase < base:
+                # straddles the start: the lower piece goes below, go on with the upper one
+                r[idx] = (base, rend - base, rflags, rnid)
+                t.total_size -= base - rbase
+                self._insert_region(t, idx, rbase, base - rbase, rnid, rflags)
+                idx += 1
+            elif rend > end:
+                # straddles the end: insert the lower piece and look at it again
+                r[idx] = (end, rend - end, rflags, rnid)
+                t.total_size -= end - rbase
+                self._insert_region(t, idx, rbase, end - rbase, rnid, rflags)
+            else:
+                if not end_rgn:
+                    start_rgn = idx
+                end_rgn = idx + 1
+                idx += 1
+        return 0, start_rgn, end_rgn
+
+    def _remove_range(self, t: LinearType, base: int, size: int) -> int:
+        """``memblock_remove_range()``: isolate, then drop the regions inside. 0/-ENOMEM."""
+        ret, start_rgn, end_rgn = self._isolate_range(t, base, size)
+        if ret:
+            return ret
+        for i in range(end_rgn - 1, start_rgn - 1, -1):
+            t.total_size = (t.total_size - t.regions[i][1]) & PHYS_ADDR_MAX
+            del t.regions[i]
+        return 0
+
+    # -- public add / remove / reserve / free (spec §4) ----------------------------------------
+
+    def add_node(self, base: int, size: int, nid: int, flags: int = 0) -> int:
+        """``memblock_add_node()``: add ``[base, base + size)`` to memory on ``nid``."""
+        base, size, nid = _u64("base", base), _u64("size", size), _c_int("nid", nid)
+        flags = _u64("flags", flags)
+        if flags & ~_FLAGS_MASK:
+            raise ValueError(f"flags={flags:#x} has unknown bits")
+        return self._add_range(self.memory, base, size, nid, flags)
+
+    def add(self, base: int, size: int) -> int:
+        """``memblock_add()``: add to memory with nid ``MAX_NUMNODES``, flags 0."""
+        return self._add_range(self.memory, _u64("base", base), _u64("size", size),
+                               self.max_numnodes, 0)
+
+    def remove(self, base: int, size: int) -> int:
+        """``memblock_remove()``: remove ``[base, base + size)`` from memory."""
+        return self._remove_range(self.memory, _u64("base", base), _u64("size", size))
+
+    def reserve(self, base: int, size: int) -> int:
+        """``memblock_reserve()``: reserve with nid ``NUMA_NO_NODE``, flags 0."""
+        return self._add_range(self.reserved, _u64("base", base), _u64("size", size),
+                               NUMA_NO_NODE, 0)
+
+    def reserve_kern(self, base: int, size: int) -> int:
+        """``memblock_reserve_kern()``: reserve with nid ``NUMA_NO_NODE``, flags RSRV_KERN."""
+        return self._add_range(self.reserved, _u64("base", base), _u64("size", size),
+                               NUMA_NO_NODE, RSRV_KERN)
+
+    def phys_free(self, base: int, size: int) -> int:
+        """``memblock_phys_free()``: un-reserve ``[base, base + size)`` (before slab)."""
+        return self._remove_range(self.reserved, _u64("base", base), _u64("size", size))
+
+    # -- free-range iteration (spec §5.1, §5.2) -------------------------------------------------
+
+    def _skip(self, m_flags: int, m_nid: int, nid: int, flags: int) -> bool:
+        """``should_skip_region()`` for a memory region (movable_node off)."""
+        if 0 <= nid < self.max_numnodes and nid != m_nid:
+            return True
+        if flags & MIRROR and not m_flags & MIRROR:
+            return True
+        if not flags & NOMAP and m_flags & NOMAP:
+            return True
+        if not flags & DRIVER_MANAGED and m_flags & DRIVER_MANAGED:
+            return True
+        return bool(flags & KHO_SCRATCH and not m_flags & KHO_SCRATCH)
+
+    def _gap(self, k: int) -> tuple[int, int]:
+        """Gap ``k`` of reserved: between region ``k - 1`` and region ``k``."""
+        r = self.reserved.regions
+        start = r[k - 1][0] + r[k - 1][1] if k else 0
+        end = r[k][0] if k < len(r) else PHYS_ADDR_MAX
+        return start, end
+
+    def for_each_free_mem_range(self, nid: int = NUMA_NO_NODE,
+                                flags: int = 0) -> Iterator[tuple[int, int, int]]:
+        """``for_each_free_mem_range()``: ``(start, end, nid)`` of memory minus reserved,
+        ascending (the kernel's two-index walk; empty ranges included)."""
+        n_gaps = len(self.reserved.regions) + 1
+        k = 0
+        for m_base, m_size, m_flags, m_nid in self.memory.regions:
+            if self._skip(m_flags, m_nid, nid, flags):
+                continue
+            m_end = m_base + m_size
+            while k < n_gaps:
+                gs, ge = self._gap(k)
+                if gs >= m_end:
+                    break
+                if m_base < ge:
+                    yield max(m_base, gs), min(m_end, ge), m_nid
+                    if m_end <= ge:
+                        break
+                k += 1
+
+    def for_each_free_mem_range_reverse(self, nid: int = NUMA_NO_NODE,
+                                        flags: int = 0) -> Iterator[tuple[int, int, int]]:
+        """``for_each_free_mem_range_reverse()``: the same ranges, descending."""
+        k = len(self.reserved.regions)
+        for m_base, m_size, m_flags, m_nid in reversed(self.memory.regions):
+            if self._skip(m_flags, m_nid, nid, flags):
+                continue
+            m_end = m_base + m_size
+            while k >= 0:
+                gs, ge = self._gap(k)
+                if ge <= m_base:
+                    break
+                if m_end > gs:
+                    yield max(m_base, gs), min(m_end, ge), m_nid
+                    if m_base >= gs:
+                        break
+                k -= 1
+
+    # -- the allocation chain (spec §5.3 - §5.5) --------------------------------------------------
+
+    def _find_in_range_node(self, size: int, align: int, start: int, end: int, nid: int,
+                            flags: int) -> int:
+        """``memblock_find_in_range_node()``: the first fit in the current direction; 0 if none."""
+        if end in (0, 1):                      # MEMBLOCK_ALLOC_ACCESSIBLE / _NOLEAKTRACE
+            end = self.current_limit
+        start = max(start, self.page_size)     # page 0 is never handed out
+        end = max(start, end)
+        if self.bottom_up:
+            for ts, te, _ in self.for_each_free_mem_range(nid, flags):
+                ts, te = _clamp(ts, start, end), _clamp(te, start, end)
+                cand = _round_up(ts, align)
+                if cand < te and te - cand >= size:
+                    return cand
+            return 0
+        for ts, te, _ in self.for_each_free_mem_range_reverse(nid, flags):
+            ts, te = _clamp(ts, start, end), _clamp(te, start, end)
+            if te < size:
+                continue
+            cand = _round_down(te - size, align)
+            if cand >= ts:
+                return cand
+        return 0
+
+    def _find_in_range(self, start: int, end: int, size: int, align: int) -> int:
+        """``memblock_find_in_range()`` (used by array doubling): any node, no flags."""
+        return self._find_in_range_node(size, align, start, end, NUMA_NO_NODE, 0)
+
+    def alloc_range_nid(self, size: int, align: int, start: int, end: int, nid: int,
+                        exact_nid: bool = False) -> int:
+        """``memblock_alloc_range_nid()``: find and reserve (flags RSRV_KERN, nid ``nid``)
+        ``size`` bytes aligned to ``align`` in ``[start, end)``; then, for a valid node and not
+        ``exact_nid``, any node (nid ``NUMA_NO_NODE``). Physical address, 0 on failure."""
+        size, align = _u64("size", size), _u64("align", align)
+        start, end, nid = _u64("start", start), _u64("end", end), _c_int("nid", nid)
+        if not align:
+            align = self.smp_cache_bytes
+        found = self._find_in_range_node(size, align, start, end, nid, 0)
+        if found and not self._add_range(self.reserved, found, size, nid, RSRV_KERN):
+            return found
+        if 0 <= nid < self.max_numnodes and not exact_nid:
+            found = self._find_in_range_node(size, align, start, end, NUMA_NO_NODE, 0)
+            if found and not self._add_range(self.reserved, found, size, NUMA_NO_NODE,
+                                             RSRV_KERN):
+                return found
+        return 0
+
+    def phys_alloc_range(self, size: int, align: int, start: int, end: int) -> int:
+        """``memblock_phys_alloc_range()``: any node in ``[start, end)``; address or 0."""
+        return self.alloc_range_nid(size, align, start, end, NUMA_NO_NODE, False)
+
+    def phys_alloc(self, size: int, align: int) -> int:
+        """``memblock_phys_alloc()``: any node below ``current_limit``; address or 0."""
+        return self.alloc_range_nid(size, align, 0, 0, NUMA_NO_NODE, False)

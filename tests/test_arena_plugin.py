@@ -1,0 +1,111 @@
+"""The pytest plugin (``arena.pytest_plugin``): the ``arena`` fixture and marker fail a test on
+leaks, overruns and writes after free, with the report in the failure message."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import pytest
+
+import arena.pytest_plugin  # noqa: F401  (imported once: pytester's in-process runs reuse it)
+
+pytest_plugins = ["pytester"]
+
+
+def _plugin_args() -> list[str]:
+    """``-p arena.pytest_plugin`` unless the ``pytest11`` entry point already loads it."""
+    installed = any(ep.value == "arena.pytest_plugin" for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "arena.pytest_plugin"]
+
+
+QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
+
+CASES = '''
+import numpy as np
+import pytest
+
+
+def test_clean(arena):
+    v = arena.alloc(100)
+    v[:] = 1
+    arena.free(v)
+    with arena.scope():
+        arena.alloc_array((4, 4), np.float32)
+
+
+def make_buffer(arena):
+    return arena.alloc(100)
+
+
+def test_overrun(arena):
+    v = make_buffer(arena)
+    arena.physmem.view(arena.info(v).phys, 101)[100] = 1   # one byte past the end
+    arena.free(v)
+
+
+def test_overrun_not_freed(arena):
+    v = make_buffer(arena)
+    arena.physmem.view(arena.info(v).phys, 101)[100] = 1
+    assert v.sum() == 0
+
+
+def test_write_after_free(arena):
+    v = arena.alloc(64)
+    arena.free(v)
+    v[7] = 3
+
+
+def test_leak(arena):
+    make_buffer(arena)
+
+
+@pytest.mark.arena(check_leaks=False)
+def test_leak_allowed(arena):
+    make_buffer(arena)
+
+
+@pytest.mark.arena(size=1 << 20, debug=False, nodes=2, budget=4096)
+def test_marker_configures(arena):
+    assert arena.capacity == 1 << 20 and not arena.debug
+    assert arena.nodes == (0, 1) and arena.budget == 4096
+
+
+def test_own_failure(arena):
+    v = arena.alloc(10)
+    assert v[0] == 1, "the test's own assertion"
+'''
+
+
+def test_plugin_reports(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_cases=CASES)
+    result = pytester.runpytest(*_plugin_args(), *QUIET, "-rf")
+    result.assert_outcomes(passed=3, failed=5)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "FAILED test_cases.py::test_overrun - arena.errors.CorruptionError: arena: 1 m*",
+        "FAILED test_cases.py::test_overrun_not_freed - Failed: arena: memory errors*",
+        "FAILED test_cases.py::test_leak - Failed: arena: memory errors*",
+    ])
+    # Overruns name the bytes past the end and where the allocation was made.
+    assert out.count("1 byte(s) past its end were written") >= 2
+    assert "in make_buffer" in out and "test_cases.py:" in out
+    assert "write after free to the 64-byte allocation" in out and "freed at:" in out
+    assert "leak: 1 allocation(s) still live (100 bytes)" in out
+    # A test failing by itself reports its own assertion, not ours.
+    assert "the test's own assertion" in out
+    for name in ("test_clean", "test_leak_allowed", "test_marker_configures"):
+        assert f"FAILED test_cases.py::{name}" not in out
+
+
+def test_plugin_marker_registered_and_strict(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_marker='''
+        import pytest
+
+        @pytest.mark.arena(1 << 20)
+        def test_positional(arena):
+            pass
+    ''')
+    result = pytester.runpytest(*_plugin_args(), *QUIET, "--strict-markers")
+    assert "arena(size=..." in pytester.runpytest(*_plugin_args(), "--markers").stdout.str()
+    result.assert_outcomes(errors=1)
+    assert "keyword arguments only" in result.stdout.str()
