@@ -12,6 +12,8 @@ Layers (data flows down, imports point up):
 
 from __future__ import annotations
 
+from arena.arena import AllocationInfo, Arena, ArenaStats, LeakSite, NodeStats
+from arena.buddy import BuddyAllocator
 from arena.errors import (
     ArenaError,
     ArenaMemoryError,
@@ -41,6 +43,12 @@ from arena.physmem import NodeSlice, PhysicalMemory, parse_size
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllocationInfo",
+    "Arena",
+    "ArenaStats",
+    "BuddyAllocator",
+    "LeakSite",
+    "NodeStats",
     "ArenaError",
     "ArenaMemoryError",
     "BudgetExceededError",

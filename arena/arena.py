@@ -65,6 +65,7 @@ from arena.errors import (
     DoubleFreeError,
     ForeignBufferError,
     HandoverError,
+    LiveViewsError,
 )
 from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, Memblock, MemblockFlags
 from arena.physmem import MAX_ALIGN, PAGE_SIZE, PhysicalMemory, parse_size
@@ -80,6 +81,9 @@ __all__ = [
     "RED_ACTIVE",
     "POISON_FREE",
     "POISON_INUSE",
+    "STACK_DEPTH",
+    "FREED_MEMORY",
+    "HIDDEN_FRAMES",
 ]
 
 # -- constants ----------------------------------------------------------------------------------
@@ -285,10 +289,12 @@ class _Record:
 # -- fork handling: hold every arena's lock across fork(), renew it in the child -------------------
 
 _ARENAS: weakref.WeakSet[Arena] = weakref.WeakSet()
+_ARENAS_LOCK = threading.Lock()   # guards _ARENAS; held across fork() too
 _FORK_HELD: list[Arena] = []
 
 
 def _before_fork() -> None:
+    _ARENAS_LOCK.acquire()
     held = sorted(_ARENAS, key=lambda a: a._serial)
     for a in held:
         a._lock.acquire()
@@ -299,12 +305,15 @@ def _after_fork_parent() -> None:
     for a in reversed(_FORK_HELD):
         a._lock.release()
     _FORK_HELD.clear()
+    _ARENAS_LOCK.release()
 
 
 def _after_fork_child() -> None:
+    global _ARENAS_LOCK
     for a in _FORK_HELD:
         a._lock = threading.RLock()
     _FORK_HELD.clear()
+    _ARENAS_LOCK = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -402,8 +411,9 @@ class Arena:
         self._peak = 0
         self._count = 0
         self._autocheck = os.environ.get("ARENA_CHECK") == "1"
-        self._serial = next(_serials)
-        _ARENAS.add(self)
+        with _ARENAS_LOCK:
+            self._serial = next(_serials)
+            _ARENAS.add(self)
 
     # -- properties --------------------------------------------------------------------------
 
@@ -1132,17 +1142,24 @@ class Arena:
 
     # -- lifetime ----------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Unmap the memory. Idempotent.
+    def close(self, *, defer: bool = False) -> None:
+        """Unmap the memory and retire the arena. Idempotent.
 
         In debug mode, allocations still live are reported with a ``ResourceWarning`` (by call
-        site). Raises :class:`arena.errors.LiveViewsError` if numpy arrays of the arena are
-        still alive (then nothing is closed). Afterwards every method raises ClosedError.
+        site). If numpy arrays of the arena are still alive the memory cannot be unmapped:
+        without ``defer`` this raises :class:`arena.errors.LiveViewsError` and nothing changes;
+        with ``defer=True`` (what leaving a ``with`` block does) the arena is retired anyway and
+        the mapping goes away with the last array and the arena object (garbage collection).
+        Afterwards every method raises ClosedError. O(live).
         """
         with self._lock:
             if self._closed:
                 return
-            self._pm.close()   # LiveViewsError: nothing changed
+            try:
+                self._pm.close()
+            except LiveViewsError:
+                if not defer:
+                    raise  # nothing changed
             leaks = self._format_leaks() if self._debug else ""
             self._closed = True
             self._live.clear()
@@ -1156,4 +1173,4 @@ class Arena:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(defer=True)

@@ -305,6 +305,22 @@ class BuddyAllocator:
         self._free_one(pfn, order, nid, to_tail=True)
         self._maybe_check()
 
+    def overlaps_managed(self, pfn: int, npages: int = 1) -> bool:
+        """True if any page of ``[pfn, pfn + npages)`` is already managed (handed over).
+
+        Lets a caller that hands over many pages (``Memblock.free_late``) refuse the whole
+        range before giving any of it. Raises ``TypeError``/``ValueError`` for a bad argument.
+        O(log ranges).
+        """
+        pfn = _as_int("pfn", pfn)
+        npages = _as_int("npages", npages)
+        if pfn < 0 or npages < 0:
+            raise ValueError(f"pfn {pfn:#x} and npages {npages} must not be negative")
+        end = pfn + npages
+        rstart, rend = self._rstart, self._rend
+        i = bisect_right(rstart, pfn)
+        return npages > 0 and bool((i and rend[i - 1] > pfn) or (i < len(rstart) and rstart[i] < end))
+
     # -- allocation and free ----------------------------------------------------------------
 
     def alloc_pages_phys(self, order: int, *, node: int | None = None, strict_node: bool = False) -> int | None:
@@ -319,6 +335,8 @@ class BuddyAllocator:
         """
         order = self._check_order(order)
         nid = self._check_node(node)
+        if not isinstance(strict_node, (bool, np.bool_)):
+            raise TypeError(f"strict_node must be a bool, not {type(strict_node).__name__} {strict_node!r}")
         if nid is None:
             candidates = sorted(self._lists)
         elif strict_node:

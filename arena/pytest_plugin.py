@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from arena.arena import Arena
-from arena.errors import CorruptionError, LiveViewsError
+from arena.errors import CorruptionError
 
 __all__ = ["DEFAULT_SIZE", "arena", "arena_report"]
 
@@ -92,10 +92,7 @@ def _teardown(a: Arena) -> None:
     except CorruptionError:
         a.check(repair=True)
         a.reset()
-    try:
-        a.close()
-    except LiveViewsError:
-        pass  # arrays still referenced (e.g. by a traceback): the GC unmaps it later
+    a.close(defer=True)  # arrays still referenced (say, by a traceback): the GC unmaps later
 
 
 @pytest.hookimpl(wrapper=True)

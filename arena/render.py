@@ -264,7 +264,8 @@ class _PieceMap:
                 i += 1
 
     def pieces(self) -> list[CallerPiece]:
-        return [CallerPiece(s, e - s, n) for s, e, n in zip(self.starts, self.ends, self.names)]
+        return [CallerPiece(s, e - s, n) for s, e, n in zip(self.starts, self.ends, self.names,
+                                                                strict=True)]
 
 
 def callers_from_ops(ops: Iterable[Any]) -> list[CallerPiece]:
@@ -404,8 +405,8 @@ def text_map(memblock: Any, *, width: int = 72) -> str:
     lay = _layout(memblock)
     if not lay.memory:
         return "memory map: no memory"
-    out = [f"memory map, one row per node: '#' reserved, '+' partly reserved, '.' free, "
-           f"'N' nomap, ' ' hole (holes not to scale)"]
+    out = ["memory map, one row per node: '#' reserved, '+' partly reserved, '.' free, "
+           "'N' nomap, ' ' hole (holes not to scale)"]
     for nid in lay.nodes:
         regions = lay.by_node[nid]
         spans = lay.node_extents[nid]
@@ -414,7 +415,7 @@ def text_map(memblock: Any, *, width: int = 72) -> str:
         nomap = [0.0] * width
         res = [0.0] * width
 
-        def add(cov: list[float], s: int, e: int) -> None:
+        def add(cov: list[float], s: int, e: int, axis: Axis = axis) -> None:
             x0, x1 = axis.x(s), axis.x(e)
             c = int(x0)
             while c < width and c < x1:
@@ -533,45 +534,117 @@ def _densest_window(items: Sequence[tuple[int, int]], min_span: int) -> tuple[in
     items = sorted(items)
     k = max(3, (len(items) + 1) // 2)
     ends = list(itertools.accumulate((e for _s, e in items), max))
-    best = None
-    for i in range(len(items) - k + 1):
-        span = (items[i][0], ends[i + k - 1])
-        if best is None or span[1] - span[0] < best[1] - best[0]:
-            best = span
-    assert best is not None
+    best = min(((items[i][0], ends[i + k - 1]) for i in range(len(items) - k + 1)),
+               key=lambda w: w[1] - w[0])
     s, e = best
     pad = max((e - s) // 20, (min_span - (e - s)) // 2, 0)
     return max(s - pad, 0), e + pad
 
 
-def _ticks(axis: Axis, min_gap_px: float, size: float) -> list[tuple[float, str]]:
-    """Tick positions and labels: every run start, the end of the last run, then round
-    addresses inside long runs, dropping any label that would collide."""
-    wanted: list[tuple[float, str, int]] = []   # (x, label, priority)
+def _place(wanted: Iterable[tuple[float, str, int, float]], width: float,
+           ) -> list[tuple[float, float, str, int, float]]:
+    """Place labels ``(x, text, kind, font size)`` centred at ``x`` (kept inside
+    ``[0, width]``) without overlaps, in the given priority order; returns
+    ``(x_left, x_right, text, kind, x)`` of those that fit. Kind 2 is proportional text, the
+    others monospace."""
+    placed: list[tuple[float, float, str, int, float]] = []
+    for x, label, kind, size in wanted:
+        w = _text_w(label, size, mono=kind != 2)
+        lo = min(max(x - w / 2, 0), width - w)
+        hi = lo + w
+        if all(hi + 6 < p[0] or lo - 6 > p[1] for p in placed):
+            placed.append((lo, hi, label, kind, x))
+    return placed
+
+
+def _ticks(axis: Axis, min_gap_px: float,
+           size: float = 10) -> list[tuple[float, float, str, int, float]]:
+    """Axis labels: every run start and the end of the last run (kind 0), then round addresses
+    inside long runs (kind 1), dropping any label that would collide. Returns ``(x_left,
+    x_right, text, kind, tick x)``."""
+    wanted: list[tuple[float, str, int, float]] = []
     runs = axis.runs()
     for s, _e, x0, _x1 in runs:
-        wanted.append((x0, f"{s:#x}", 0))
-    wanted.append((axis.width, f"{runs[-1][1]:#x}", 0))
-    # Round addresses: the largest power of two giving ticks at least min_gap_px apart.
+        wanted.append((x0, f"{s:#x}", 0, size))
+    wanted.append((axis.width, f"{axis.hi:#x}", 0, size))
     if axis.scale > 0:
+        # The largest power of two giving ticks at least min_gap_px apart.
         step = 1 << max(12, math.ceil(math.log2(max(min_gap_px * 1.6 / axis.scale, 1))))
-        for s, e, x0, x1 in runs:
+        for s, e, _x0, _x1 in runs:
             a = (s // step + 1) * step
             while a < e:
-                wanted.append((axis.x(a), f"{a:#x}", 1))
+                wanted.append((axis.x(a), f"{a:#x}", 1, size))
                 a += step
-    placed: list[tuple[float, float, str]] = []
-    for x, label, _prio in sorted(wanted, key=lambda t: (t[2], t[0])):
-        w = _text_w(label, size, mono=True)
-        lo = min(max(x - w / 2, 0), axis.width - w)
-        hi = lo + w
-        if all(hi + 6 < a or lo - 6 > b for a, b, _l in placed):
-            placed.append((lo, hi, label))
-    return sorted(((a + b) / 2, label) for a, b, label in placed)
+    return _place(wanted, axis.width)
+
+
+@dataclass
+class _Shape:
+    """A reserved range as drawn: ``[start, end)``, fill, tooltip, and its caller (or "")."""
+
+    start: int
+    end: int
+    fill: str
+    tip: str
+    caller: str
+
+
+def _draw_lane(g: _Svg, axis: Axis, nid: int, memory: Sequence[_Region],
+               shapes: Sequence[_Shape], x_left: float, y: float, h: float) -> None:
+    """One lane: background, memory (clipped to the axis), flag stripes, compressed holes,
+    reserved shapes (at least 1 px), caller names inside shapes wide enough, outline."""
+    lo, hi = axis.lo, axis.hi
+    fill = _NODE_FILL[nid % len(_NODE_FILL)]
+    edge = _NODE_EDGE[nid % len(_NODE_EDGE)]
+    g.rect(x_left, y, axis.width, h, "#f7f7f7", None, 'class="lane"')
+    for r in memory:
+        s, e = max(r.base, lo), min(r.end, hi)
+        if s >= e:
+            continue
+        x0, x1 = x_left + axis.x(s), x_left + axis.x(e)
+        tip = (f"memory {_rng(r.base, r.end - r.base)} {human_size(r.end - r.base)}, "
+               f"node {nid}, flags {_flag_names(r.flags)}")
+        g.rect(x0, y, x1 - x0, h, "url(#nomap)" if r.flags & _NOMAP else fill, tip,
+               'class="memory nomap"' if r.flags & _NOMAP else 'class="memory"')
+        for flag, colour, dy in ((_MIRROR, "#d4a017", 0), (_HOTPLUG, "#8e44ad", h - 4),
+                                 (_DRIVER_MANAGED, "#7f8c8d", h / 2 - 2)):
+            if r.flags & flag:
+                g.rect(x0, y + dy, max(x1 - x0, 1), 4, colour, tip, 'class="flag"')
+    for s, e, x0, x1 in axis.compressed_holes():
+        g.rect(x_left + x0, y, x1 - x0, h, "url(#hole)",
+               f"hole {_rng(s, e - s)} {human_size(e - s)} (not to scale)", 'class="hole"')
+    for sh in shapes:
+        s, e = max(sh.start, lo), min(sh.end, hi)
+        if s >= e:
+            continue
+        x0, x1 = x_left + axis.x(s), x_left + axis.x(e)
+        w = max(x1 - x0, 1.0)
+        cls = "reserved caller" if sh.caller else "reserved"
+        g.rect(x0, y + 1, w, h - 2, sh.fill, sh.tip,
+               f'class="{cls}" shape-rendering="crispEdges"')
+        if sh.caller and w >= _text_w(sh.caller, 10) + 8:
+            g.text(x0 + w / 2, y + h / 2 + 3.5, sh.caller, size=10, anchor="middle",
+                   fill="#ffffff", extra='class="inside" pointer-events="none"')
+    g.rect(x_left, y, axis.width, h, "none", None, f'stroke="{edge}" stroke-width="1"')
+
+
+def _draw_ticks(g: _Svg, axis: Axis, x_left: float, y: float, min_gap_px: float) -> float:
+    """Tick marks and labels under a lane whose bottom is at ``y``; the sizes of compressed
+    holes go on a second line. Returns the height used."""
+    for a, b, label, _kind, x in _ticks(axis, min_gap_px):
+        g.line(x_left + x, y, x_left + x, y + 4, stroke="#555")
+        g.text(x_left + (a + b) / 2, y + 13, label, size=10, anchor="middle", mono=True,
+               fill="#333", extra='class="tick"')
+    holes = [((x0 + x1) / 2, f"{human_size(e - s)} hole", 2, 9.0)
+             for s, e, x0, x1 in axis.compressed_holes()]
+    for a, b, label, _kind, _x in _place(holes, axis.width):
+        g.text(x_left + (a + b) / 2, y + 24, label, size=9, anchor="middle", fill="#666",
+               extra='class="hole-label"')
+    return 26.0 if holes else 15.0
 
 
 def svg(memblock: Any, *, callers: Any = None, title: str | None = None,
-        width: int = 1200, top_callers: int = 10, callouts: int = 8) -> str:
+        width: int = 1200, top_callers: int = 10, callouts: int = 4) -> str:
     """An SVG memory map of ``memblock`` (the text of a standalone ``.svg`` file).
 
     * ``callers``: ``(base, size, caller)`` items (:class:`CallerPiece`, e.g. from
@@ -579,16 +652,18 @@ def svg(memblock: Any, *, callers: Any = None, title: str | None = None,
       drawn as "caller unknown". ``None``: reserved regions only.
     * ``title``: heading (default ``"Physical memory map"``); ``width``: pixels (>= 400);
       ``top_callers``: callers with their own colour (the rest share one grey, 0..11);
-      ``callouts``: how many of the largest reservations get a label with a leader line.
+      ``callouts``: at most this many of each node's largest reservations are named above
+      its lane (with a leader line) when there is room.
 
-    Layout, top to bottom: heading and totals; callouts; one lane per node on the compressed
-    address axis (:class:`Axis`; compressed holes hatched and labelled with their size) with
-    free memory in the node's colour, NOMAP memory hatched, MIRROR/HOTPLUG/DRIVER_MANAGED as
-    stripes, and reserved ranges (at least 1 px wide) in their caller's colour; the address
-    axis; a zoomed lane over the densest cluster of reservations too small to see (when there
-    is one); the legend (nodes, flags, callers with total bytes and count). Every shape has a
-    ``<title>`` tooltip. Raises ``TypeError``/``ValueError`` for bad arguments.
-    O(regions log regions + callers).
+    Layout, top to bottom: heading and totals; an overview strip of the whole address space
+    (:class:`Axis`, compressed holes hatched) with memory in node colours; one lane per node on
+    the node's own compressed axis, with free memory in the node's colour, NOMAP memory
+    hatched, MIRROR/HOTPLUG/DRIVER_MANAGED as stripes, reserved ranges (at least 1 px wide) in
+    their caller's colour, callouts and address ticks; a zoomed lane over the densest cluster of
+    reservations too small to see (when there is one, marked by a dashed box on its lane); the
+    legend (nodes, flags, callers with total bytes and count). Reserved ranges outside memory
+    are drawn on the lane of the nearest node. Every shape has a ``<title>`` tooltip.
+    Raises ``TypeError``/``ValueError`` for bad arguments. O(regions log regions + callers).
     """
     for name, v in (("width", width), ("top_callers", top_callers), ("callouts", callouts)):
         if isinstance(v, bool) or not isinstance(v, int):
@@ -606,230 +681,167 @@ def svg(memblock: Any, *, callers: Any = None, title: str | None = None,
     colours, ranked = _caller_colours(pieces, top_callers)
     heading = title if title is not None else "Physical memory map"
 
-    left, right = 86, 24
+    left, right = 96, 24
     map_w = width - left - right
-    lane_h, lane_gap = 34, 10
+    lane_h = 32
     g = _Svg()
     y = 28.0
-    g.text(left - 70, y, heading, size=18, weight="bold")
+    g.text(16, y, heading, size=18, weight="bold")
     mem_total = sum(r.end - r.base for r in lay.memory)
     res_total = sum(r.end - r.base for r in lay.reserved)
     direction = "bottom-up" if getattr(memblock, "bottom_up", False) else "top-down"
-    sub = (f"{human_size(mem_total)} of memory in {len(lay.memory)} regions on "
+    y += 20
+    g.text(16, y, f"{human_size(mem_total)} of memory in {len(lay.memory)} regions on "
            f"{len(lay.nodes)} node{'s' if len(lay.nodes) != 1 else ''}; "
            f"{human_size(res_total)} reserved in {len(lay.reserved)} regions"
            + (f" ({len(pieces)} reservations by {len(ranked)} callers)" if pieces else "")
-           + f"; allocation {direction}")
-    y += 20
-    g.text(left - 70, y, sub, size=12, fill="#444")
-
+           + f"; allocation {direction}", size=12, fill="#444")
     if not lay.memory and not lay.reserved:
-        y += 30
-        g.text(left, y, "no memory and no reservations", size=14, fill="#666")
-        return _finish(g, width, y + 20, heading)
+        g.text(left, y + 30, "no memory and no reservations", size=14, fill="#666")
+        return _finish(g, width, y + 50, heading)
 
-    extents = lay.extents or [(lay.lo, lay.hi)]
-    axis = Axis(extents, map_w, 36.0, lo=lay.lo, hi=lay.hi)
+    # Reserved shapes: regions (caller unknown when callers are given), then caller pieces.
+    shapes = [_Shape(r.base, r.end, _UNKNOWN_FILL if pieces else _CALLER_FILL[0],
+                     f"reserved {_rng(r.base, r.end - r.base)} {human_size(r.end - r.base)}, "
+                     f"flags {_flag_names(r.flags)}" + (", caller unknown" if pieces else ""), "")
+              for r in lay.reserved]
+    shapes += [_Shape(p.base, p.base + p.size, colours[p.caller],
+                      f"{p.caller}: {_rng(p.base, p.size)} {human_size(p.size)}", p.caller)
+               for p in pieces]
 
-    # Reserved shapes per lane: every reserved region clipped to each node's memory, plus the
-    # parts of reservations outside memory (drawn on the lane of the nearest node).
+    # Each shape goes to the lanes of the node memory it lies on; parts outside memory go to
+    # the lane of the nearest node.
+    runs = sorted((s, e, n) for n, spans in lay.node_extents.items() for s, e in spans)
     lanes = lay.nodes or [0]
-    lane_of_addr_runs = sorted((s, e, n) for n, spans in lay.node_extents.items()
-                               for s, e in spans)
 
-    def lane_for(addr: int) -> int:
-        if not lane_of_addr_runs:
+    def nearest(addr: int) -> int:
+        if not runs:
             return lanes[0]
-        i = bisect.bisect_right(lane_of_addr_runs, (addr, 1 << 70, 0)) - 1
+        i = bisect.bisect_right(runs, (addr, 1 << 70, 0)) - 1
         if i < 0:
-            return lane_of_addr_runs[0][2]
-        s, e, n = lane_of_addr_runs[i]
-        if addr < e or i + 1 == len(lane_of_addr_runs):
+            return runs[0][2]
+        s, e, n = runs[i]
+        if addr < e or i + 1 == len(runs):
             return n
-        nxt = lane_of_addr_runs[i + 1]
-        return n if addr - e <= nxt[0] - addr else nxt[2]
+        return n if addr - e <= runs[i + 1][0] - addr else runs[i + 1][2]
 
-    def split_by_lane(base: int, end: int) -> list[tuple[int, int, int]]:
-        """[base, end) cut into (start, end, lane) pieces by node memory; gaps go to the
-        nearest lane."""
-        out: list[tuple[int, int, int]] = []
-        pos = base
-        for s, e, n in lane_of_addr_runs:
-            if e <= pos or s >= end:
+    lane_shapes: dict[int, list[_Shape]] = {n: [] for n in lanes}
+    for sh in shapes:
+        pos = sh.start
+        for s, e, n in runs[max(bisect.bisect_right(runs, (sh.start, 1 << 70, 0)) - 1, 0):]:
+            if s >= sh.end:
+                break
+            if e <= pos:
                 continue
             if s > pos:
-                out.append((pos, s, lane_for(pos)))
-            out.append((max(s, pos), min(e, end), n))
-            pos = min(e, end)
-        if pos < end:
-            out.append((pos, end, lane_for(pos)))
-        return out
+                lane_shapes[nearest(pos)].append(_Shape(pos, s, sh.fill, sh.tip, sh.caller))
+            lane_shapes[n].append(_Shape(max(s, pos), min(e, sh.end), sh.fill, sh.tip,
+                                         sh.caller))
+            pos = min(e, sh.end)
+        if pos < sh.end:
+            lane_shapes[nearest(pos)].append(_Shape(pos, sh.end, sh.fill, sh.tip, sh.caller))
 
-    # Callouts: the largest reserved shapes (caller pieces if given, else regions).
-    big_items = ([(p.base, p.base + p.size, p.caller) for p in pieces] if pieces
-                 else [(r.base, r.end, f"reserved {human_size(r.end - r.base)}")
-                       for r in lay.reserved])
-    big = sorted(big_items, key=lambda t: t[0] - t[1])[:callouts]
-    callout_rows: list[list[tuple[float, float]]] = [[], [], []]
-    placed_callouts: list[tuple[float, int, str, int, int]] = []   # (x, row, text, lane, ...)
-    for s, e, name in sorted(big, key=lambda t: t[0]):
-        xc = left + (axis.x(s) + axis.x(e)) / 2
-        label = f"{name} {human_size(e - s)}"
-        w = _text_w(label, 11)
-        x0 = min(max(xc - 4, left - 60), width - 4 - w)
-        for row_i, row in enumerate(callout_rows):
-            if all(x0 + w + 8 < a or x0 - 8 > b for a, b in row):
-                row.append((x0, x0 + w))
-                placed_callouts.append((xc, row_i, label, lane_for(s), x0))
-                break
-    rows_used = 1 + max((c[1] for c in placed_callouts), default=-1)
-    callout_top = y + 14
-    lanes_top = callout_top + rows_used * 15 + (8 if rows_used else 0)
-    y_lane = {n: lanes_top + i * (lane_h + lane_gap) for i, n in enumerate(lanes)}
-    lanes_bottom = lanes_top + len(lanes) * (lane_h + lane_gap) - lane_gap
+    # Overview of the whole address space.
+    y += 16
+    g.add('<g id="overview">')
+    g.text(left - 10, y + 13, "all nodes", size=11, anchor="end", fill="#333")
+    overview = Axis(lay.extents, map_w, 36.0, lo=lay.lo, hi=lay.hi)
+    g.rect(left, y, map_w, 18, "#ffffff", None, 'stroke="#999" stroke-width="1"')
+    for r in lay.memory:
+        x0, x1 = left + overview.x(r.base), left + overview.x(r.end)
+        g.rect(x0, y, x1 - x0, 18, _NODE_EDGE[r.nid % len(_NODE_EDGE)],
+               f"memory {_rng(r.base, r.end - r.base)} node {r.nid}",
+               'class="memory" fill-opacity="0.55"')
+    for s, e, x0, x1 in overview.compressed_holes():
+        g.rect(left + x0, y, x1 - x0, 18, "url(#hole)", f"hole {_rng(s, e - s)} "
+               f"{human_size(e - s)} (not to scale)", 'class="hole"')
+    for r in lay.reserved:
+        x0, x1 = left + overview.x(r.base), left + overview.x(r.end)
+        g.rect(x0, y + 9, max(x1 - x0, 1.0), 9, "#222222", f"reserved {_rng(r.base, r.end - r.base)}",
+               'class="reserved" shape-rendering="crispEdges"')
+    y += 18 + _draw_ticks(g, overview, left, y + 18, 110) + 14
+    g.add("</g>")
 
-    # Lanes: background (no memory of this node), memory regions, flag stripes.
-    for i, n in enumerate(lanes):
-        ly = y_lane[n]
-        fill = _NODE_FILL[n % len(_NODE_FILL)]
-        edge = _NODE_EDGE[n % len(_NODE_EDGE)]
+    # One lane per node on its own axis.
+    axes: dict[int, Axis] = {}
+    lane_y: dict[int, float] = {}
+    for n in lanes:
+        sh = lane_shapes[n]
+        spans = lay.node_extents.get(n) or [(min(s.start for s in sh), max(s.end for s in sh))]
+        lo = min([spans[0][0]] + [s.start for s in sh])
+        hi = max([spans[-1][1]] + [s.end for s in sh])
+        axis = axes[n] = Axis(spans, map_w, 30.0, lo=lo, hi=hi)
+        # Callouts: this node's largest named (or, without callers, any) reservations.
+        cands = sorted((s for s in sh if s.caller or not pieces), key=lambda s: s.start - s.end)
+        wanted = []
+        for s in cands[:callouts]:
+            name = s.caller or "reserved"
+            wanted.append(((axis.x(s.start) + axis.x(s.end)) / 2,
+                           f"{name} {human_size(s.end - s.start)}", 2, 11.0))
+        placed = _place(wanted, map_w)
         g.add(f'<g class="node" id="node-{n}">')
-        g.text(left - 10, ly + lane_h / 2 + 4, f"node {n}", size=13, anchor="end",
-               fill=edge, weight="bold")
-        g.rect(left, ly, map_w, lane_h, "#f7f7f7", extra='class="lane"')
-        for r in lay.by_node.get(n, []):
-            x0, x1 = left + axis.x(r.base), left + axis.x(r.end)
-            tip = (f"memory {_rng(r.base, r.end - r.base)} {human_size(r.end - r.base)}, "
-                   f"node {n}, flags {_flag_names(r.flags)}")
-            if r.flags & _NOMAP:
-                g.rect(x0, ly, x1 - x0, lane_h, "url(#nomap)", tip, 'class="memory nomap"')
-            else:
-                g.rect(x0, ly, x1 - x0, lane_h, fill, tip, 'class="memory"')
-            for flag, colour, dy in ((_MIRROR, "#d4a017", 0), (_HOTPLUG, "#8e44ad", lane_h - 4),
-                                     (_DRIVER_MANAGED, "#7f8c8d", lane_h / 2 - 2)):
-                if r.flags & flag:
-                    g.rect(x0, ly + dy, max(x1 - x0, 1), 4, colour, tip,
-                           f'class="flag-{flag:#x}"')
-        g.rect(left, ly, map_w, lane_h, "none", None, f'stroke="{edge}" stroke-width="1"')
+        edge = _NODE_EDGE[n % len(_NODE_EDGE)]
+        top = y + (16 if placed else 0)
+        for a, _b, label, _k, xc in placed:
+            g.text(left + a, y + 10, label, size=11, fill="#222", extra='class="callout"')
+            g.line(left + xc, y + 13, left + xc, top, stroke="#777", width=0.8,
+                   extra='class="leader"')
+        size = sum(e - s for s, e in lay.node_extents.get(n, []))
+        g.text(left - 10, top + 15, f"node {n}", size=13, anchor="end", fill=edge,
+               weight="bold")
+        g.text(left - 10, top + 28, human_size(size), size=10, anchor="end", fill="#555")
+        _draw_lane(g, axis, n, lay.by_node.get(n, []), sh, left, top, lane_h)
+        lane_y[n] = top
+        y = top + lane_h + _draw_ticks(g, axis, left, top + lane_h, 100) + 8
         g.add("</g>")
 
-    # Compressed holes: hatched across the lanes, labelled with their size below the axis.
-    hole_labels = []
-    for s, e, x0, x1 in axis.compressed_holes():
-        g.rect(left + x0, lanes_top - 4, x1 - x0, lanes_bottom - lanes_top + 8, "url(#hole)",
-               f"hole {_rng(s, e - s)} {human_size(e - s)} (not to scale)", 'class="hole"')
-        hole_labels.append(((left + x0 + left + x1) / 2, f"{human_size(e - s)} hole"))
+    # Zoom on the densest cluster of reservations narrower than 2 px on their lane.
+    small = [(s.start, s.end, n) for n in lanes for s in lane_shapes[n]
+             if (s.caller or not pieces) and axes[n].x(s.end) - axes[n].x(s.start) < 2]
+    window = _densest_window([(s, e) for s, e, _n in small], 64 << 10)
+    if window is not None:
+        ws, we = window
+        n = nearest(ws)
+        if axes[n].x(we) - axes[n].x(ws) < map_w / 8:
+            y = _zoom(g, lay, lane_shapes, window, axes[n], n, left, map_w, lane_y[n], y + 6,
+                      lane_h)
 
-    # Reserved: regions first (caller unknown), then caller pieces on top.
-    def draw_reserved(base: int, end: int, fill: str, tip: str, cls: str) -> None:
-        for s, e, n in split_by_lane(base, end):
-            x0, x1 = left + axis.x(s), left + axis.x(e)
-            w = max(x1 - x0, 1.0)
-            g.rect(x0, y_lane[n] + 1, w, lane_h - 2, fill, tip,
-                   f'class="{cls}" shape-rendering="crispEdges"')
-
-    for r in lay.reserved:
-        tip = (f"reserved {_rng(r.base, r.end - r.base)} {human_size(r.end - r.base)}, flags "
-               f"{_flag_names(r.flags)}" + ("" if not pieces else ", caller unknown"))
-        draw_reserved(r.base, r.end, _UNKNOWN_FILL if pieces else _CALLER_FILL[0], tip,
-                      "reserved")
-    for p in pieces:
-        tip = f"{p.caller}: {_rng(p.base, p.size)} {human_size(p.size)}"
-        draw_reserved(p.base, p.base + p.size, colours[p.caller], tip, "reserved caller")
-
-    # Callouts with leader lines to the top of their lane.
-    for xc, row_i, label, n, x0 in placed_callouts:
-        ty = callout_top + row_i * 15
-        g.line(xc, ty + 3, xc, y_lane[n], stroke="#888", width=0.8, extra='class="leader"')
-        g.text(x0, ty, label, size=11, fill="#222", extra='class="callout"')
-
-    # Axis: ticks and labels.
-    ay = lanes_bottom + 6
-    for xt, label in _ticks(axis, 96, 10):
-        g.line(left + xt, lanes_bottom, left + xt, ay, stroke="#555")
-        g.text(left + xt, ay + 11, label, size=10, anchor="middle", mono=True, fill="#333",
-               extra='class="tick"')
-    last_hi = -1e9
-    for xc, label in hole_labels:
-        w = _text_w(label, 10)
-        if xc - w / 2 > last_hi + 6:
-            g.text(xc, ay + 25, label, size=10, anchor="middle", fill="#777",
-                   extra='class="hole-label"')
-            last_hi = xc + w / 2
-    y = ay + 25 + 16
-
-    # Zoom: the densest cluster of reservations narrower than 2 px on the main map.
-    shapes = [(p.base, p.base + p.size) for p in pieces] or [(r.base, r.end) for r in lay.reserved]
-    small = [(s, e) for s, e in shapes if axis.x(e) - axis.x(s) < 2]
-    window = _densest_window(small, 64 << 10)
-    if window is not None and axis.x(window[1]) - axis.x(window[0]) < map_w / 8:
-        y = _zoom(g, lay, pieces, colours, window, axis, left, map_w, y, lane_h, lanes)
-
-    # Legend.
-    y = _legend(g, lay, pieces, colours, ranked, top_callers, axis, left, width, y)
+    y = _legend(g, lay, pieces, colours, ranked, top_callers, overview, width, y)
     return _finish(g, width, y, heading)
 
 
-def _zoom(g: _Svg, lay: _Layout, pieces: Sequence[CallerPiece], colours: dict[str, str],
-          window: tuple[int, int], axis: Axis, left: float, map_w: float, y: float,
-          lane_h: float, lanes: Sequence[int]) -> float:
-    """Draw the zoomed lane(s) over ``window``; returns the y below them."""
+def _zoom(g: _Svg, lay: _Layout, lane_shapes: dict[int, list[_Shape]], window: tuple[int, int],
+          axis: Axis, nid: int, left: float, map_w: float, lane_top: float, y: float,
+          lane_h: float) -> float:
+    """Mark ``window`` on node ``nid``'s lane and draw it enlarged below; returns the y after."""
     ws, we = window
-    zaxis = Axis([(ws, we)], map_w, 0.0)
-    zoom_nodes = [n for n in lanes if _clip(lay.node_extents.get(n, []), ws, we)] or [lanes[0]]
-    factor = (map_w / (we - ws)) / axis.scale if axis.scale else 0
+    x0, x1 = left + axis.x(ws), left + axis.x(we)
+    if x1 - x0 < 6:
+        x0, x1 = (x0 + x1) / 2 - 3, (x0 + x1) / 2 + 3
     g.add('<g id="zoom">')
-    g.text(left - 70, y + 2, f"Zoom on the densest cluster: {_rng(ws, we - ws)} "
-           f"({human_size(we - ws)}, ×{factor:,.0f})", size=13, weight="bold",
-           extra='class="zoom-title"')
-    ztop = y + 34
-    # Trapezoid from the window on the main map to the zoomed lane.
-    mx0, mx1 = left + axis.x(ws), left + axis.x(we)
-    g.add(f'<polygon points="{mx0:.2f},{y - 38:.2f} {mx1:.2f},{y - 38:.2f} '
-          f'{left + map_w:.2f},{ztop:.2f} {left:.2f},{ztop:.2f}" fill="#8899aa" '
-          f'fill-opacity="0.12" stroke="#8899aa" stroke-opacity="0.5"/>')
-    for i, n in enumerate(zoom_nodes):
-        ly = ztop + i * (lane_h + 6)
-        edge = _NODE_EDGE[n % len(_NODE_EDGE)]
-        g.text(left - 10, ly + lane_h / 2 + 4, f"node {n}", size=13, anchor="end", fill=edge,
-               weight="bold")
-        g.rect(left, ly, map_w, lane_h, "#f7f7f7")
-        for r in lay.by_node.get(n, []):
-            for s, e in _clip([(r.base, r.end)], ws, we):
-                x0, x1 = left + zaxis.x(s), left + zaxis.x(e)
-                fill = "url(#nomap)" if r.flags & _NOMAP else _NODE_FILL[n % len(_NODE_FILL)]
-                g.rect(x0, ly, x1 - x0, lane_h, fill,
-                       f"memory {_rng(r.base, r.end - r.base)} node {n}", 'class="memory"')
-        spans = lay.node_extents.get(n, [])
-        shapes: list[tuple[int, int, str, str]] = []
-        for r in lay.reserved:
-            tip = f"reserved {_rng(r.base, r.end - r.base)} {human_size(r.end - r.base)}"
-            shapes.append((r.base, r.end, _UNKNOWN_FILL if pieces else _CALLER_FILL[0], tip))
-        for p in pieces:
-            shapes.append((p.base, p.base + p.size, colours[p.caller],
-                           f"{p.caller}: {_rng(p.base, p.size)} {human_size(p.size)}"))
-        for s0, e0, fill, tip in shapes:
-            for s, e in _clip(spans, max(s0, ws), min(e0, we)):
-                x0, x1 = left + zaxis.x(s), left + zaxis.x(e)
-                g.rect(x0, ly + 1, max(x1 - x0, 1.0), lane_h - 2, fill, tip,
-                       'class="reserved" shape-rendering="crispEdges" stroke="#ffffff" '
-                       'stroke-width="0.4"')
-        g.rect(left, ly, map_w, lane_h, "none", None, f'stroke="{edge}" stroke-width="1"')
-    zb = ztop + len(zoom_nodes) * (lane_h + 6) - 6
-    for xt, label in _ticks(zaxis, 110, 10):
-        g.line(left + xt, zb, left + xt, zb + 5, stroke="#555")
-        g.text(left + xt, zb + 16, label, size=10, anchor="middle", mono=True, fill="#333",
-               extra='class="tick"')
+    g.rect(x0, lane_top - 3, x1 - x0, lane_h + 6, "none", None,
+           'stroke="#111" stroke-width="1.2" stroke-dasharray="3,2" class="zoom-mark"')
+    spans = _clip(lay.node_extents.get(nid, []), ws, we)
+    zaxis = Axis(spans, map_w, 30.0, lo=ws, hi=we)
+    factor = zaxis.scale / axis.scale if axis.scale and zaxis.scale else 0
+    g.text(16, y + 10, f"Zoom ×{factor:,.0f} on the densest cluster of small reservations "
+           f"(dashed box on node {nid}): {_rng(ws, we - ws)}, {human_size(we - ws)}",
+           size=13, weight="bold", extra='class="zoom-title"')
+    top = y + 20
+    edge = _NODE_EDGE[nid % len(_NODE_EDGE)]
+    g.text(left - 10, top + 20, f"node {nid}", size=13, anchor="end", fill=edge, weight="bold")
+    _draw_lane(g, zaxis, nid, lay.by_node.get(nid, []), lane_shapes[nid], left, top, lane_h)
+    y = top + lane_h + _draw_ticks(g, zaxis, left, top + lane_h, 110)
     g.add("</g>")
-    return zb + 36
+    return y + 14
 
 
 def _legend(g: _Svg, lay: _Layout, pieces: Sequence[CallerPiece], colours: dict[str, str],
-            ranked: Sequence[tuple[str, int, int]], top: int, axis: Axis, left: float,
-            width: int, y: float) -> float:
+            ranked: Sequence[tuple[str, int, int]], top: int, axis: Axis, width: int,
+            y: float) -> float:
     """Draw the legend; returns the y below it."""
     g.add('<g id="legend">')
-    x0 = left - 70
+    x0 = 16
     g.text(x0, y, "Legend", size=14, weight="bold")
     y += 10
     items: list[tuple[str, str, str]] = []   # (fill, label, tooltip)
@@ -851,9 +863,9 @@ def _legend(g: _Svg, lay: _Layout, pieces: Sequence[CallerPiece], colours: dict[
                       "MEMBLOCK_DRIVER_MANAGED"))
     if axis.compressed_holes():
         items.append(("url(#hole)", "hole, width not to scale", "no memory"))
-    if pieces:
+    if pieces and _uncovered(lay.reserved, pieces):
         items.append((_UNKNOWN_FILL, "reserved, caller unknown", "reserved"))
-    elif lay.reserved:
+    elif lay.reserved and not pieces:
         items.append((_CALLER_FILL[0], "reserved", "reserved"))
     y = _legend_grid(g, items, x0, y, width, 3)
     if ranked:
@@ -871,6 +883,13 @@ def _legend(g: _Svg, lay: _Layout, pieces: Sequence[CallerPiece], colours: dict[
         y = _legend_grid(g, citems, x0, y, width, 3)
     g.add("</g>")
     return y + 10
+
+
+def _uncovered(reserved: Sequence[_Region], pieces: Sequence[CallerPiece]) -> int:
+    """Reserved bytes that no caller piece covers."""
+    spans = _merge_extents((p.base, p.base + p.size) for p in pieces)
+    return sum(r.end - r.base - sum(e - s for s, e in _clip(spans, r.base, r.end))
+               for r in reserved)
 
 
 def _legend_grid(g: _Svg, items: Sequence[tuple[str, str, str]], x0: float, y: float,

@@ -1364,12 +1364,13 @@ def replay_command(args: argparse.Namespace) -> int:
                 return 2
     if args.svg:
         try:
-            from arena.render import svg
+            from arena.render import callers_from_ops, svg
         except ImportError as e:
             print(f"replay: --svg needs arena.render, which is not available ({e})",
                   file=sys.stderr)
             return 2
-        drawing = svg(report.memblock)
+        drawing = svg(report.memblock, callers=callers_from_ops(report.ops),
+                      title=f"memblock after {name}")
         try:
             if isinstance(drawing, bytes):
                 Path(args.svg).write_bytes(drawing)

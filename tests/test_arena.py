@@ -24,7 +24,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from arena.arena import ARENA_PHYS_BASE, Arena, ArenaStats
+from arena.arena import ARENA_PHYS_BASE, POISON_FREE, Arena, ArenaStats
 from arena.errors import (
     ArenaError,
     ArenaMemoryError,
@@ -620,19 +620,39 @@ def test_context_manager():
         v = a.alloc(10)
         a.free(v)
         del v
-    assert a.closed
+    assert a.closed and a.physmem.closed
     assert "closed" in repr(a)
+
+
+def test_context_manager_with_arrays_alive():
+    with Arena(SZ_1M, debug=True) as a:
+        v = a.alloc(10)
+        v[:] = 4
+        a.free(v)
+    assert a.closed and not a.physmem.closed     # retired; unmapped with the last array
+    assert (v == POISON_FREE).all()               # the memory is still mapped
+    with pytest.raises(ClosedError):
+        a.alloc(1)
+    b = Arena(SZ_1M)
+    w = b.alloc(10)
+    with pytest.raises(LiveViewsError):
+        b.close()
+    b.close(defer=True)
+    assert b.closed and (w == 0).all()
 
 
 # -- threads and fork -----------------------------------------------------------------------------
 
-def test_threads_hammer_one_arena(make):
-    a = make(16 * SZ_1M, nodes=2)
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_threads_hammer_one_arena(make, debug):
+    a = make(16 * SZ_1M, nodes=2, debug=debug)
     errors: list[BaseException] = []
+    counts: list[int] = []
 
     def worker(seed: int) -> None:
         rng = np.random.default_rng(seed)
         mine: list[tuple[np.ndarray, int]] = []
+        count = 0
         try:
             for i in range(300):
                 if mine and rng.random() < 0.45:
@@ -645,9 +665,11 @@ def test_threads_hammer_one_arena(make):
                     tag = (seed * 31 + i) % 255 + 1
                     v[:] = tag
                     mine.append((v, tag))
+                    count += 1
             for v, tag in mine:
                 assert (v == tag).all()
                 a.free(v)
+            counts.append(count)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
@@ -659,7 +681,8 @@ def test_threads_hammer_one_arena(make):
     assert not errors, errors
     st = a.stats()
     assert (st.live_allocations, st.bytes_allocated) == (0, 0)
-    a.check()
+    assert st.num_allocations == sum(counts)
+    assert a.check() == []
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")

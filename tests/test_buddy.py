@@ -312,7 +312,8 @@ def test_numa_counts(two_nodes):
     ({"order": True}, TypeError), ({"order": None}, TypeError),
     ({"order": 0, "node": 3}, ValueError), ({"order": 0, "node": -2}, ValueError),
     ({"order": 0, "node": "1"}, TypeError), ({"order": 0, "node": 1.0}, TypeError),
-    ({"order": 0, "node": True}, TypeError),
+    ({"order": 0, "node": True}, TypeError), ({"order": 0, "strict_node": 1}, TypeError),
+    ({"order": 0, "strict_node": None}, TypeError),
 ])
 def test_alloc_bad_input_changes_nothing(two_nodes, kwargs, exc):
     b = two_nodes
@@ -686,3 +687,17 @@ class BuddyMachine(RuleBasedStateMachine):
 
 
 TestBuddyMachine = BuddyMachine.TestCase
+
+
+def test_overlaps_managed_answers_for_whole_ranges():
+    b = BuddyAllocator()
+    b.boot_free(8, 3, 0)                     # pages [8, 16)
+    assert not b.overlaps_managed(0, 8)
+    assert b.overlaps_managed(0, 9)
+    assert b.overlaps_managed(15)
+    assert not b.overlaps_managed(16, 100)
+    assert not b.overlaps_managed(10, 0)
+    with pytest.raises(ValueError):
+        b.overlaps_managed(-1)
+    with pytest.raises(TypeError):
+        b.overlaps_managed(1.0)

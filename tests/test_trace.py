@@ -8,7 +8,6 @@ kernels 3.x to 7.x, the corner cases of the printed ranges and the failure repor
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -682,19 +681,21 @@ def test_svg_is_written_from_the_final_memblock(tmp_path, capsys, monkeypatch):
 
     seen = []
     fake = types.ModuleType("arena.render")
-    fake.svg = lambda mb: seen.append(mb) or f"<svg><!-- {mb.reserved.cnt} --></svg>"
+    fake.svg = lambda mb, **kw: seen.append((mb, kw)) or f"<svg><!-- {mb.reserved.cnt} --></svg>"
+    fake.callers_from_ops = lambda ops: [(0, 1, f"{len(ops)} ops")]
     monkeypatch.setitem(sys.modules, "arena.render", fake)
     path = tmp_path / "map.svg"
     rc, _, _ = run_cli([MIPS, "--svg", path], capsys)
     assert rc == 0 and len(seen) == 1
-    assert path.read_text() == f"<svg><!-- {seen[0].reserved.cnt} --></svg>"
+    mb, kw = seen[0]
+    assert path.read_text() == f"<svg><!-- {mb.reserved.cnt} --></svg>"
+    assert kw["callers"] == [(0, 1, "42 ops")] and MIPS.name in kw["title"]
 
 
-# LEAD: this test runs as soon as arena/render.py (svg(memblock)) lands; until then it is skipped.
-@pytest.mark.skipif(importlib.util.find_spec("arena.render") is None,
-                    reason="LEAD: enable when arena.render lands (svg(memblock) -> str)")
 def test_svg_of_the_final_map(tmp_path, capsys):
     path = tmp_path / "map.svg"
-    rc, _, _ = run_cli([MIPS, "--svg", path], capsys)
+    rc, _, _ = run_cli([X86, "--svg", path], capsys)
     assert rc == 0
-    assert "<svg" in path.read_text()
+    drawing = path.read_text()
+    assert drawing.lstrip().startswith(("<svg", "<?xml")) and "</svg>" in drawing
+    assert "sparse_init_nid" in drawing  # the largest reservations are named by their caller
