@@ -1,8 +1,14 @@
 """Command line: ``python -m arena <command>`` (also installed as ``memblock-arena``).
 
-Commands are registered in :data:`COMMANDS` (name → (help, add_arguments, run)), so later work
-adds ``replay``, ``map`` or ``soak`` by adding an entry; ``demo`` is the interim tour of
-:class:`arena.physmem.PhysicalMemory` and is replaced by the full demo once the allocator exists.
+Commands are registered in :data:`COMMANDS` (name → (help, add_arguments, run)); a new command
+is one more entry:
+
+* ``demo`` — boot the built-in two-node x86-64 PC (:mod:`arena.demo`) and show the
+  ``memblock=debug`` log, ``memblock_dump_all()``, buddyinfo, zoneinfo and the memory map.
+* ``map [LOG]`` — the terminal memory map (and ``--svg``) of a replayed boot log, or of the
+  demo machine when no log is given.
+* ``replay LOG`` — replay a real boot log and compare with the kernel (:mod:`arena.trace`).
+* ``physmem`` — a tour of :class:`arena.physmem.PhysicalMemory`: views, residency, NUMA.
 """
 
 from __future__ import annotations
@@ -10,9 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TextIO
 
-__all__ = ["main", "physmem_demo", "COMMANDS"]
+__all__ = ["main", "physmem_demo", "map_command", "COMMANDS"]
 
 
 def _kib(n: int) -> str:
@@ -67,20 +74,129 @@ def physmem_demo(out: TextIO, *, size: str = "64 MiB", nodes: int = 2) -> int:
     return 0
 
 
-def _demo_args(p: argparse.ArgumentParser) -> None:
+def _physmem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default="64 MiB", help="physical memory size (default 64 MiB)")
     p.add_argument("--nodes", type=int, default=2, help="NUMA node count (default 2)")
 
 
-def _demo_run(args: argparse.Namespace) -> int:
+def _physmem_run(args: argparse.Namespace) -> int:
     return physmem_demo(sys.stdout, size=args.size, nodes=args.nodes)
+
+
+def _map_args(p: argparse.ArgumentParser) -> None:
+    from arena.demo import add_machine_arguments
+
+    p.add_argument("log", nargs="?", help="a memblock=debug boot log to replay ('-' = stdin); "
+                   "without it, the demo machine is booted")
+    p.add_argument("--width", type=int, default=72, metavar="COLS",
+                   help="width of the map rows (default 72)")
+    p.add_argument("--svg", metavar="FILE", help="also write the SVG memory map to FILE")
+    add_machine_arguments(p)
+
+
+def _map_demo(args: argparse.Namespace) -> tuple[str, str, str | None] | int:
+    """(header, text map, SVG or None) of the demo machine, or an exit status."""
+    from arena.demo import boot, machine_from_args
+    from arena.errors import MemblockPanic
+    from arena.render import svg, text_map
+
+    try:
+        machine = machine_from_args(args)
+    except (TypeError, ValueError) as e:
+        print(f"map: {e}", file=sys.stderr)
+        return 2
+    try:
+        b = boot(machine)
+    except MemblockPanic as e:
+        print(f"map: Kernel panic - not syncing: {e}", file=sys.stderr)
+        return 1
+    with b:
+        picture = (svg(b.memblock, callers=b.callers(), title="demo machine after the hand-over")
+                   if args.svg else None)
+        return (f"demo machine: {machine.describe()}", text_map(b.memblock, width=args.width),
+                picture)
+
+
+def _map_log(args: argparse.Namespace) -> tuple[str, str, str | None] | int:
+    """(header, text map, SVG or None) of a replayed log, or an exit status."""
+    from arena.render import callers_from_ops, svg, text_map
+    from arena.trace import parse, replay
+
+    try:
+        if args.log == "-":
+            log, name = sys.stdin.read(), "<stdin>"
+        else:
+            log, name = Path(args.log).read_text(encoding="utf-8", errors="replace"), args.log
+    except OSError as e:
+        print(f"map: cannot read {args.log}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    report = replay(parse(log))
+    picture = (svg(report.memblock, callers=callers_from_ops(report.ops),
+                   title=f"{Path(name).name}, replayed") if args.svg else None)
+    return (f"replay of {name}: {report.summary_line()}",
+            text_map(report.memblock, width=args.width), picture)
+
+
+def map_command(args: argparse.Namespace) -> int:
+    """``map [LOG]``: print the terminal map (:func:`arena.render.text_map`) of the final
+    memblock state of a replayed log, or of the demo machine after the hand-over; with ``--svg``
+    also write the SVG map (reservations named by their callers). Returns 0, or 1 when the demo
+    boot panicked, 2 for a bad option or an unreadable log / unwritable SVG file."""
+    if args.width < 8:
+        print(f"map: --width must be at least 8, not {args.width}", file=sys.stderr)
+        return 2
+    result = _map_demo(args) if args.log is None else _map_log(args)
+    if isinstance(result, int):
+        return result
+    header, text, picture = result
+    print(header)
+    print(text)
+    if picture is not None:
+        try:
+            Path(args.svg).write_text(picture, encoding="utf-8")
+        except OSError as e:
+            print(f"map: cannot write {args.svg}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        print(f"SVG memory map written to {args.svg}")
+    return 0
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    from arena.demo import add_demo_arguments
+
+    add_demo_arguments(p)
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    from arena.demo import demo_command
+
+    return demo_command(args)
+
+
+def _replay_args(p: argparse.ArgumentParser) -> None:
+    from arena.trace import add_replay_arguments
+
+    add_replay_arguments(p)
+
+
+def _replay_run(args: argparse.Namespace) -> int:
+    from arena.trace import replay_command
+
+    return replay_command(args)
 
 
 #: name -> (help text, function adding the subcommand's arguments, function running it)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
-    "demo": ("map a small physical memory and show views, residency and NUMA binding",
+    "demo": ("boot the built-in two-node x86-64 PC on memblock and show the debug log, "
+             "memblock_dump_all(), buddyinfo, zoneinfo and the memory map",
              _demo_args, _demo_run),
+    "map": ("draw the memory map of a replayed boot log, or of the demo machine",
+            _map_args, map_command),
+    "replay": ("replay a memblock=debug boot log and compare every allocation with the "
+               "kernel's", _replay_args, _replay_run),
+    "physmem": ("map a small physical memory and show views, residency and NUMA binding",
+                _physmem_args, _physmem_run),
 }
 
 

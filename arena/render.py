@@ -32,7 +32,6 @@ node on top.
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -61,10 +60,11 @@ def human_size(n: int) -> str:
     """``n`` bytes as a short binary size: ``"6 GiB"``, ``"1.5 MiB"``, ``"73 B"``. O(1)."""
     if n < 1024:
         return f"{n} B"
+    v = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        n /= 1024
-        if n < 1024 or unit == "EiB":
-            text = f"{n:.1f}" if n < 10 and n != int(n) else f"{n:.0f}"
+        v /= 1024
+        if v < 1024 or unit == "EiB":
+            text = f"{v:.1f}" if v < 10 and v != int(v) else f"{v:.0f}"
             return f"{text} {unit}"
     raise AssertionError("unreachable")
 
@@ -405,8 +405,8 @@ def text_map(memblock: Any, *, width: int = 72) -> str:
     lay = _layout(memblock)
     if not lay.memory:
         return "memory map: no memory"
-    out = ["memory map, one row per node: '#' reserved, '+' partly reserved, '.' free, "
-           "'N' nomap, ' ' hole (holes not to scale)"]
+    out = ["memory map: '#' reserved, '+' partly reserved, '.' free, 'N' nomap, ' ' hole "
+           "(not to scale)"]
     for nid in lay.nodes:
         regions = lay.by_node[nid]
         spans = lay.node_extents[nid]
@@ -460,12 +460,19 @@ _NODE_FILL = ["#cfe3f7", "#d5ecd0", "#f8e2c9", "#e4d8f2", "#f6d4dc", "#cfeeea", 
               "#e3e3e3"]
 _NODE_EDGE = ["#5a86b5", "#5f9a57", "#c08a4a", "#8d72b5", "#b86b80", "#4f9e95", "#a39a3c",
               "#7d7d7d"]
-_CALLER_FILL = ["#1f6fb4", "#e8710a", "#c9302c", "#2a9d8f", "#6a3d9a", "#b8860b", "#d6336c",
-                "#3b7d23", "#8c564b", "#0b7285", "#5f3dc4"]
+_CALLER_FILL = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                "#17becf", "#bcbd22", "#393b79", "#e7ba52", "#843c39", "#637939", "#7b4173",
+                "#00876c", "#fc8d59"]
 _OTHER_FILL = "#6b6b6b"
 _UNKNOWN_FILL = "#2f3640"
 _FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
 _MONO = "DejaVu Sans Mono, Menlo, Consolas, monospace"
+
+
+def _ink(fill: str) -> str:
+    """Black or white, whichever reads better on the ``#rrggbb`` colour ``fill``."""
+    r, g, b = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
+    return "#111111" if 0.299 * r + 0.587 * g + 0.114 * b > 135 else "#ffffff"
 
 
 def _text_w(text: str, size: float, mono: bool = False) -> float:
@@ -508,7 +515,7 @@ def _flag_names(flags: int) -> str:
 
     if not flags:
         return "none"
-    return "|".join(f.name for f in MemblockFlags if f.value and flags & f.value) or hex(flags)
+    return "|".join(f.name or "" for f in MemblockFlags if f.value and flags & f.value) or hex(flags)
 
 
 def _caller_colours(pieces: Sequence[CallerPiece], top: int) -> tuple[dict[str, str],
@@ -526,35 +533,53 @@ def _caller_colours(pieces: Sequence[CallerPiece], top: int) -> tuple[dict[str, 
     return colours, ranked
 
 
-def _densest_window(items: Sequence[tuple[int, int]], min_span: int) -> tuple[int, int] | None:
-    """The shortest address window holding half (at least 3) of the ``(start, end)`` items,
-    widened by 5 % each side and to at least ``min_span`` bytes; ``None`` for < 3 items."""
-    if len(items) < 3:
+def _densest_clump(items: Sequence[tuple[int, int, float, float]], max_gap_px: float,
+                   min_span: int) -> tuple[int, int] | None:
+    """The address window of the largest clump of small shapes: ``items`` are ``(start, end,
+    x0, x1)`` on one lane; shapes less than ``max_gap_px`` apart on the lane form one clump
+    (they look like one mark). Returns the clump's span (at least 3 shapes) widened by 5 % each
+    side and to at least ``min_span`` bytes, or ``None``."""
+    best: list[tuple[int, int, float, float]] = []
+    clump: list[tuple[int, int, float, float]] = []
+    reach = -math.inf
+    for it in sorted(items, key=lambda t: t[2]):
+        if clump and it[2] - reach > max_gap_px:
+            if len(clump) > len(best):
+                best = clump
+            clump = []
+        clump.append(it)
+        reach = it[3] if len(clump) == 1 else max(reach, it[3])
+    if len(clump) > len(best):
+        best = clump
+    if len(best) < 3:
         return None
-    items = sorted(items)
-    k = max(3, (len(items) + 1) // 2)
-    ends = list(itertools.accumulate((e for _s, e in items), max))
-    best = min(((items[i][0], ends[i + k - 1]) for i in range(len(items) - k + 1)),
+    # Inside the clump, the shortest window holding at least half of its shapes (so that a
+    # few larger neighbours do not squeeze the many small ones).
+    best.sort()
+    k = max(3, (len(best) + 1) // 2)
+    reach_end: list[int] = []
+    for t in best:
+        reach_end.append(t[1] if not reach_end else max(reach_end[-1], t[1]))
+    s, e = min(((best[i][0], reach_end[i + k - 1]) for i in range(len(best) - k + 1)),
                key=lambda w: w[1] - w[0])
-    s, e = best
     pad = max((e - s) // 20, (min_span - (e - s)) // 2, 0)
     return max(s - pad, 0), e + pad
 
 
 def _place(wanted: Iterable[tuple[float, str, int, float]], width: float,
-           ) -> list[tuple[float, float, str, int, float]]:
+           taken: Sequence[tuple[float, float]] = ()) -> list[tuple[float, float, str, int, float]]:
     """Place labels ``(x, text, kind, font size)`` centred at ``x`` (kept inside
     ``[0, width]``) without overlaps, in the given priority order; returns
-    ``(x_left, x_right, text, kind, x)`` of those that fit. Kind 2 is proportional text, the
-    others monospace."""
-    placed: list[tuple[float, float, str, int, float]] = []
+    ``(x_left, x_right, text, kind, x)`` of those that fit, also clear of the ``taken``
+    intervals. Kind 2 is proportional text, the others monospace."""
+    placed: list[tuple[float, float, str, int, float]] = [(a, b, "", -1, a) for a, b in taken]
     for x, label, kind, size in wanted:
         w = _text_w(label, size, mono=kind != 2)
         lo = min(max(x - w / 2, 0), width - w)
         hi = lo + w
         if all(hi + 6 < p[0] or lo - 6 > p[1] for p in placed):
             placed.append((lo, hi, label, kind, x))
-    return placed
+    return [p for p in placed if p[3] != -1]
 
 
 def _ticks(axis: Axis, min_gap_px: float,
@@ -624,7 +649,7 @@ def _draw_lane(g: _Svg, axis: Axis, nid: int, memory: Sequence[_Region],
                f'class="{cls}" shape-rendering="crispEdges"')
         if sh.caller and w >= _text_w(sh.caller, 10) + 8:
             g.text(x0 + w / 2, y + h / 2 + 3.5, sh.caller, size=10, anchor="middle",
-                   fill="#ffffff", extra='class="inside" pointer-events="none"')
+                   fill=_ink(sh.fill), extra='class="inside" pointer-events="none"')
     g.rect(x_left, y, axis.width, h, "none", None, f'stroke="{edge}" stroke-width="1"')
 
 
@@ -644,14 +669,15 @@ def _draw_ticks(g: _Svg, axis: Axis, x_left: float, y: float, min_gap_px: float)
 
 
 def svg(memblock: Any, *, callers: Any = None, title: str | None = None,
-        width: int = 1200, top_callers: int = 10, callouts: int = 4) -> str:
+        width: int = 1200, top_callers: int = 16, callouts: int = 4) -> str:
     """An SVG memory map of ``memblock`` (the text of a standalone ``.svg`` file).
 
     * ``callers``: ``(base, size, caller)`` items (:class:`CallerPiece`, e.g. from
       :func:`callers_from_log`) naming who reserved what; reserved bytes no item covers are
       drawn as "caller unknown". ``None``: reserved regions only.
     * ``title``: heading (default ``"Physical memory map"``); ``width``: pixels (>= 400);
-      ``top_callers``: callers with their own colour (the rest share one grey, 0..11);
+      ``top_callers``: the callers (by bytes) with their own colour, the rest share one
+      grey (0..16);
       ``callouts``: at most this many of each node's largest reservations are named above
       its lane (with a leader line) when there is room.
 
@@ -757,7 +783,8 @@ def svg(memblock: Any, *, callers: Any = None, title: str | None = None,
                f"{human_size(e - s)} (not to scale)", 'class="hole"')
     for r in lay.reserved:
         x0, x1 = left + overview.x(r.base), left + overview.x(r.end)
-        g.rect(x0, y + 9, max(x1 - x0, 1.0), 9, "#222222", f"reserved {_rng(r.base, r.end - r.base)}",
+        g.rect(x0, y + 9, max(x1 - x0, 1.0), 9, "#222222",
+               f"reserved {_rng(r.base, r.end - r.base)}",
                'class="reserved" shape-rendering="crispEdges"')
     y += 18 + _draw_ticks(g, overview, left, y + 18, 110) + 14
     g.add("</g>")
@@ -766,45 +793,58 @@ def svg(memblock: Any, *, callers: Any = None, title: str | None = None,
     axes: dict[int, Axis] = {}
     lane_y: dict[int, float] = {}
     for n in lanes:
-        sh = lane_shapes[n]
-        spans = lay.node_extents.get(n) or [(min(s.start for s in sh), max(s.end for s in sh))]
-        lo = min([spans[0][0]] + [s.start for s in sh])
-        hi = max([spans[-1][1]] + [s.end for s in sh])
+        here = lane_shapes[n]
+        spans = lay.node_extents.get(n) or [(min(s.start for s in here),
+                                             max(s.end for s in here))]
+        lo = min([spans[0][0]] + [s.start for s in here])
+        hi = max([spans[-1][1]] + [s.end for s in here])
         axis = axes[n] = Axis(spans, map_w, 30.0, lo=lo, hi=hi)
         # Callouts: this node's largest named (or, without callers, any) reservations.
-        cands = sorted((s for s in sh if s.caller or not pieces), key=lambda s: s.start - s.end)
-        wanted = []
-        for s in cands[:callouts]:
-            name = s.caller or "reserved"
-            wanted.append(((axis.x(s.start) + axis.x(s.end)) / 2,
-                           f"{name} {human_size(s.end - s.start)}", 2, 11.0))
-        placed = _place(wanted, map_w)
+        cands = sorted((s for s in here if s.caller or not pieces),
+                       key=lambda s: s.start - s.end)
+        wanted: list[tuple[float, str, int, float]] = []
+        for c in cands[:callouts]:
+            wanted.append(((axis.x(c.start) + axis.x(c.end)) / 2,
+                           f"{c.caller or 'reserved'} {human_size(c.end - c.start)}", 2, 11.0))
+        row0 = _place(wanted, map_w)
+        row1 = _place([w for w in wanted if w[1] not in {p[2] for p in row0}], map_w,
+                      [(p[4] - 1, p[4] + 1) for p in row0])
+        rows = [r for r in (row0, row1) if r]
         g.add(f'<g class="node" id="node-{n}">')
         edge = _NODE_EDGE[n % len(_NODE_EDGE)]
-        top = y + (16 if placed else 0)
-        for a, _b, label, _k, xc in placed:
-            g.text(left + a, y + 10, label, size=11, fill="#222", extra='class="callout"')
-            g.line(left + xc, y + 13, left + xc, top, stroke="#777", width=0.8,
-                   extra='class="leader"')
+        top = y + 15 * len(rows) + (2 if rows else 0)
+        for i, row in enumerate(rows):
+            ty = y + 10 + 15 * i
+            for a, _b, label, _k, xc in row:
+                g.text(left + a, ty, label, size=11, fill="#222", extra='class="callout"')
+                g.line(left + xc, ty + 3, left + xc, top, stroke="#777", width=0.8,
+                       extra='class="leader"')
         size = sum(e - s for s, e in lay.node_extents.get(n, []))
         g.text(left - 10, top + 15, f"node {n}", size=13, anchor="end", fill=edge,
                weight="bold")
         g.text(left - 10, top + 28, human_size(size), size=10, anchor="end", fill="#555")
-        _draw_lane(g, axis, n, lay.by_node.get(n, []), sh, left, top, lane_h)
+        _draw_lane(g, axis, n, lay.by_node.get(n, []), here, left, top, lane_h)
         lane_y[n] = top
         y = top + lane_h + _draw_ticks(g, axis, left, top + lane_h, 100) + 8
         g.add("</g>")
 
-    # Zoom on the densest cluster of reservations narrower than 2 px on their lane.
-    small = [(s.start, s.end, n) for n in lanes for s in lane_shapes[n]
-             if (s.caller or not pieces) and axes[n].x(s.end) - axes[n].x(s.start) < 2]
-    window = _densest_window([(s, e) for s, e, _n in small], 64 << 10)
-    if window is not None:
-        ws, we = window
-        n = nearest(ws)
+    # Zoom on the largest clump of reservations narrower than 2 px on their lane.
+    best: tuple[int, int, int, int] | None = None
+    for n in lanes:
+        ax = axes[n]
+        small = [(s.start, s.end, ax.x(s.start), ax.x(s.end)) for s in lane_shapes[n]
+                 if (s.caller or not pieces) and ax.x(s.end) - ax.x(s.start) < 2]
+        window = _densest_clump(small, 3.0, 64 << 10)
+        if window is not None:
+            count = sum(1 for s, e, _a, _b in small if window[0] <= s and e <= window[1])
+            if best is None or count > best[2]:
+                best = (window[0], window[1], count, n)
+    if best is not None:
+        ws, we, _count, n = best
+        ws, we = max(ws, axes[n].lo), min(we, axes[n].hi)
         if axes[n].x(we) - axes[n].x(ws) < map_w / 8:
-            y = _zoom(g, lay, lane_shapes, window, axes[n], n, left, map_w, lane_y[n], y + 6,
-                      lane_h)
+            y = _zoom(g, lay, lane_shapes, (ws, we), axes[n], n, left, map_w, lane_y[n],
+                      y + 6, lane_h)
 
     y = _legend(g, lay, pieces, colours, ranked, top_callers, overview, width, y)
     return _finish(g, width, y, heading)

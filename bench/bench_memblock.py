@@ -99,6 +99,12 @@ def build_fragmented(n: int, seed: int = 0) -> tuple[Memblock, LinearMemblock, d
     return mb, ref, ops
 
 
+def _pair(obj: Any, do: Callable[[Any], Any], undo: Callable[[Any, Any], int]
+          ) -> Callable[[], int]:
+    """One timed call: the operation and its undo."""
+    return lambda: undo(obj, do(obj))
+
+
 def _same_arrays(mb: Memblock, ref: LinearMemblock) -> bool:
     return all(list(getattr(mb, t).regions) == getattr(ref, t).regions
                for t in ("memory", "reserved"))
@@ -107,8 +113,7 @@ def _same_arrays(mb: Memblock, ref: LinearMemblock) -> bool:
 def metadata_bytes(n: int, seed: int) -> tuple[float, float, float]:
     """Python bytes per reserved region, by tracemalloc: ``(Memblock built through reserve,
     its peak while building, the reference's list of tuples)``."""
-    mem_base, mem_size, _ = fragmented_layout(0, seed)
-    mem_size = FREE_BELOW + 2 * n * PAGE
+    mem_base, mem_size = MEM_BASE, FREE_BELOW + 2 * n * PAGE
     rnd = random.Random(seed)
     frag = MEM_BASE + FREE_BELOW
     gc.collect()
@@ -168,8 +173,7 @@ def run(cfg: Config) -> FamilyResult:
                 identical = False
             undo(mb, got[0])
             undo(ref, got[1])
-            stats = tuple(measure(lambda o=obj, d=do, u=undo: u(o, d(o)), cfg)
-                          for obj in (mb, ref))
+            stats = tuple(measure(_pair(obj, do, undo), cfg) for obj in (mb, ref))
             per_op.setdefault(name, {})[n] = stats  # type: ignore[assignment]
         if n <= COMPARE_ARRAYS_UP_TO and not _same_arrays(mb, ref):
             identical = False
@@ -189,12 +193,11 @@ def run(cfg: Config) -> FamilyResult:
                                fmt_ratio(ours.median / theirs.median),
                                fmt_ratio(ours.median / by_n[base_n][0].median)])
         res.tables.append(table)
+    plotted = [name for name in per_op if name != "alloc+free, first fit"]
     res.series["memblock"] = [
-        Series(f"Memblock {name}", [(n, s[0]) for n, s in by_n.items()])
-        for name, by_n in per_op.items() if name != "alloc+free, first fit"
-    ] + [
-        Series(f"linear reference {name}", [(n, s[1]) for n, s in by_n.items()], dashed=True)
-        for name, by_n in per_op.items() if name != "alloc+free, first fit"
+        Series(f"{who} {name}", [(n, s[k]) for n, s in per_op[name].items()], dashed=bool(k),
+               color=c)
+        for c, name in enumerate(plotted) for k, who in enumerate(("Memblock", "reference"))
     ]
 
     scan = per_op["alloc+free, scanning"]
@@ -222,20 +225,21 @@ def run(cfg: Config) -> FamilyResult:
     meta_n = META_QUICK if cfg.quick else META_FULL
     progress(f"  memblock: metadata with {meta_n:,} regions under tracemalloc")
     t0 = time.perf_counter()
-    ours, ours_peak, theirs = metadata_bytes(meta_n, cfg.seed)
+    meta_ours, meta_peak, meta_ref = metadata_bytes(meta_n, cfg.seed)
     meta_s = time.perf_counter() - t0
     res.tables.append(Table(
         f"Metadata: Python memory per reserved region at {meta_n:,} regions (tracemalloc)",
         ["implementation", "bytes per region", "peak while building"],
-        [["`Memblock` (four `array.array` columns)", f"{ours:.1f}", f"{ours_peak:.1f}"],
-         ["linear reference (list of tuples)", f"{theirs:.1f}", "—"]],
+        [["`Memblock` (four `array.array` columns)", f"{meta_ours:.1f}", f"{meta_peak:.1f}"],
+         ["linear reference (list of tuples)", f"{meta_ref:.1f}", "—"]],
         f"Built through `Memblock.reserve` in {meta_s:.1f} s (with tracemalloc on)."))
     quick_note = (" (quick run: measured at 100 000 regions, not 1 000 000)"
                   if cfg.quick else "")
     res.targets.append(Target(
         f"metadata per reserved region at {meta_n:,} regions{quick_note}",
-        f"{ours:.1f} B/region (linear reference {theirs:.1f} B)", "≤ 100 B", ours <= 100,
-        "" if ours <= 100 else "region columns hold more than base/size/flags/nid"))
+        f"{meta_ours:.1f} B/region (linear reference {meta_ref:.1f} B)", "≤ 100 B",
+        meta_ours <= 100,
+        "" if meta_ours <= 100 else "the region columns hold more than base/size/flags/nid"))
     res.seconds = time.perf_counter() - t_start
     return res
 

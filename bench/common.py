@@ -38,6 +38,8 @@ __all__ = [
     "measure",
     "measure_each",
     "family_main",
+    "fmt_ratio",
+    "progress",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -130,15 +132,17 @@ def measure(fn: Callable[[], Any], cfg: Config, *, repeat: int | None = None,
     sample_seconds = sample_seconds or cfg.sample_seconds
     budget = budget or cfg.budget
     timer = timeit.Timer(fn)
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-9)
-    number = max(1, int(sample_seconds / one))
-    one_sample = timer.timeit(number)   # also a calibration sample, kept
-    samples = [one_sample / number]
-    per_sample = max(one_sample, 1e-9)
-    repeat = max(3, min(repeat, int(budget / per_sample)))
-    samples += [t / number for t in timer.repeat(repeat - 1, number)]
+    fn()   # warm-up
+    number = 1
+    while True:   # calibrate, as timeit.autorange does
+        t = timer.timeit(number)
+        if t >= 0.2 * sample_seconds:
+            break
+        number *= 10 if t < 0.02 * sample_seconds else 2
+    number = max(1, int(number * sample_seconds / t))
+    per_sample = t * number / max(number, 1)
+    repeat = max(3, min(repeat, int(budget / max(per_sample, 1e-9))))
+    samples = [s / number for s in timer.repeat(repeat, number)]
     return Stat(tuple(samples), number)
 
 
@@ -217,6 +221,7 @@ class Series:
     label: str
     points: list[tuple[float, Stat]]
     dashed: bool = False
+    color: int | None = None   # palette index; None = the series' position
 
 
 @dataclass
@@ -314,10 +319,10 @@ def family_main(run: Callable[[Config], FamilyResult], argv: list[str] | None = 
     args = p.parse_args(argv)
     res = run(Config(quick=args.quick))
     print(f"## {res.title}\n")
-    for t in res.tables:
-        print(t.markdown() + "\n")
-    for t in res.targets:
-        print(f"* {t.name}: {t.measured} (goal {t.goal}) — {t.status}")
+    for table in res.tables:
+        print(table.markdown() + "\n")
+    for target in res.targets:
+        print(f"* {target.name}: {target.measured} (goal {target.goal}) — {target.status}")
     for n in res.notes:
         print(f"* {n}")
     return 0

@@ -119,20 +119,20 @@ def test_random_sequences_no_setup(ops):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_long_fragmented_sequences(seed):
-    """Thousands of operations on a fragmented layout (hundreds of reserved regions, several
-    doublings of both arrays), both directions and several nodes."""
+    """Two thousand operations on a fragmented layout (hundreds of reserved regions, several
+    doublings of both arrays), both directions and two nodes."""
     rnd = random.Random(seed)
-    span = 600 * PAGE
+    span = 2000 * PAGE
     setup = [("add_node", PAGE, span // 2, 0, 0), ("add_node", PAGE + span // 2, span // 2, 1, 0)]
     ops: list[tuple] = []
-    for _ in range(3000):
+    for _ in range(2000):
         k = rnd.random()
         base = rnd.randrange(0, span + 4 * PAGE, 64)
         sz = rnd.choice((64, 128, 4096, 8192, rnd.randrange(1, 3 * PAGE)))
         if k < 0.35:
             ops.append((rnd.choice(("reserve", "reserve_kern")), base, sz))
         elif k < 0.55:
-            ops.append(("phys_free", base, sz))
+            ops.append(("phys_free", base, rnd.choice((sz, 8 * PAGE, 32 * PAGE))))
         elif k < 0.6:
             ops.append(("set_bottom_up", rnd.random() < 0.5))
         elif k < 0.62:
@@ -143,7 +143,7 @@ def test_long_fragmented_sequences(seed):
             ops.append(("alloc_range_nid", sz, rnd.choice(ALIGNS), rnd.choice((0, base)),
                         rnd.choice((0, base + 40 * PAGE, MAX)), rnd.choice(NIDS),
                         rnd.random() < 0.3))
-    assert run_side_by_side(ops, 16, True, setup) > len(setup) + 100
+    assert run_side_by_side(ops, 16, True, setup) == len(setup) + len(ops)
 
 
 @pytest.mark.parametrize("n", [1, 10, 300])
@@ -201,3 +201,20 @@ def test_bad_input_changes_nothing(method, bad):
     with pytest.raises(TypeError):
         ref.add_node(PAGE, PAGE, 1.5)
     assert (ref.memory.regions, ref.reserved.regions) == before
+
+
+@pytest.mark.parametrize("bottom_up", [False, True])
+def test_doubling_below_the_pending_range_respects_current_limit(bottom_up):
+    """A reservation above ``current_limit`` that makes ``reserved`` double: the new array is
+    searched above the pending range (empty: above the limit), then in ``[0, min(start,
+    limit))``."""
+    setup = [("add", 0, 64 * PAGE), ("set_bottom_up", bottom_up), ("set_current_limit", 16 * PAGE)]
+    ops = [("reserve", (2 + 3 * i) * PAGE, PAGE) for i in range(4)] + [("reserve", 40 * PAGE, 64)]
+    assert run_side_by_side(ops, 4, True, setup) == len(setup) + len(ops)
+    ref = LinearMemblock(init_regions=4)
+    ref.allow_resize()
+    for step in setup + ops:
+        getattr(ref, step[0])(*step[1:])
+    assert ref.reserved.max == 8
+    array = [r for r in ref.reserved.regions if r[2] == 0x20]
+    assert len(array) == 1 and array[0][0] + array[0][1] <= 16 * PAGE

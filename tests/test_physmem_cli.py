@@ -1,4 +1,4 @@
-"""The interim command line (``python -m arena``): the physmem demo and the subcommand frame."""
+"""``python -m arena physmem``: the tour of the physical memory, and the subcommand frame."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ def test_demo_function_reports_what_it_did():
     assert text.rstrip().endswith("closed")
 
 
-def test_main_demo(capsys):
-    assert main(["demo", "--size", "4 MiB", "--nodes", "1"]) == 0
+def test_main_physmem(capsys):
+    assert main(["physmem", "--size", "4 MiB", "--nodes", "1"]) == 0
     assert "mapped 0x400000 bytes" in capsys.readouterr().out
 
 
 def test_main_without_command_prints_help(capsys):
     assert main([]) == 2
-    assert "demo" in capsys.readouterr().out
+    assert "physmem" in capsys.readouterr().out
 
 
 def test_main_rejects_unknown_command(capsys):
@@ -41,13 +41,13 @@ def test_main_rejects_unknown_command(capsys):
 
 
 def test_commands_table_is_extensible():
-    assert set(COMMANDS) >= {"demo"}
-    help_text, add_args, run = COMMANDS["demo"]
+    assert set(COMMANDS) >= {"demo", "map", "replay", "physmem"}
+    help_text, add_args, run = COMMANDS["physmem"]
     assert help_text and callable(add_args) and callable(run)
 
 
 def test_python_dash_m():
-    proc = subprocess.run([sys.executable, "-m", "arena", "demo", "--size", "4 MiB"],
+    proc = subprocess.run([sys.executable, "-m", "arena", "physmem", "--size", "4 MiB"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "closed" in proc.stdout

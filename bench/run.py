@@ -1,0 +1,134 @@
+"""The benchmark harness: ``python -m bench`` (or ``python bench/run.py``) runs every family in
+one process, writes ``bench/RESULTS.md`` (machine, versions, every table, each target against
+its goal) and ``bench/scaling.svg`` (the scaling curves), and prints the target summary.
+
+Options: ``--quick`` (a short run, under a minute), ``--only small,large,memblock,replay``,
+``--out DIR`` (where to write; default ``bench/``), ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bench_large, bench_memblock, bench_replay, bench_small  # noqa: E402
+from bench.common import BENCH_DIR, Config, FamilyResult, fmt_bytes, machine_info, progress  # noqa: E402
+from bench.plot import Panel, write_svg  # noqa: E402
+
+__all__ = ["FAMILIES", "main", "render_markdown"]
+
+#: key -> module with ``run(cfg) -> FamilyResult``, in report order.
+FAMILIES = {
+    "small": bench_small,
+    "large": bench_large,
+    "memblock": bench_memblock,
+    "replay": bench_replay,
+}
+
+PLOT_NAME = "scaling.svg"
+
+
+def render_markdown(results: list[FamilyResult], info: dict[str, str], cfg: Config,
+                    seconds: float, plot: str | None) -> str:
+    """The text of ``RESULTS.md``."""
+    kind = "quick run (`--quick`: fewer sizes and samples)" if cfg.quick else "full run"
+    out = ["# Benchmark results", "",
+           f"Written by `python -m bench` ({kind}) on {info['date']}, in {seconds:.0f} s. "
+           "Every baseline ran in the same process and run as what it is compared with; read "
+           "the ratios, as absolute times drift between runs on shared machines. Times are "
+           "medians of repeated samples (`timeit`, GC off), spread as the interquartile range "
+           "(q1–q3).", "",
+           "## Machine", "",
+           "| CPU | cores | RAM | OS | Python | numpy | pyarrow | psutil | commit |",
+           "|---|---:|---:|---|---|---|---|---|---|",
+           f"| {info['cpu']} | {info['cores']} | {info['ram']} | {info['os']} | "
+           f"{info['python']} | {info['numpy']} | {info['pyarrow']} | {info['psutil']} | "
+           f"`{info['commit']}` |", "",
+           "## Targets", "",
+           "| target | measured | goal | status |", "|---|---|---|---|"]
+    limits = []
+    for res in results:
+        for t in res.targets:
+            out.append(f"| {t.name} | {t.measured} | {t.goal} | **{t.status}** |")
+            if t.limits:
+                limits.append(f"* **{t.name}** ({t.status}): {t.limits}")
+    if limits:
+        out += ["", "What limits the targets not reached:", "", *limits]
+    if plot:
+        out += ["", "## Scaling curves", "", f"![scaling curves]({plot})", "",
+                "Left: family 3, time per operation against the number of reserved regions "
+                "(solid `Memblock`, dashed the linear reference; one colour per operation). "
+                "Right: family 2, time per zeroed allocation + free against its size (dashed: "
+                "the baselines). Log-log axes; bars are the interquartile range."]
+    for res in results:
+        out += ["", f"## {res.title}", "", res.intro, ""]
+        for table in res.tables:
+            out += [table.markdown(), ""]
+        out += [f"* {n}" for n in res.notes]
+        if res.notes:
+            out.append("")
+        out.append(f"_Family time: {res.seconds:.1f} s._")
+    out += ["", "## Reproduce", "",
+            "```", "pip install -e '.[bench,test]'   # pyarrow is optional: its rows are "
+            "skipped without it", "python -m bench            # full run, a few minutes",
+            "python -m bench --quick    # under a minute", "```", ""]
+    return "\n".join(out)
+
+
+def _plot(results: list[FamilyResult], path: Path) -> bool:
+    series = {k: v for res in results for k, v in res.series.items()}
+    panels = []
+    if "memblock" in series:
+        panels.append(Panel("memblock: reserved regions (family 3)", "reserved regions",
+                            series["memblock"], lambda x: f"{int(x):,}"))
+    if "large" in series:
+        panels.append(Panel("zeroed allocation + free (family 2)", "size", series["large"],
+                            fmt_bytes))
+    if not panels:
+        return False
+    write_svg(str(path), panels, "log-log; points are medians, bars the interquartile range")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the families, write the report and the plot, print the target summary."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="short run (under a minute)")
+    p.add_argument("--only", default="", help="comma-separated families: " + ",".join(FAMILIES))
+    p.add_argument("--out", type=Path, default=BENCH_DIR, help="directory for RESULTS.md and "
+                   f"{PLOT_NAME} (default: bench/)")
+    p.add_argument("--no-write", action="store_true", help="print the summary only")
+    args = p.parse_args(argv)
+    keys = [k.strip() for k in args.only.split(",") if k.strip()] or list(FAMILIES)
+    unknown = [k for k in keys if k not in FAMILIES]
+    if unknown:
+        p.error(f"unknown family {', '.join(unknown)} (choose from {', '.join(FAMILIES)})")
+    cfg = Config(quick=args.quick)
+    info = machine_info()
+    t0 = time.perf_counter()
+    results = []
+    for key in keys:
+        progress(f"family {key} ...")
+        results.append(FAMILIES[key].run(cfg))
+        progress(f"family {key}: {results[-1].seconds:.1f} s")
+    seconds = time.perf_counter() - t0
+    if not args.no_write:
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot = PLOT_NAME if _plot(results, args.out / PLOT_NAME) else None
+        (args.out / "RESULTS.md").write_text(render_markdown(results, info, cfg, seconds, plot),
+                                             encoding="utf-8")
+        progress(f"wrote {args.out / 'RESULTS.md'}" + (f" and {args.out / plot}" if plot else ""))
+    print(f"benchmarks ({'quick' if cfg.quick else 'full'} run, {seconds:.0f} s):")
+    for res in results:
+        for t in res.targets:
+            print(f"  [{t.status}] {t.name}: {t.measured} (goal {t.goal})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
