@@ -8,16 +8,18 @@ is one more entry:
 * ``map [LOG]`` — the terminal memory map (and ``--svg``) of a replayed boot log, or of the
   demo machine when no log is given.
 * ``replay LOG`` — replay a real boot log and compare with the kernel (:mod:`arena.trace`).
+* ``soak`` — the randomized stateful workload with every check on (:mod:`arena.soak`).
 * ``physmem`` — a tour of :class:`arena.physmem.PhysicalMemory`: views, residency, NUMA.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["main", "physmem_demo", "map_command", "COMMANDS"]
 
@@ -161,28 +163,15 @@ def map_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_args(p: argparse.ArgumentParser) -> None:
-    from arena.demo import add_demo_arguments
+def _lazy(module: str, name: str) -> Callable[[Any], Any]:
+    """``module.name``, imported on first call: ``python -m arena --help`` stays fast and a
+    command's dependencies load only when it runs."""
 
-    add_demo_arguments(p)
+    def call(arg: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(arg)
 
-
-def _demo_run(args: argparse.Namespace) -> int:
-    from arena.demo import demo_command
-
-    return demo_command(args)
-
-
-def _replay_args(p: argparse.ArgumentParser) -> None:
-    from arena.trace import add_replay_arguments
-
-    add_replay_arguments(p)
-
-
-def _replay_run(args: argparse.Namespace) -> int:
-    from arena.trace import replay_command
-
-    return replay_command(args)
+    call.__name__ = name
+    return call
 
 
 #: name -> (help text, function adding the subcommand's arguments, function running it)
@@ -190,11 +179,15 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
     "demo": ("boot the built-in two-node x86-64 PC on memblock and show the debug log, "
              "memblock_dump_all(), buddyinfo, zoneinfo and the memory map",
-             _demo_args, _demo_run),
+             _lazy("arena.demo", "add_demo_arguments"), _lazy("arena.demo", "demo_command")),
     "map": ("draw the memory map of a replayed boot log, or of the demo machine",
             _map_args, map_command),
     "replay": ("replay a memblock=debug boot log and compare every allocation with the "
-               "kernel's", _replay_args, _replay_run),
+               "kernel's", _lazy("arena.trace", "add_replay_arguments"),
+               _lazy("arena.trace", "replay_command")),
+    "soak": ("run the randomized stateful workload (memblock, buddy, arena) with every check "
+             "on and report operations per second and invariant violations",
+             _lazy("arena.soak", "add_soak_arguments"), _lazy("arena.soak", "soak_main")),
     "physmem": ("map a small physical memory and show views, residency and NUMA binding",
                 _physmem_args, _physmem_run),
 }

@@ -81,7 +81,7 @@ from arena.errors import (
 )
 from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, Memblock, MemblockFlags
 from arena.physmem import MAX_ALIGN, PAGE_SIZE, PhysicalMemory, parse_size
-from arena.slab import KMALLOC_SIZES, Slab, SlabAllocator, Slot
+from arena.slab import KMALLOC_SIZES, KmemCache, Slab, SlabAllocator, Slot
 
 __all__ = [
     "Arena",
@@ -423,7 +423,8 @@ class Arena:
         self._quarantine_limit = size // 32 if quarantine is None else quarantine
         self._stack_depth = STACK_DEPTH if debug else 1
         self._lock = threading.RLock()
-        self._scopes: dict[int, list[list[_Record]]] = {}   # thread ident -> open scopes
+        # thread ident -> open scopes: records, and slots with the seq of their allocation
+        self._scopes: dict[int, list[list[_Record | tuple[Slot, int]]]] = {}
         self._closed = False
         # Real address minus phys (an empty view marks nothing as written).
         self._virt_delta = pm.view(pm.phys_base, 0).__array_interface__["data"][0] - pm.phys_base
@@ -448,7 +449,7 @@ class Arena:
         # What the fast paths of alloc() and free() look in; empty dicts send every call to
         # the general path (closed arena, no caches, ARENA_CHECK=1 so that every call checks).
         fast = self._slab is not None and not self._autocheck
-        self._fast: dict[int, Any] = self._slab.fast if fast and self._slab else {}
+        self._fast: dict[int, KmemCache] = self._slab.fast if fast and self._slab else {}
         self._fastfree: dict[int, Slot] = self._byid if fast else {}
         with _ARENAS_LOCK:
             self._serial = next(_serials)
@@ -559,14 +560,18 @@ class Arena:
         a free slot, else O(regions).
         """
         # The fast path: a size class at the default alignment on any node, with a free slot in
-        # the current slab and room in the budget. It is _take_slot() written out (a call costs
-        # ~15% of the whole path here) after the cheapest checks that exclude everything else:
-        # non-int sizes, a closed arena, debug mode and ARENA_CHECK=1 miss self._fast.
+        # the current slab and room in the budget: _take_slot() written out (the call alone
+        # costs ~10% of the path), after the cheapest checks that exclude everything else
+        # (non-int sizes; a closed arena, debug mode and ARENA_CHECK=1 miss self._fast).
         if align is None and node is None and strict_node is False and type(nbytes) is int:
             cache = self._fast.get(nbytes)
             if cache is not None and (zero is True or zero is False):
+                # The caller (its line is looked up when asked). Taken before the lock: making
+                # the frame object is the one step here that can run the garbage collector, and
+                # so a finalizer that frees memory of this arena (the lock is re-entrant).
+                frame = _getframe(1)
                 lock = self._lock
-                lock.acquire()   # not `with`: acquire/release measured at half its cost
+                lock.acquire()   # acquire/release: half the cost of `with lock:`
                 try:
                     free = cache.free
                     size = cache.size
@@ -575,15 +580,14 @@ class Arena:
                         slot = free.pop()
                         off = slot.off
                         view = slot.sv[off:off + nbytes]
-                        if zero and slot.dirty:
-                            view.fill(0)   # the cheapest way to zero 64 B (v[:] = 0 is 2x)
-                        slot.dirty = True
+                        if zero and slot.seq >= 0:   # handed out before: may be dirty
+                            # The whole slot, through a memoryview: half of view.fill(0).
+                            slot.mv[off:slot.end] = cache.zeros
                         slot.view = view
                         slot.size = nbytes
                         slot.seq = seq = self._count
                         self._count = seq + 1
                         slot.align = None
-                        frame = _getframe(1)   # the caller: its line is found when asked
                         slot.code = frame.f_code
                         slot.lasti = frame.f_lasti
                         self._byid[id(view)] = slot
@@ -649,9 +653,10 @@ class Arena:
                     # kmalloc(): a slot of the class's cache; without a free slot or a new slab
                     # (or within the budget), memblock serves it. Requests for a node keep
                     # memblock_alloc_try_nid()'s placement (and its node fallback).
-                    cache = slab.cache(index, nid)
-                    if not cache.free:
-                        cache = slab.refill(index, nid, self._get_slab_pages)
+                    cache: KmemCache | None = slab.cache(index, nid)
+                    if cache is not None and not cache.free:
+                        cache = slab.refill(index, nid, self._get_slab_pages,
+                                            self._put_slab_pages)
                     if cache is not None:
                         return self._take_slot(cache, nbytes, zero,
                                                None if align == self._align else align, frame,
@@ -682,18 +687,22 @@ class Arena:
                 raise self._oom(nbytes, reserved, align, nid, strict)
             phys = block + left
             pm = self._pm
-            if debug:
-                if left:
-                    pm.fill(block, left, RED_ACTIVE)
-                pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
-                if nbytes and not zero:
-                    pm.fill(phys, nbytes, POISON_INUSE)
-            if zero and nbytes:
-                pm.zero(phys, nbytes)
-            if nbytes:
-                view = pm.view(phys, nbytes)
-            else:
-                view = pm.view(phys, 1)[:0]
+            try:
+                if debug:
+                    if left:
+                        pm.fill(block, left, RED_ACTIVE)
+                    pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
+                    if nbytes and not zero:
+                        pm.fill(phys, nbytes, POISON_INUSE)
+                if zero and nbytes:
+                    pm.zero(phys, nbytes)
+                if nbytes:
+                    view = pm.view(phys, nbytes)
+                else:
+                    view = pm.view(phys, 1)[:0]
+            except BaseException:   # the memory failed: the block goes back, nothing changed
+                self._give_back(block, reserved, order)
+                raise
             rec = _Record(phys, nbytes, block, reserved, order, align, self._nid_of(block),
                           None if nid == NUMA_NO_NODE else nid, self._count, stack)
             self._live[phys] = rec
@@ -719,16 +728,15 @@ class Arena:
         if scopes:
             scopes[-1].append(entry)
 
-    def _take_slot(self, cache: Any, nbytes: int, zero: bool, align: int | None, frame: Any,
+    def _take_slot(self, cache: KmemCache, nbytes: int, zero: bool, align: int | None, frame: Any,
                    dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
         """Hand out the next free slot of ``cache`` (it has one; the budget was checked) as
         an array of ``nbytes`` bytes (or of ``dtype`` and ``shape``). Kernel counterpart: the
         fast path of ``slab_alloc_node()``. :meth:`alloc` has this written out. O(1)."""
         slot = cache.free.pop()
         view = slot.sv[slot.off:slot.off + nbytes]
-        if zero and slot.dirty:
-            view.fill(0)
-        slot.dirty = True
+        if zero and slot.seq >= 0:
+            slot.mv[slot.off:slot.end] = cache.zeros
         if dtype is not None:
             view = view.view(dtype).reshape(shape)
         slot.view = view
@@ -903,7 +911,7 @@ class Arena:
         with self._lock:
             self._open()
             rec = self._lookup(array)
-            if type(rec) is Slot:
+            if isinstance(rec, Slot):
                 self._free_slots([rec])
             else:
                 self._free_records([rec], stack)
@@ -1143,21 +1151,26 @@ class Arena:
 
     def release(self) -> int:
         """Give the pages of free memory back to the OS (``MADV_DONTNEED``); returns the bytes
-        released. Empty slabs are given back to the allocator first
-        (``kmem_cache_shrink()``); then only whole pages inside free blocks are released; they
-        read as zero afterwards and cost no RAM until touched. Kernel counterpart: none.
+        released. Free memory is the free blocks and the empty slabs of the size-class caches,
+        which then go back to the allocator (``kmem_cache_shrink()``) once every page was
+        released. Only whole pages are released; they read as zero afterwards and cost no RAM
+        until touched. Kernel counterpart: none. Raises OSError if ``madvise`` fails (pages
+        released before stay released; no allocation or slab changes), ClosedError.
         O(free blocks + slabs)."""
         with self._lock:
             self._open()
-            self._shrink()
+            empty = [] if self._slab is None else self._slab.empty_slabs()
+            runs = [(s, e) for s, e, _ in self._free_runs()]
+            runs += [(sl.base, sl.base + sl.nbytes) for sl in empty]
             ps = self._page_size
             total = 0
-            for start, end, _ in self._free_runs():
+            for start, end in runs:
                 s = _round_up(start, ps)
                 e = end & -ps
                 if s < e:
                     self._pm.release(s, e - s)
                     total += e - s
+            self._shrink()
             return total
 
     # -- the hand-over (issue 5) -------------------------------------------------------------
@@ -1277,12 +1290,15 @@ class Arena:
 
     def dump(self, file: IO[str] | None = None) -> None:
         """Print memblock's ``memblock_dump_all()`` text (and, after :meth:`handover`, the
-        page allocator's ``/proc/buddyinfo``). O(regions)."""
+        page allocator's ``/proc/buddyinfo``; with slabs, the size-class caches'
+        ``/proc/slabinfo``). O(regions + slabs)."""
         with self._lock:
             self._open()
             text = self._mb.dump_all(log=False)
             if self._buddy is not None:
                 text += "\n" + self._buddy.buddyinfo(self._mb).rstrip("\n")
+            if self._slab is not None and self._slab.nslabs:
+                text += "\n" + self._slab.slabinfo().rstrip("\n")
         print(text, file=file if file is not None else sys.stdout)
 
     # -- checks ------------------------------------------------------------------------------
@@ -1409,8 +1425,9 @@ class Arena:
                 return "a slot in use is not filed as live"
         # Blocks (records, quarantined records, slabs) are disjoint, inside the memory and
         # (memblock blocks) reserved.
-        blocks = [(r.block, r.reserved, r.order, r) for r in list(live.values())
-                  + list(self._quarantine)]
+        blocks: list[tuple[int, int, int, _Record | Slab]] = [
+            (r.block, r.reserved, r.order, r) for r in list(live.values())
+            + list(self._quarantine)]
         if slab is not None:
             blocks += [(sl.base, sl.nbytes, sl.order, sl) for sl in slab.slabs()]
         prev_end = -1

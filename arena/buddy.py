@@ -50,14 +50,13 @@ import os
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from arena.errors import ArenaError, ClosedError, DoubleFreeError, ForeignBufferError
-
-if TYPE_CHECKING:
-    from arena.physmem import PhysicalMemory
+from arena.memblock import Memblock
+from arena.physmem import PhysicalMemory
 
 __all__ = ["MAX_PAGE_ORDER", "NUMA_NO_NODE", "ZONE_NAME", "BuddyAllocator", "BuddyBug"]
 
@@ -108,6 +107,9 @@ class BuddyAllocator:
             raise ValueError(f"page_size must be a positive power of two, not {page_size}")
         if not 0 <= max_order <= 62:
             raise ValueError(f"max_order must be in 0..62, not {max_order}")
+        if physmem is not None and not isinstance(physmem, PhysicalMemory):
+            raise TypeError(f"physmem must be a PhysicalMemory or None, not "
+                            f"{type(physmem).__name__}")
         self._physmem = physmem
         self._page_size = page_size
         self._page_shift = page_size.bit_length() - 1
@@ -333,6 +335,21 @@ class BuddyAllocator:
         (``__GFP_THISNODE``). Raises ``TypeError``/``ValueError`` for a bad order or an unknown
         node. O(nodes + max_order).
         """
+        picked = self._pick(order, node, strict_node)
+        if picked is None:
+            return None
+        nid, pfn = picked
+        self._rmqueue(order, nid)
+        self._maybe_check()
+        return pfn << self._page_shift
+
+    def _pick(self, order: object, node: object, strict_node: object) -> tuple[int, int] | None:
+        """Validate an allocation request; ``(nid, pfn)`` of the block :meth:`_rmqueue` will
+        hand out (the head of the smallest fitting list on the first node that has one: a
+        split keeps the lower half, so that head is the block's start), or ``None``.
+
+        Takes nothing: callers do every step that can fail before the state changes.
+        """
         order = self._check_order(order)
         nid = self._check_node(node)
         if not isinstance(strict_node, (bool, np.bool_)):
@@ -344,10 +361,10 @@ class BuddyAllocator:
         else:
             candidates = [nid] + [n for n in sorted(self._lists) if n != nid]
         for candidate in candidates:
-            pfn = self._rmqueue(order, candidate)
-            if pfn is not None:
-                self._maybe_check()
-                return pfn << self._page_shift
+            lists = self._lists[candidate]
+            for current in range(order, self._max_order + 1):
+                if lists[current]:
+                    return candidate, next(iter(lists[current]))
         return None
 
     def alloc_pages(self, order: int, *, node: int | None = None, strict_node: bool = False) -> np.ndarray | None:
@@ -361,10 +378,15 @@ class BuddyAllocator:
         """
         if self._physmem is None:
             raise ValueError("this BuddyAllocator has no physmem: use alloc_pages_phys()")
-        phys = self.alloc_pages_phys(order, node=node, strict_node=strict_node)
-        if phys is None:
+        picked = self._pick(order, node, strict_node)
+        if picked is None:
             return None
-        return self._physmem.view(phys, self._page_size << order)
+        nid, pfn = picked
+        # The view first: if the memory refuses (closed, a fault), no page has been taken.
+        view = self._physmem.view(pfn << self._page_shift, self._page_size << int(order))
+        self._rmqueue(int(order), nid)
+        self._maybe_check()
+        return view
 
     def free_pages(self, view_or_phys: np.ndarray | int, order: int) -> None:
         """``free_pages(addr, order)`` / ``__free_pages()``: give an allocation back.
@@ -472,6 +494,8 @@ class BuddyAllocator:
         memory counts as present). A region without a valid node (``memblock.add()`` gives
         ``MAX_NUMNODES``) counts for node 0, as ``free_all`` hands its pages to node 0.
         Without memblock: the managed ranges. O(regions)."""
+        if memblock is not None and not isinstance(memblock, Memblock):
+            raise TypeError(f"memblock must be a Memblock or None, not {type(memblock).__name__}")
         out: dict[int, tuple[int, int, int]] = {}
         ranges: Iterable[tuple[int, int, int]]
         if memblock is None:
@@ -545,6 +569,9 @@ class BuddyAllocator:
     def dump(self, limit: int = 16) -> str:
         """Human-readable state: managed ranges, per-node counts, free lists (first ``limit``
         blocks of each, head first) and allocated blocks (first ``limit``). O(blocks)."""
+        limit = _as_int("limit", limit)
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
         ps = self._page_shift
         lines = [f"BuddyAllocator: page_size={self._page_size} max_order={self._max_order}"]
         for start, end, nid in zip(self._rstart, self._rend, self._rnid, strict=True):

@@ -417,8 +417,8 @@ class MemblockType:
 
     def _splice(self, c: int, o: int, k: int, nb: list, ns: list, nf: list, nn: list) -> None:
         """Replace the ``k`` regions from position ``(c, o)`` by ``nb/ns/nf/nn`` (which keep the
-        array sorted). Keeps the chunks between ``_CHUNK_MAX // 4`` and ``_CHUNK_MAX`` long
-        and the gap bounds valid. O(k + m + chunk length)."""
+        array sorted): the commit of a window that spans chunks. Keeps the chunks at most
+        ``_cmax`` long and the gap bounds valid. O(k + m + chunk length)."""
         self._flat = self._pos = None
         m = len(nb)
         self._n += m - k
@@ -430,25 +430,11 @@ class MemblockType:
         B, S, F, N = cb[c], cs[c], cf[c], cn[c]
         split_next = False
         if o + k <= len(B):
-            if k == m:
-                for i in range(m):
-                    B[o + i] = nb[i]
-                    S[o + i] = ns[i]
-                    F[o + i] = nf[i]
-                    N[o + i] = nn[i]
-            elif m == 1 and not k:
-                B.insert(o, nb[0])
-                S.insert(o, ns[0])
-                F.insert(o, nf[0])
-                N.insert(o, nn[0])
-            elif k == 1 and not m:
-                del B[o], S[o], F[o], N[o]
-            else:
-                code = self._code
-                B[o:o + k] = array(code, nb)
-                S[o:o + k] = array(code, ns)
-                F[o:o + k] = array("B", nf)
-                N[o:o + k] = array("i", nn)
+            code = self._code
+            B[o:o + k] = array(code, nb)
+            S[o:o + k] = array(code, ns)
+            F[o:o + k] = array("B", nf)
+            N[o:o + k] = array("i", nn)
         else:
             # The window runs past chunk c: cut its tail, drop whole chunks, cut the head of
             # the next one; the new regions go to the end of chunk c.
@@ -494,8 +480,52 @@ class MemblockType:
             self._rebalance(c + 1)
         self._rebalance(c)
 
+    def _commit(self, c: int, k: int, grown: int) -> None:
+        """Chunk ``c`` was changed in place (it had ``k`` regions): fix the count, its key,
+        the gap bound of the region ``grown`` (-1: none) and the chunk's length. O(1) unless
+        the chunk splits or merges."""
+        B = self._cb[c]
+        n = len(B)
+        if n != k:
+            self._n += n - k
+            self._pos = None
+        self._flat = None
+        if grown >= 0 and (grown < n or c + 1 < len(self._cb)):
+            self._raise_gap(c, grown)
+        if n:
+            self._mins[c] = B[0]
+        if not n or n > self._cmax or (n < self._cmax >> 2 and len(self._cb) > 1):
+            self._rebalance(c)
+
+    def _raise_gap(self, c: int, o: int) -> None:
+        """Make the gap bounds cover the gap below position ``(c, o)`` (``o`` may be the
+        chunk's length: the next chunk's first region), after it may have become longer."""
+        cb, cs = self._cb, self._cs
+        B = cb[c]
+        if o == len(B):
+            if c + 1 == len(cb):
+                return
+            c += 1
+            B = cb[c]
+            o = 0
+            if cb[c - 1]:
+                ts = cb[c - 1][-1] + cs[c - 1][-1]
+            elif c > 1:
+                ts = cb[c - 2][-1] + cs[c - 2][-1]
+            else:
+                return
+        elif o:
+            ts = B[o - 1] + cs[c][o - 1]
+        elif c:
+            ts = cb[c - 1][-1] + cs[c - 1][-1]
+        else:
+            return                                 # region 0: its gap is not counted
+        if B[o] - ts > self._gm[c]:
+            self._gm[c] = B[o] - ts
+
     def _drop_chunk(self, j: int) -> None:
         del self._cb[j], self._cs[j], self._cf[j], self._cn[j], self._mins[j], self._gm[j]
+        self._pos = None
 
     def _rebalance(self, c: int) -> None:
         """Drop chunk ``c`` if empty, split it if longer than ``_cmax``, merge it with a
@@ -503,6 +533,7 @@ class MemblockType:
         cb = self._cb
         n = len(cb[c])
         cmax = self._cmax
+        self._pos = None
         if not n:
             self._drop_chunk(c)
         elif n > cmax:
@@ -537,8 +568,10 @@ class MemblockType:
         self._cf = [array("B", F[a:b]) for a, b in spans]
         self._cn = [array("i", N[a:b]) for a, b in spans]
         self._mins = [b[0] for b in self._cb]
-        self._gm = array("Q", [max((B[j] - B[j - 1] - S[j - 1] for j in range(max(a, 1), b)),
-                                   default=0) for a, b in spans])
+        # (max with 0: trim_memory's wrap near the top of the address space can leave the
+        # array unsorted, as in the kernel)
+        self._gm = array("Q", [max([0, *(B[j] - B[j - 1] - S[j - 1]
+                                         for j in range(max(a, 1), b))]) for a, b in spans])
         self._n = n
         self._flat = self._pos = None
 
@@ -595,69 +628,61 @@ class _Column(Sequence):
 
 
 class _Window:
-    """A run of regions copied out of a :class:`MemblockType` for one kernel operation.
+    """The regions one kernel operation works on, as four index-able columns ``B, S, F, N``
+    (changed in place by the operation; :meth:`store` then commits them).
 
-    ``(c, o)``: position of its first region; ``k``: how many regions it replaces when stored
-    back; ``B, S, F, N``: the regions as lists (changed in place by the operation);
-    ``i0``: local index of the first region the operation's range overlaps (or follows).
+    Usually (``chunk`` true) the columns are one chunk's own arrays: the window lies inside
+    that chunk, so the kernel's loops run on them directly, with chunk offsets as indices.
+    Otherwise they are lists copied out of the ``k`` regions from position ``(c, o)``, spliced
+    back by :meth:`store`. ``i0``: index of the first region the operation's range overlaps
+    (or follows); ``k``: the column length before the operation.
     """
 
-    __slots__ = ("c", "o", "k", "B", "S", "F", "N", "i0", "old")
+    __slots__ = ("c", "o", "k", "B", "S", "F", "N", "i0", "chunk")
 
-    def __init__(self, t: MemblockType, c: int, o: int, k: int, i0: int) -> None:
+    def __init__(self, c: int, o: int, k: int, B: Any, S: Any, F: Any, N: Any, i0: int,
+                 chunk: bool) -> None:
         self.c = c
         self.o = o
         self.k = k
-        self.old = t._extract(c, o, k) if k else ([], [], [], [])
-        self.B, self.S, self.F, self.N = (col[:] for col in self.old)
+        self.B = B
+        self.S = S
+        self.F = F
+        self.N = N
         self.i0 = i0
+        self.chunk = chunk
 
-    def store(self, t: MemblockType) -> None:
-        """Write the regions back in place of the ``k`` copied ones. Unchanged regions at both
-        ends are left alone, so a typical call is one ``insert``, ``del`` or item store per
-        column (measured: a third of the cost of rewriting the neighbours too)."""
-        B, S, F, N = self.B, self.S, self.F, self.N
-        oB, oS, oF, oN = self.old
-        k = self.k
-        m = len(B)
-        lim = min(k, m)
-        a = 0
-        while a < lim and B[a] == oB[a] and S[a] == oS[a] and F[a] == oF[a] and N[a] == oN[a]:
-            a += 1
-        if a == k == m:
-            return
-        z = 0
-        lim -= a
-        while (z < lim and B[m - 1 - z] == oB[k - 1 - z] and S[m - 1 - z] == oS[k - 1 - z]
-               and F[m - 1 - z] == oF[k - 1 - z] and N[m - 1 - z] == oN[k - 1 - z]):
-            z += 1
-        c, o = self.c, self.o + a
-        cb = t._cb
-        while o >= len(cb[c]) and c + 1 < len(cb):
-            o -= len(cb[c])
-            c += 1
-        e = m - z
-        t._splice(c, o, k - a - z, B[a:e], S[a:e], F[a:e], N[a:e])
+    @classmethod
+    def copy(cls, t: MemblockType, c: int, o: int, k: int, i0: int) -> _Window:
+        """A list window of the ``k`` regions from position ``(c, o)``."""
+        return cls(c, o, k, *(t._extract(c, o, k) if k else ([], [], [], [])), i0, False)
+
+    def store(self, t: MemblockType, grown: int = -1) -> None:
+        """Commit the columns to ``t``. ``grown``: index of the region whose gap below may
+        have become longer (after a removal), -1 if none."""
+        if self.chunk:
+            t._commit(self.c, self.k, grown)
+        else:
+            t._splice(self.c, self.o, self.k, self.B, self.S, self.F, self.N)
 
 
 def _window(t: MemblockType, base: int, end: int) -> _Window:
-    """The regions ``[base, end)`` overlaps, with one neighbour on each side (the merge window),
-    copied out of ``t``. O(log n + k)."""
+    """The regions ``[base, end)`` overlaps, with one neighbour on each side (the merge window).
+    O(log n), plus O(k) when the window spans chunks."""
     if not t._n:
-        return _Window(t, 0, 0, 0, 0)
-    # Fast path (most calls): the window lies inside one chunk.
+        return _Window.copy(t, 0, 0, 0, 0)
+    # Most calls: the window lies inside one chunk.
     cb = t._cb
-    c = bisect_right(t._mins, base) - 1
+    c = bisect_right(t._mins, base) - 1 if len(cb) > 1 else 0
     if c < 0:
         c = 0
     B = cb[c]
+    S = t._cs[c]
     o = bisect_right(B, base)
-    if o and B[o - 1] + t._cs[c][o - 1] > base:
+    if o and B[o - 1] + S[o - 1] > base:
         o -= 1                                   # the region holding base
-    e = bisect_left(B, end, o)
-    if (o or not c) and (e < len(B) or c + 1 == len(cb)):
-        w0 = o - 1 if o else 0
-        return _Window(t, c, w0, min(e + 1, len(B)) - w0, o - w0)
+    if (o or not c) and (c + 1 == len(cb) or bisect_left(B, end, o) < len(B)):
+        return _Window(c, 0, len(B), B, S, t._cf[c], t._cn[c], o, True)
     c, o = t._first_overlap(base)
     p = t._prev(c, o)
     if p is None:
@@ -668,7 +693,7 @@ def _window(t: MemblockType, base: int, end: int) -> _Window:
     k = t._count(wc, wo, ec, eo)
     if eo < len(t._cb[ec]):
         k += 1          # the first region at or above end
-    return _Window(t, wc, wo, k, i0)
+    return _Window.copy(t, wc, wo, k, i0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1064,6 +1089,7 @@ class Memblock:
             if a_end != nb or N[i] != N[i + 1] or F[i] != F[i + 1]:
                 if a_end > nb:
                     g = t._index(w.c, w.o) + i
+                    w.store(t)               # keep the storage consistent for the dump
                     raise MemblockBug(f"memblock: {t.name}[{g}] overlaps {t.name}[{g + 1}]:\n"
                                       + self.dump_all(log=False))
                 i += 1
@@ -1074,7 +1100,7 @@ class Memblock:
 
     def _merge_all(self, t: MemblockType) -> None:
         """The whole-array ``memblock_merge_regions()`` of kernels < 6.3. O(n)."""
-        w = _Window(t, 0, 0, t._n, 0)
+        w = _Window.copy(t, 0, 0, t._n, 0)
         self._merge_regions(t, w, 0, t._n)
         w.store(t)
 
@@ -1090,15 +1116,26 @@ class Memblock:
     def _insert_region(self, t: MemblockType, w: _Window, idx: int, base: int, size: int,
                        nid: int, flags: int) -> None:
         """``memblock_insert_region()``: insert at window index ``idx``. BUG if ``t`` is full."""
-        cnt = t._n + len(w.B) - w.k
+        B = w.B
+        n = len(B)
+        cnt = t._n + n - w.k
         if cnt >= t.max:
+            w.store(t)
             raise MemblockBug(f"memblock: inserting into a full {t.name} array "
                               f"(cnt {cnt}, max {t.max})")
-        w.B.insert(idx, base)
+        B.insert(idx, base)
         w.S.insert(idx, size)
         w.F.insert(idx, flags)
         w.N.insert(idx, nid)
         t.total_size = (t.total_size + size) & self._mask
+        if w.chunk and (not idx or idx == n):
+            # A new first or last region brings an uncounted end gap into the bounds (inside
+            # the array an insert only shortens gaps).
+            c = w.c
+            if not idx and not c:
+                t._raise_gap(0, 1)
+            elif idx == n and c == len(t._cb) - 1:
+                t._raise_gap(c, idx)
 
     def _add_range(self, t: MemblockType, base: int, size: int, nid: int, flags: int) -> int:
         """``memblock_add_range()``: add ``[base, base + size)`` to ``t`` (0 or ``-ENOMEM``).
@@ -1296,7 +1333,7 @@ class Memblock:
         S = w.S
         t.total_size = (t.total_size - sum(S[s:e])) & self._mask
         del w.B[s:e], S[s:e], w.F[s:e], w.N[s:e]
-        w.store(t)
+        w.store(t, s)
         self._emptied(t)
         return 0
 

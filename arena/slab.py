@@ -24,7 +24,7 @@ Invariants (checked by :meth:`SlabAllocator.check`, O(slabs + slots)):
   cur.free`` (``cache.free`` is a fresh empty list when there is no current slab). ``partial``
   holds the cache's other slabs with at least one free slot, at most one of them completely
   free; a full slab that is not current is on no list (``pages`` finds it).
-* A slot that was never handed out since its slab was made reads as zero (``dirty`` False).
+* A slot that was never handed out since its slab was made (``seq`` -1) reads as zero.
 
 Policy (measured reasons in comments): slabs hold at least :data:`MIN_OBJECTS` slots (the
 kernel's ``calculate_order()`` aims at several per slab; the page source costs tens of µs per
@@ -72,6 +72,9 @@ MAX_SLAB_ORDER = 3
 NUMA_NO_NODE = -1
 
 
+_ZEROS = [bytes(size) for size in KMALLOC_SIZES]
+
+
 def _class_align(size: int, page_size: int) -> int:
     """Alignment every slot of a class has inside a page-aligned slab: the largest power of
     two dividing ``size``, at most a page."""
@@ -106,27 +109,30 @@ def slab_order(size: int, page_size: int) -> int:
 class Slot:
     """One slot of a slab. Kernel counterpart: an object of a ``kmem_cache``.
 
-    Fixed: ``phys`` (physical address of the first byte), ``off`` (offset in the slab's view),
-    ``slab``, ``sv`` (the slab's view, sliced to hand the slot out), ``free`` (the slab's
-    freelist) and ``csize`` (the class size, bytes). State: ``dirty`` — handed out at least once
-    since the slab was made, so its bytes may be non-zero. The allocation living in the slot
-    (set by the user of the cache, :class:`arena.Arena`): ``view`` (the array handed out;
-    ``None`` while free), ``size`` (bytes requested), ``seq`` (allocation number; -1 if never
-    used), ``code``/``lasti`` (allocating frame's code object and instruction offset),
+    Fixed: ``phys`` (physical address of the first byte), ``off``/``end`` (offsets of its
+    first and last + 1 byte in the slab), ``slab``, ``sv`` (the slab's view, sliced to hand the
+    slot out), ``mv`` (a memoryview of the slab, to zero the slot: ``mv[off:end] = zeros``
+    costs half of ``ndarray.fill``), ``free`` (the slab's freelist) and ``csize`` (the class
+    size, bytes). The allocation living in the slot (set by
+    the user of the cache, :class:`arena.Arena`): ``view`` (the array handed out; ``None``
+    while free), ``size`` (bytes requested), ``seq`` (allocation number; -1 while the slot was
+    never handed out since its slab was made, so its bytes still read zero), ``code``/``lasti`` (allocating frame's code object and instruction offset),
     ``align`` (the alignment asked for; ``None`` = the user's default).
     """
 
-    __slots__ = ("phys", "off", "slab", "sv", "free", "csize", "dirty", "view", "size", "seq",
-                 "code", "lasti", "align")
+    __slots__ = ("phys", "off", "end", "slab", "sv", "mv", "free", "csize", "view", "size",
+                 "seq", "code", "lasti", "align")
 
     def __init__(self, slab: Slab, off: int) -> None:
         self.phys = slab.base + off
         self.off = off
+        self.end = off + slab.cache.size
         self.slab = slab
-        self.sv: np.ndarray | None = slab.view
+        # The slab's view and memoryview (None while detached; typed Any for the hot path).
+        self.sv: Any = None
+        self.mv: Any = None
         self.free = slab.free
         self.csize = slab.cache.size
-        self.dirty = False
         self.view: Any = None
         self.size = 0
         self.seq = -1
@@ -144,21 +150,22 @@ class Slab:
 
     Kernel counterpart: a slab (``struct slab``). ``base`` physical address; ``nbytes``;
     ``order`` — the buddy order it came with, or -1 for a memblock block; ``nid`` its node;
-    ``cache``; ``view`` (uint8 view of the whole slab); ``slots`` (by index, ascending
+    ``cache``; ``view`` (uint8 view of the whole slab, ``None`` while detached) and ``mv``
+    (a memoryview of it); ``slots`` (by index, ascending
     address); ``free`` (the freelist: free slots, the next one to hand out last).
     """
 
-    __slots__ = ("base", "nbytes", "order", "nid", "cache", "view", "slots", "free", "nslots",
-                 "is_cur")
+    __slots__ = ("base", "nbytes", "order", "nid", "cache", "view", "mv", "slots", "free",
+                 "nslots", "is_cur")
 
-    def __init__(self, cache: KmemCache, base: int, order: int, nid: int,
-                 view: np.ndarray) -> None:
+    def __init__(self, cache: KmemCache, base: int, order: int, nid: int) -> None:
         self.base = base
         self.nbytes = cache.slab_bytes
         self.order = order
         self.nid = nid
         self.cache = cache
-        self.view: np.ndarray | None = view
+        self.view: np.ndarray | None = None   # set by SlabAllocator._attach
+        self.mv: memoryview | None = None
         self.is_cur = False   # the cache's current slab (tested on every free: no call)
         self.free: list[Slot] = []
         self.nslots = cache.slab_bytes // cache.size
@@ -180,12 +187,12 @@ class KmemCache:
     (one of ``kmalloc_caches[]``) with its per-node partial list.
 
     ``index`` into :data:`KMALLOC_SIZES`, ``size`` and ``align`` of the slots (bytes), ``nid``,
-    ``slab_bytes``/``slab_order``; ``cur`` (current slab or ``None``), ``free`` (its freelist),
+    ``slab_bytes``/``slab_order``, ``zeros`` (``size`` zero bytes, to clear a slot); ``cur`` (current slab or ``None``), ``free`` (its freelist),
     ``partial`` (other slabs with free slots).
     """
 
     __slots__ = ("index", "size", "align", "nid", "slab_bytes", "slab_order", "cur", "free",
-                 "partial", "name")
+                 "partial", "name", "zeros")
 
     def __init__(self, index: int, nid: int, page_size: int) -> None:
         self.index = index
@@ -198,6 +205,7 @@ class KmemCache:
         self.free: list[Slot] = []
         self.partial: list[Slab] = []
         self.name = f"kmalloc-{self.size}"
+        self.zeros = _ZEROS[index]
 
     def _set_cur(self, slab: Slab | None) -> None:
         if self.cur is not None:
@@ -306,20 +314,24 @@ class SlabAllocator:
 
     # -- refill: ___slab_alloc() --------------------------------------------------------------
 
-    def refill(self, index: int, nid: int, get_pages: GetPages) -> KmemCache | None:
+    def refill(self, index: int, nid: int, get_pages: GetPages,
+               put_pages: PutPages) -> KmemCache | None:
         """A cache of class ``index`` with a free slot for a request on node ``nid``, or
         ``None`` if no slab can be made (the caller then falls back to its page source).
 
         Kernel counterpart: ``___slab_alloc()``: the current slab first, then a partial slab,
         then (any-node requests) another node's slabs, then a new slab (``new_slab()``) from
         the page source — on node ``nid`` only, or on any node for ``NUMA_NO_NODE``.
-        Changes nothing when it returns ``None``. O(nodes + partial) plus the page source.
+        Changes nothing when it returns ``None`` or raises (a failing physical memory: the
+        new slab's pages go back through ``put_pages``). O(nodes + partial) plus the page
+        source.
         """
         if nid != NUMA_NO_NODE:
             cache = self.caches[nid][index]
             if cache.free or self._take_partial(cache):
                 return cache
-            return cache if self._new_slab(index, nid, True, get_pages) is not None else None
+            slab = self._new_slab(index, nid, True, get_pages, put_pages)
+            return None if slab is None else cache
         cache = self.targets[index]
         if cache.free or self._take_partial(cache):
             return cache
@@ -328,7 +340,7 @@ class SlabAllocator:
             if other.free or self._take_partial(other):
                 self._retarget(index, other)
                 return other
-        slab = self._new_slab(index, NUMA_NO_NODE, False, get_pages)
+        slab = self._new_slab(index, NUMA_NO_NODE, False, get_pages, put_pages)
         if slab is None:
             return None
         self._retarget(index, slab.cache)
@@ -349,7 +361,8 @@ class SlabAllocator:
         for n in self._fast_sizes[index]:
             fast[n] = cache
 
-    def _new_slab(self, index: int, nid: int, exact: bool, get_pages: GetPages) -> Slab | None:
+    def _new_slab(self, index: int, nid: int, exact: bool, get_pages: GetPages,
+                  put_pages: PutPages) -> Slab | None:
         """``new_slab()``: a block from the page source, zeroed (pages never written are not
         touched), cut into slots and made current in the cache of the node it lies on."""
         proto = self.caches[self.nids[0]][index]
@@ -359,9 +372,14 @@ class SlabAllocator:
         base, order = block
         got = self._nid_of(base)
         cache = self.caches[got][index]
+        slab = Slab(cache, base, order, got)
         pm = self._pm
-        pm.zero(base, cache.slab_bytes)
-        slab = Slab(cache, base, order, got, pm.view(base, cache.slab_bytes))
+        try:
+            pm.zero(base, cache.slab_bytes)
+            self._attach(slab, pm.view(base, cache.slab_bytes))
+        except BaseException:   # the memory failed: the pages go back, nothing changed
+            put_pages(slab)
+            raise
         if cache.cur is not None and cache.free:   # keep a current slab that has room
             cache.partial.append(slab)
         else:
@@ -408,19 +426,21 @@ class SlabAllocator:
         self.nslabs -= 1
         self.slab_bytes -= slab.nbytes
         put_pages(slab)
-        slab.view = None
+        slab.view = slab.mv = None
         for slot in slab.slots:
-            slot.sv = None
+            slot.sv = slot.mv = None
+
+    def empty_slabs(self) -> list[Slab]:
+        """The slabs with no slot in use, by ascending address. O(slabs)."""
+        return [slab for slab in self.slabs() if len(slab.free) == slab.nslots]
 
     def shrink(self, put_pages: PutPages) -> int:
         """``kmem_cache_shrink()`` of every cache: discard every empty slab (current ones
         too). Returns the bytes given back. O(slabs)."""
-        total = 0
-        for slab in list(self.slabs()):
-            if len(slab.free) == slab.nslots:
-                total += slab.nbytes
-                self.discard(slab, put_pages)
-        return total
+        empty = self.empty_slabs()
+        for slab in empty:
+            self.discard(slab, put_pages)
+        return sum(slab.nbytes for slab in empty)
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -428,18 +448,55 @@ class SlabAllocator:
         """Drop every reference to the slab views, so that the memory can be unmapped.
         O(slots)."""
         for slab in self.slabs():
-            slab.view = None
+            slab.view = slab.mv = None
             for slot in slab.slots:
-                slot.sv = None
+                slot.sv = slot.mv = None
 
     def attach_views(self) -> None:
         """Undo :meth:`detach_views` (new views of the same bytes). O(slots)."""
         for slab in self.slabs():
-            slab.view = view = self._pm.view(slab.base, slab.nbytes)
-            for slot in slab.slots:
-                slot.sv = view
+            self._attach(slab, self._pm.view(slab.base, slab.nbytes))
 
-    # -- checks --------------------------------------------------------------------------------
+    @staticmethod
+    def _attach(slab: Slab, view: np.ndarray) -> None:
+        slab.view = view
+        slab.mv = mv = memoryview(view)  # type: ignore[arg-type]  # numpy arrays are buffers
+        for slot in slab.slots:
+            slot.sv = view
+            slot.mv = mv
+
+    # -- checks and dump ---------------------------------------------------------------------
+
+    def slabinfo(self) -> str:
+        """The caches in the format of the kernel's ``/proc/slabinfo`` (version 2.1; SLUB has
+        no tunables, so they are 0), one line per size class holding slabs (all nodes
+        together), largest first. O(slabs)."""
+        lines = ["slabinfo - version: 2.1",
+                 "# name            <active_objs> <num_objs> <objsize> <objperslab> "
+                 "<pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata "
+                 "<active_slabs> <num_slabs> <sharedavail>"]
+        per_class: dict[int, list[Slab]] = {}
+        for slab in self.slabs():
+            per_class.setdefault(slab.cache.index, []).append(slab)
+        for index in sorted(per_class, reverse=True):
+            slabs = per_class[index]
+            cache = slabs[0].cache
+            active = sum(s.inuse for s in slabs)
+            total = sum(s.nslots for s in slabs)
+            lines.append(f"{cache.name:<17} {active:6d} {total:6d} {cache.size:6d} "
+                         f"{slabs[0].nslots:4d} {1 << cache.slab_order:4d} : tunables "
+                         f"{0:4d} {0:4d} {0:4d} : slabdata {len(slabs):6d} {len(slabs):6d} "
+                         f"{0:6d}")
+        return "\n".join(lines) + "\n"
+
+    def check(self) -> None:
+        """Verify every invariant of the module docstring; AssertionError with the slabs and
+        :meth:`slabinfo` if one is broken. O(slabs + slots)."""
+        problem = self.problem()
+        if problem:
+            raise AssertionError(f"slab invariant broken: {problem}\n"
+                                 + "".join(f"{s!r}\n" for s in self.slabs()) + self.slabinfo())
+
 
     def problem(self) -> str | None:
         """The first broken invariant (see the module docstring) in words, or ``None``.
@@ -464,6 +521,7 @@ class SlabAllocator:
                 return f"a slot is twice on the freelist of {slab!r}"
             for i, slot in enumerate(slab.slots):
                 if slot.slab is not slab or slot.off != i * cache.size or \
+                        slot.end != slot.off + cache.size or slot.mv is not slab.mv or \
                         slot.phys != slab.base + slot.off or slot.phys % cache.align or \
                         slot.free is not slab.free or slot.csize != cache.size or \
                         slot.sv is not slab.view:

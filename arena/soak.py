@@ -64,6 +64,9 @@ __all__ = [
     "soak_command",
     "soak_main",
     "pattern",
+    "format_op",
+    "run_episode",
+    "KernelBug",
 ]
 
 MASK64 = (1 << 64) - 1
@@ -250,6 +253,9 @@ class MemblockModel:
         self.limit = MASK64
         self.movable_node = False
         self.kho_scratch_only = False
+        #: ``(base, size)`` of every array freed by a doubling (the caller may have freed
+        #: its reservation and allocated there before: then that allocation loses it too)
+        self.freed_arrays: list[tuple[int, int]] = []
 
     @property
     def memory(self) -> _Map:
@@ -325,6 +331,7 @@ class MemblockModel:
         self.max[t] *= 2
         old, self.array[t] = self.array[t], addr
         if old is not None:
+            self.freed_arrays.append((old, old_alloc))
             self.remove_range("reserved", old, old_alloc)
         if self.add_range("reserved", addr, new_alloc, NUMA_NO_NODE, RSRV_KERN):
             raise KernelBug(f"could not reserve the doubled {t} array")
@@ -461,6 +468,7 @@ class BuddyModel:
         self.free = np.zeros(npages, bool)
         self.allocated: dict[int, tuple[int, int]] = {}
         self.max_order = max_order
+        self._blocks: list[tuple[int, int, int]] | None = None
 
     def boot_free(self, pfn: int, end: int, nid: int) -> None:
         """Pages ``[pfn, end)`` become managed by ``nid`` and free."""
@@ -469,6 +477,7 @@ class BuddyModel:
             raise InvariantViolation(f"model: pages [{pfn:#x}, {end:#x}) handed over twice")
         self.node[s:e] = nid
         self.free[s:e] = True
+        self._blocks = None
 
     def nodes(self) -> list[int]:
         """Nodes that received pages, ascending."""
@@ -476,6 +485,11 @@ class BuddyModel:
 
     def blocks(self) -> list[tuple[int, int, int]]:
         """The unique free blocks ``(pfn, order, nid)``: maximal aligned same-node free runs."""
+        if self._blocks is None:
+            self._blocks = self._compute_blocks()
+        return self._blocks
+
+    def _compute_blocks(self) -> list[tuple[int, int, int]]:
         key = np.where(self.free, self.node, -1)
         cuts = (np.flatnonzero(key[1:] != key[:-1]) + 1).tolist()
         edges = [0, *cuts, key.size]
@@ -513,14 +527,18 @@ class BuddyModel:
         return None
 
     def take(self, pfn: int, order: int, nid: int) -> None:
+        """The block ``[pfn, pfn + 2**order)`` of node ``nid`` is allocated."""
         s = pfn - self.first
         self.free[s:s + (1 << order)] = False
         self.allocated[pfn] = (order, nid)
+        self._blocks = None
 
     def give_back(self, pfn: int) -> None:
+        """The allocated block starting at ``pfn`` is free again."""
         order, _ = self.allocated.pop(pfn)
         s = pfn - self.first
         self.free[s:s + (1 << order)] = True
+        self._blocks = None
 
     def free_runs(self, shift: int) -> list[tuple[int, int, int]]:
         """Free memory as ``(start, end, nid)`` byte runs (adjacent free pages of one node)."""
@@ -562,9 +580,9 @@ def format_op(op: tuple) -> str:
 class Workload:
     """One allocator and its model driven side by side.
 
-    Subclasses define ``KINDS`` (operation name → weight), ``gen_<name>(chooser)`` returning
+    Subclasses define ``KINDS`` (operation name → weight), ``_gen_<name>(chooser)`` returning
     an operation tuple (or ``None`` when the operation makes no sense now) and
-    ``op_<name>(*args)`` running it on both sides. :meth:`verify` compares everything.
+    ``_op_<name>(*args)`` running it on both sides. :meth:`verify` compares everything.
     """
 
     KINDS: dict[str, int] = {}
@@ -581,7 +599,7 @@ class Workload:
 
     def gen(self, kind: str, c: Chooser) -> tuple | None:
         """An operation of ``kind`` with arguments from ``c`` (``None``: not possible now)."""
-        return None if self.dead else getattr(self, f"gen_{kind}")(c)
+        return None if self.dead else getattr(self, f"_gen_{kind}")(c)
 
     def random_op(self, c: Chooser) -> tuple | None:
         """An operation of a kind chosen by weight."""
@@ -595,7 +613,8 @@ class Workload:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                getattr(self, f"op_{op[0]}")(*op[1:])
+                getattr(self, f"_op_{op[0]}")(*op[1:])
+                self.after_op()
         except _Dead:
             self.dead = True
             return
@@ -626,6 +645,9 @@ class Workload:
 
     def _verify(self) -> None:
         raise NotImplementedError
+
+    def after_op(self) -> None:
+        """Bookkeeping after each successful operation (subclasses)."""
 
     @staticmethod
     def expect_bug(what: str, real: Callable[[], Any], bug: KernelBug) -> None:
@@ -660,6 +682,7 @@ class Workload:
 
     @staticmethod
     def expect(cond: bool, message: str | Callable[[], str]) -> None:
+        """Raise :class:`InvariantViolation` with ``message`` (or its result) unless ``cond``."""
         if not cond:
             raise InvariantViolation(message() if callable(message) else message)
 
@@ -738,29 +761,29 @@ class MemblockWorkload(Workload):
                      lambda: c.int(1, 512))
         return base, min(size, self.base + self.size - base) or 1
 
-    def gen_add_node(self, c: Chooser) -> tuple:
+    def _gen_add_node(self, c: Chooser) -> tuple:
         flags = c.choice((0, 0, 0, HOTPLUG, NOMAP, DRIVER_MANAGED, KHO_SCRATCH))
         return ("add_node", *self._range(c), c.choice(self.NIDS), flags)
 
-    def gen_add(self, c: Chooser) -> tuple:
+    def _gen_add(self, c: Chooser) -> tuple:
         return ("add", *self._range(c))
 
-    def gen_remove(self, c: Chooser) -> tuple:
+    def _gen_remove(self, c: Chooser) -> tuple:
         return ("remove", *self._range(c))
 
-    def gen_reserve(self, c: Chooser) -> tuple:
+    def _gen_reserve(self, c: Chooser) -> tuple:
         return ("reserve", *self._range(c))
 
-    def gen_reserve_kern(self, c: Chooser) -> tuple:
+    def _gen_reserve_kern(self, c: Chooser) -> tuple:
         return ("reserve_kern", *self._range(c))
 
-    def gen_phys_free(self, c: Chooser) -> tuple:
+    def _gen_phys_free(self, c: Chooser) -> tuple:
         return ("phys_free", *self._range(c))
 
-    def gen_setclr(self, c: Chooser) -> tuple:
+    def _gen_setclr(self, c: Chooser) -> tuple:
         return (c.choice(self.SETCLR), *self._range(c))
 
-    def gen_set_node(self, c: Chooser) -> tuple:
+    def _gen_set_node(self, c: Chooser) -> tuple:
         return ("set_node", *self._range(c), c.choice(("memory", "reserved")),
                 c.choice(self.NIDS))
 
@@ -769,42 +792,42 @@ class MemblockWorkload(Workload):
                      lambda: c.int(1, 8) * 4096)
         return size, c.choice((0, 1, 8, 64, 4096, 16384))
 
-    def gen_alloc(self, c: Chooser) -> tuple:
+    def _gen_alloc(self, c: Chooser) -> tuple:
         size, align = self._size_align(c)
         lo = _pick(c, lambda: 0, lambda: 0, lambda: self._addr(c))
         hi = _pick(c, lambda: 0, lambda: 0, lambda: self._addr(c), lambda: MASK64)
         return (c.choice(("alloc_try_nid", "alloc_try_nid_raw", "alloc_exact_nid_raw")),
                 size, align, lo, hi, c.choice((NUMA_NO_NODE, *self.NIDS)))
 
-    def gen_alloc_range_nid(self, c: Chooser) -> tuple:
+    def _gen_alloc_range_nid(self, c: Chooser) -> tuple:
         size, align = self._size_align(c)
         return ("alloc_range_nid", size, align, _pick(c, lambda: 0, lambda: self._addr(c)),
                 _pick(c, lambda: 0, lambda: self._addr(c), lambda: MASK64),
                 c.choice((NUMA_NO_NODE, *self.NIDS)), c.choice((False, True)))
 
-    def gen_phys_alloc_range(self, c: Chooser) -> tuple:
+    def _gen_phys_alloc_range(self, c: Chooser) -> tuple:
         size, align = self._size_align(c)
         return ("phys_alloc_range", size, align, _pick(c, lambda: 0, lambda: self._addr(c)),
                 _pick(c, lambda: 0, lambda: self._addr(c), lambda: MASK64))
 
-    def gen_free(self, c: Chooser) -> tuple | None:
+    def _gen_free(self, c: Chooser) -> tuple | None:
         if not self.live:
             return None
         return ("free", c.choice(sorted(self.live)))
 
-    def gen_set_bottom_up(self, c: Chooser) -> tuple:
+    def _gen_set_bottom_up(self, c: Chooser) -> tuple:
         return ("set_bottom_up", c.choice((False, True)))
 
-    def gen_set_current_limit(self, c: Chooser) -> tuple:
+    def _gen_set_current_limit(self, c: Chooser) -> tuple:
         return ("set_current_limit", _pick(c, lambda: MASK64, lambda: self._addr(c)))
 
-    def gen_set_movable_node(self, c: Chooser) -> tuple:
+    def _gen_set_movable_node(self, c: Chooser) -> tuple:
         return ("set_movable_node", c.choice((False, True)))
 
-    def gen_set_kho_scratch_only(self, c: Chooser) -> tuple:
+    def _gen_set_kho_scratch_only(self, c: Chooser) -> tuple:
         return ("set_kho_scratch_only", c.choice((False, False, True)))
 
-    def gen_enforce_memory_limit(self, c: Chooser) -> tuple:
+    def _gen_enforce_memory_limit(self, c: Chooser) -> tuple:
         return ("enforce_memory_limit", c.int(0, 32) * self.cell + c.choice((0, 4096)))
 
     # operations -----------------------------------------------------------------------------
@@ -813,34 +836,42 @@ class MemblockWorkload(Workload):
         self.expect(got == want, lambda: f"{what} returned {_fmt(got)}, the model says "
                                          f"{_fmt(want)}")
 
+    def after_op(self) -> None:
+        """A doubling freed an old array whose reservation the caller had freed and then
+        allocated from: that allocation is no longer reserved (the caller's mistake, as in
+        the kernel), so it stops being checked."""
+        for base, size in self.model.freed_arrays:
+            self._drop_live(base, base + size)
+        self.model.freed_arrays.clear()
+
     def _drop_live(self, base: int, end: int) -> None:
         """Allocations overlapping ``[base, end)`` stop being ours (freed or removed by the
         caller): forget them."""
         for key in [k for k, (v, _) in self.live.items() if k < end and base < k + v.nbytes]:
             del self.live[key]
 
-    def op_add_node(self, base: int, size: int, nid: int, flags: int) -> None:
+    def _op_add_node(self, base: int, size: int, nid: int, flags: int) -> None:
         self.both("add_node", lambda: self.mb.add_node(base, size, nid, flags),
                   lambda: self.model.add_range("memory", base, size, nid, flags))
 
-    def op_add(self, base: int, size: int) -> None:
+    def _op_add(self, base: int, size: int) -> None:
         self.both("add", lambda: self.mb.add(base, size),
                   lambda: self.model.add_range("memory", base, size, self.MAX_NUMNODES, 0))
 
-    def op_remove(self, base: int, size: int) -> None:
+    def _op_remove(self, base: int, size: int) -> None:
         self.both("remove", lambda: self.mb.remove(base, size),
                   lambda: self.model.remove_range("memory", base, size))
 
-    def op_reserve(self, base: int, size: int) -> None:
+    def _op_reserve(self, base: int, size: int) -> None:
         self.both("reserve", lambda: self.mb.reserve(base, size),
                   lambda: self.model.add_range("reserved", base, size, NUMA_NO_NODE, 0))
 
-    def op_reserve_kern(self, base: int, size: int) -> None:
+    def _op_reserve_kern(self, base: int, size: int) -> None:
         self.both("reserve_kern", lambda: self.mb.reserve_kern(base, size),
                   lambda: self.model.add_range("reserved", base, size, NUMA_NO_NODE,
                                                RSRV_KERN))
 
-    def op_phys_free(self, base: int, size: int) -> None:
+    def _op_phys_free(self, base: int, size: int) -> None:
         self._drop_live(base, base + size)
         self.both("phys_free", lambda: self.mb.phys_free(base, size),
                   lambda: self.model.remove_range("reserved", base, size))
@@ -854,11 +885,11 @@ class MemblockWorkload(Workload):
                   lambda: self.model.setclr(t, base, size, "clear" not in name, flag))
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("op_") and name[3:] in self.SETCLR:
-            return lambda base, size: self._setclr(name[3:], base, size)
+        if name.startswith("_op_") and name[4:] in self.SETCLR:
+            return lambda base, size: self._setclr(name[4:], base, size)
         raise AttributeError(name)
 
-    def op_set_node(self, base: int, size: int, t: str, nid: int) -> None:
+    def _op_set_node(self, base: int, size: int, t: str, nid: int) -> None:
         self.both("set_node", lambda: self.mb.set_node(base, size, t, nid),
                   lambda: self.model.set_node(t, base, size, nid))
 
@@ -879,16 +910,16 @@ class MemblockWorkload(Workload):
                 self.expect(not view.any(), f"{name} at {got:#x} is not zeroed")
             self.remember(got, view)
 
-    def op_alloc_try_nid(self, *args: int) -> None:
+    def _op_alloc_try_nid(self, *args: int) -> None:
         self._alloc_view("alloc_try_nid", *args)
 
-    def op_alloc_try_nid_raw(self, *args: int) -> None:
+    def _op_alloc_try_nid_raw(self, *args: int) -> None:
         self._alloc_view("alloc_try_nid_raw", *args)
 
-    def op_alloc_exact_nid_raw(self, *args: int) -> None:
+    def _op_alloc_exact_nid_raw(self, *args: int) -> None:
         self._alloc_view("alloc_exact_nid_raw", *args)
 
-    def op_alloc_range_nid(self, size: int, align: int, start: int, end: int, nid: int,
+    def _op_alloc_range_nid(self, size: int, align: int, start: int, end: int, nid: int,
                            exact: bool) -> None:
         got = self.both(f"alloc_range_nid({size}, {align}, ...)",
                         lambda: self.mb.alloc_range_nid(size, align, start, end, nid, exact),
@@ -896,7 +927,7 @@ class MemblockWorkload(Workload):
         if got:
             self.remember(got, self.mb.phys_to_virt(got, size))
 
-    def op_phys_alloc_range(self, size: int, align: int, start: int, end: int) -> None:
+    def _op_phys_alloc_range(self, size: int, align: int, start: int, end: int) -> None:
         got = self.both(f"phys_alloc_range({size}, {align}, ...)",
                         lambda: self.mb.phys_alloc_range(size, align, start, end),
                         lambda: self.model.alloc_range_nid(size, align, start, end,
@@ -904,28 +935,28 @@ class MemblockWorkload(Workload):
         if got:
             self.remember(got, self.mb.phys_to_virt(got, size))
 
-    def op_free(self, key: int) -> None:
+    def _op_free(self, key: int) -> None:
         view, _ = self.live.pop(key)
         self.both("free", lambda: self.mb.free(view),
                   lambda: self.model.remove_range("reserved", key, view.nbytes))
 
-    def op_set_bottom_up(self, flag: bool) -> None:
+    def _op_set_bottom_up(self, flag: bool) -> None:
         self.mb.set_bottom_up(flag)
         self.model.bottom_up = flag
 
-    def op_set_current_limit(self, limit: int) -> None:
+    def _op_set_current_limit(self, limit: int) -> None:
         self.mb.set_current_limit(limit)
         self.model.limit = limit
 
-    def op_set_movable_node(self, flag: bool) -> None:
+    def _op_set_movable_node(self, flag: bool) -> None:
         self.mb.movable_node = flag
         self.model.movable_node = flag
 
-    def op_set_kho_scratch_only(self, flag: bool) -> None:
+    def _op_set_kho_scratch_only(self, flag: bool) -> None:
         (self.mb.set_kho_scratch_only if flag else self.mb.clear_kho_scratch_only)()
         self.model.kho_scratch_only = flag
 
-    def op_enforce_memory_limit(self, limit: int) -> None:
+    def _op_enforce_memory_limit(self, limit: int) -> None:
         m = self.model
 
         def model() -> None:
@@ -979,6 +1010,11 @@ class BuddyWorkload(Workload):
 
     name = "buddy"
     KINDS = {"alloc": 10, "free": 8, "free_late": 1, "bad_free": 2}
+    #: Also hand over reservations overlapping pages handed over already (must be refused
+    #: with nothing changed). Off while ``Memblock.free_late`` hands over the pages before
+    #: the first managed one and then raises: tests/test_stateful_buddy.py
+    #: ``test_refused_free_late_hands_over_nothing`` (strict xfail) tracks that bug.
+    overlapping_free_late = False
 
     def __init__(self, pm: Any, *, nodes: int = 2, max_order: int = 4,
                  reserves: Sequence[tuple[int, int]] = ()) -> None:
@@ -1022,21 +1058,24 @@ class BuddyWorkload(Workload):
                      c.choice((ps, 3 * ps, 5000, 16 * ps))) for _ in range(c.int(0, 4))]
         return cls(pm, nodes=c.int(1, 3), max_order=c.choice((0, 2, 4, 10)), reserves=reserves)
 
-    def gen_alloc(self, c: Chooser) -> tuple:
+    def _gen_alloc(self, c: Chooser) -> tuple:
         nodes = self.model.nodes()
         node = c.choice((None, NUMA_NO_NODE, *nodes))
         strict = c.choice((False, True)) if node not in (None, NUMA_NO_NODE) else False
         return ("alloc", c.int(0, min(self.model.max_order, 5)), node, strict,
                 c.choice((True, False)))
 
-    def gen_free(self, c: Chooser) -> tuple | None:
+    def _gen_free(self, c: Chooser) -> tuple | None:
         return ("free", c.choice(sorted(self.live))) if self.live else None
 
-    def gen_free_late(self, c: Chooser) -> tuple | None:
+    def _gen_free_late(self, c: Chooser) -> tuple | None:
         todo = [r for r in self.late if r not in self.handed_late]
+        if not self.overlapping_free_late:
+            todo = [(b, n) for b, n in todo
+                    if not any(b < hb + hn and hb < b + n for hb, hn in self.handed_late)]
         return ("free_late", *c.choice(todo)) if todo else None
 
-    def gen_bad_free(self, c: Chooser) -> tuple | None:
+    def _gen_bad_free(self, c: Chooser) -> tuple | None:
         if not self.live:
             return None
         return ("bad_free", c.choice(sorted(self.live)), c.choice(("double", "order", "part")))
@@ -1047,7 +1086,7 @@ class BuddyWorkload(Workload):
             return nodes
         return [node] if strict else [node] + [n for n in nodes if n != node]
 
-    def op_alloc(self, order: int, node: int | None, strict: bool, as_view: bool) -> None:
+    def _op_alloc(self, order: int, node: int | None, strict: bool, as_view: bool) -> None:
         expected = self.model.expected_order(order, self._candidates(node, strict))
         if as_view:
             view = self.buddy.alloc_pages(order, node=node, strict_node=strict)
@@ -1072,13 +1111,13 @@ class BuddyWorkload(Workload):
         self.model.take(pfn, order, nid)
         self.remember(phys, view)
 
-    def op_free(self, key: int) -> None:
+    def _op_free(self, key: int) -> None:
         view, _ = self.live.pop(key)
         order = (view.nbytes >> self.shift).bit_length() - 1
         self.buddy.free_pages(view if (key >> self.shift) % 2 else key, order)
         self.model.give_back(key >> self.shift)
 
-    def op_free_late(self, base: int, size: int) -> None:
+    def _op_free_late(self, base: int, size: int) -> None:
         self.handed_late.append((base, size))
         ps = self.pm.page_size
         s, e = (base + ps - 1) >> self.shift, (base + size) >> self.shift
@@ -1100,7 +1139,7 @@ class BuddyWorkload(Workload):
         for pfn in range(s, e):
             self.model.boot_free(pfn, pfn + 1, self.mmodel.node_of(pfn << self.shift))
 
-    def op_bad_free(self, key: int, how: str) -> None:
+    def _op_bad_free(self, key: int, how: str) -> None:
         from arena.errors import DoubleFreeError, ForeignBufferError
 
         view, _ = self.live[key]
@@ -1211,25 +1250,25 @@ class ArenaWorkload(Workload):
         strict = node is not None and c.choice((False, True))
         return nbytes, align, node, strict, c.choice((True, False))
 
-    def gen_alloc(self, c: Chooser) -> tuple:
+    def _gen_alloc(self, c: Chooser) -> tuple:
         return ("alloc", *self._alloc_args(c))
 
-    def gen_free(self, c: Chooser) -> tuple | None:
+    def _gen_free(self, c: Chooser) -> tuple | None:
         return ("free", c.choice(sorted(self.live))) if self.live else None
 
-    def gen_scope(self, c: Chooser) -> tuple:
+    def _gen_scope(self, c: Chooser) -> tuple:
         return ("scope", tuple(self._alloc_args(c) for _ in range(c.int(1, 3))))
 
-    def gen_reset(self, c: Chooser) -> tuple:
+    def _gen_reset(self, c: Chooser) -> tuple:
         return ("reset",)
 
-    def gen_release(self, c: Chooser) -> tuple:
+    def _gen_release(self, c: Chooser) -> tuple:
         return ("release",)
 
-    def gen_handover(self, c: Chooser) -> tuple | None:
-        return None if self.bmodel is not None else ("handover",)
+    def _gen_handover(self, c: Chooser) -> tuple | None:
+        return None if self.arena.buddy is not None else ("handover",)
 
-    def gen_bad_free(self, c: Chooser) -> tuple | None:
+    def _gen_bad_free(self, c: Chooser) -> tuple | None:
         if not self.live:
             return None
         return ("bad_free", c.choice(sorted(self.live)), c.choice(("double", "part", "copy")))
@@ -1272,6 +1311,7 @@ class ArenaWorkload(Workload):
         return ("ok" if exp else "oom"), 0, reserved, order, left, exp
 
     def allocated(self) -> int:
+        """Bytes held by the live allocations (the model's ``bytes_allocated``)."""
         return sum(r[1] for r in self.recs.values())
 
     def _do_alloc(self, nbytes: int, align: int | None, node: int | None, strict: bool,
@@ -1373,7 +1413,7 @@ class ArenaWorkload(Workload):
         else:
             self.live[info.phys] = (view, b"")
 
-    def op_alloc(self, *args: Any) -> None:
+    def _op_alloc(self, *args: Any) -> None:
         self._do_alloc(*args)
 
     def _release(self, rec: list[int]) -> None:
@@ -1402,23 +1442,23 @@ class ArenaWorkload(Workload):
         while sum(r[1] for r in self.quarantine) > self.qlimit:
             self._release(self.quarantine.popleft())
 
-    def op_free(self, key: int) -> None:
+    def _op_free(self, key: int) -> None:
         view, _ = self.live[key]
         self.arena.free(view)
         self._free_keys([key])
 
-    def op_scope(self, allocs: tuple) -> None:
+    def _op_scope(self, allocs: tuple) -> None:
         before = set(self.recs)
         with self.arena.scope():
             for args in allocs:
                 self._do_alloc(*args)
         self._free_keys([k for k in self.recs if k not in before])
 
-    def op_reset(self) -> None:
+    def _op_reset(self) -> None:
         self.arena.reset()
         self._free_keys(list(self.recs))
 
-    def op_release(self) -> None:
+    def _op_release(self) -> None:
         got = self.arena.release()
         if not self.exact:
             self.expect(got >= 0 and got % self.ps == 0, f"release() returned {got}")
@@ -1426,7 +1466,7 @@ class ArenaWorkload(Workload):
         want = sum(max(0, (e & -self.ps) - _round_up(s, self.ps)) for s, e, _ in self._runs())
         self._same_val("release()", got, want)
 
-    def op_handover(self) -> None:
+    def _op_handover(self) -> None:
         self.arena.handover(max_order=self.max_order)
         if not self.exact:
             return
@@ -1435,7 +1475,7 @@ class ArenaWorkload(Workload):
         for s, e, nid in self.model.free_all():
             self.bmodel.boot_free(s, e, nid)
 
-    def op_bad_free(self, key: int, how: str) -> None:
+    def _op_bad_free(self, key: int, how: str) -> None:
         from arena.errors import DoubleFreeError, ForeignBufferError
 
         view, _ = self.live[key]
@@ -1527,6 +1567,7 @@ class ArenaWorkload(Workload):
         """With size-class caches: bookkeeping, statistics and no overlap."""
         a = self.arena
         st = a.stats()
+        self.peak_regions = max(self.peak_regions, a.memblock.reserved.cnt)
         self._same_val("bytes_allocated", st.bytes_allocated, self.allocated())
         self._same_val("bytes_requested", st.bytes_requested,
                        sum(r[4] for r in self.recs.values()))

@@ -2,7 +2,9 @@
 would pick instead: ``np.empty``, ``np.zeros``, ``bytearray``, and pyarrow's
 ``allocate_buffer`` turned into a numpy view (when pyarrow is installed).
 
-Each row times one allocation and its release: for ``Arena`` ``arena.free(arena.alloc(n))``,
+The cases of one size are timed interleaved (one sample of each in turn), so that a change of
+load on a shared machine weighs on all of them alike. Each row times one allocation and its
+release: for ``Arena`` ``arena.free(arena.alloc(n))``,
 for the others the object is dropped at once (its refcount frees it). ``Arena`` is timed as
 built by default (small sizes served by the ``kmalloc``-style size-class caches of
 :mod:`arena.slab`, whose slabs come from memblock) and with ``slab=False`` (every request
@@ -28,7 +30,7 @@ from bench.common import (
     family_main,
     fmt_ratio,
     fmt_time,
-    measure,
+    measure_many,
     progress,
 )
 
@@ -83,8 +85,7 @@ def _cases(arena: Arena, plain: Arena, n: int) -> list[tuple[str, object]]:
 def _measure_size(arena: Arena, plain: Arena, n: int, cfg: Config) -> dict[str, Stat]:
     """Every case for size ``n``; the views the cases hold die on return (so the arenas can
     close)."""
-    return {label: measure(fn, cfg)  # type: ignore[arg-type]
-            for label, fn in _cases(arena, plain, n)}
+    return measure_many(dict(_cases(arena, plain, n)), cfg)  # type: ignore[arg-type]
 
 
 def run(cfg: Config) -> FamilyResult:
@@ -142,7 +143,7 @@ def run(cfg: Config) -> FamilyResult:
         res.targets.append(Target(
             "`Arena` alloc+free of 64 B vs pyarrow's buffer + numpy view",
             f"{fmt_ratio(ours / pa)} ({fmt_time(ours)} vs {fmt_time(pa)})", "< 1x (faster)",
-            ours < pa, "" if ours < pa else "the same Python work as for the previous target."))
+            ours < pa, "" if ours < pa else limits))
     else:
         res.targets.append(Target(
             "`Arena` alloc+free of 64 B vs pyarrow's buffer + numpy view", "—", "< 1x (faster)",

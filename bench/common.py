@@ -37,6 +37,7 @@ __all__ = [
     "machine_info",
     "measure",
     "measure_each",
+    "measure_many",
     "family_main",
     "fmt_ratio",
     "progress",
@@ -133,17 +134,46 @@ def measure(fn: Callable[[], Any], cfg: Config, *, repeat: int | None = None,
     budget = budget or cfg.budget
     timer = timeit.Timer(fn)
     fn()   # warm-up
+    number, per_sample = _calibrate(timer, sample_seconds)
+    repeat = max(3, min(repeat, int(budget / max(per_sample, 1e-9))))
+    samples = [s / number for s in timer.repeat(repeat, number)]
+    return Stat(tuple(samples), number)
+
+
+def _calibrate(timer: timeit.Timer, sample_seconds: float) -> tuple[int, float]:
+    """``(number, seconds per sample)`` so that a sample takes about ``sample_seconds``."""
     number = 1
-    while True:   # calibrate, as timeit.autorange does
+    while True:   # as timeit.autorange does
         t = timer.timeit(number)
         if t >= 0.2 * sample_seconds:
             break
         number *= 10 if t < 0.02 * sample_seconds else 2
-    number = max(1, int(number * sample_seconds / t))
-    per_sample = t * number / max(number, 1)
-    repeat = max(3, min(repeat, int(budget / max(per_sample, 1e-9))))
-    samples = [s / number for s in timer.repeat(repeat, number)]
-    return Stat(tuple(samples), number)
+    scaled = max(1, int(number * sample_seconds / t))
+    return scaled, t * scaled / number
+
+
+def measure_many(fns: dict[str, Callable[[], Any]], cfg: Config, *,
+                 repeat: int | None = None) -> dict[str, Stat]:
+    """Time several operations that will be compared, **interleaved**: after one warm-up and
+    calibration each, every round takes one sample of each operation in turn, so a change of
+    machine load during the measurement weighs on all of them alike (the ratios stay fair on
+    a shared machine). ``repeat`` rounds, fewer (at least 3) past ``cfg.budget`` seconds per
+    operation. Returns seconds per call for each name."""
+    repeat = repeat or cfg.repeat
+    timers = {}
+    worst = 0.0
+    for name, fn in fns.items():
+        fn()   # warm-up
+        timer = timeit.Timer(fn)
+        number, per_sample = _calibrate(timer, cfg.sample_seconds)
+        timers[name] = (timer, number)
+        worst = max(worst, per_sample)
+    rounds = max(3, min(repeat, int(cfg.budget / max(worst, 1e-9))))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, (timer, number) in timers.items():
+            samples[name].append(timer.timeit(number) / number)
+    return {name: Stat(tuple(samples[name]), timers[name][1]) for name in fns}
 
 
 def measure_each(fn: Callable[[], Any], cfg: Config, *, setup: Callable[[], Any] | None = None,
@@ -307,7 +337,16 @@ def machine_info() -> dict[str, str]:
         "pyarrow": _version("pyarrow"),
         "psutil": _version("psutil"),
         "commit": _git_commit(),
+        "load": _load(),
     }
+
+
+def _load() -> str:
+    """The 1-minute load average: how busy the machine was besides this run."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
 
 
 # -- standalone family scripts -----------------------------------------------------------------

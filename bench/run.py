@@ -44,11 +44,14 @@ def render_markdown(results: list[FamilyResult], info: dict[str, str], cfg: Conf
            "medians of repeated samples (`timeit`, GC off), spread as the interquartile range "
            "(q1–q3).", "",
            "## Machine", "",
-           "| CPU | cores | RAM | OS | Python | numpy | pyarrow | psutil | commit |",
-           "|---|---:|---:|---|---|---|---|---|---|",
+           "| CPU | cores | RAM | OS | Python | numpy | pyarrow | psutil | commit | load |",
+           "|---|---:|---:|---|---|---|---|---|---|---|",
            f"| {info['cpu']} | {info['cores']} | {info['ram']} | {info['os']} | "
            f"{info['python']} | {info['numpy']} | {info['pyarrow']} | {info['psutil']} | "
-           f"`{info['commit']}` |", "",
+           f"`{info['commit']}` | {info['load']} → {info.get('load_end', '?')} |", "",
+           "(load: the 1-minute load average at the start and at the end of the run; above "
+           "about 1 on this machine, other processes shared its cores and the spreads widen.)",
+           "",
            "## Targets", "",
            "| target | measured | goal | status |", "|---|---|---|---|"]
     limits = []
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(FAMILIES[key].run(cfg))
         progress(f"family {key}: {results[-1].seconds:.1f} s")
     seconds = time.perf_counter() - t0
+    info["load_end"] = machine_info()["load"]
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)
         plot = PLOT_NAME if _plot(results, args.out / PLOT_NAME) else None

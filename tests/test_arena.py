@@ -77,29 +77,35 @@ def free_ranges(a: Arena) -> list[tuple[int, int]]:
 
 # -- basic API ------------------------------------------------------------------------------------
 
-def test_alloc_simple(make):
-    a = make()
+@pytest.mark.parametrize("slab", [True, False], ids=["slab", "memblock"])
+def test_alloc_simple(make, slab):
+    a = make(slab=slab)
     end = ARENA_PHYS_BASE + a.capacity
     v = a.alloc(100)
     assert v.dtype == np.uint8 and v.shape == (100,) and v.flags.writeable
     assert not v.any()
     info = a.info(v)
-    # Top-down, as memblock_alloc(): the highest granule-aligned fit.
+    # Top-down, as memblock_alloc(): the highest granule-aligned fit (with slab=True: the
+    # highest 128-byte slot of a one-page kmalloc-128 slab at the top of memory).
     assert info.phys == end - 128 and info.size == 100 and info.reserved == 128
     assert info.align == 64 and info.node == 0 and info.requested_node is None
     assert info.address == addr(v) and a.physmem.phys_of(v) == info.phys
     assert info.caller.startswith(__file__) and info.caller.endswith("in test_alloc_simple")
-    assert list(a.memblock.reserved.regions)[0][:2] == (end - 128, 128)
+    held = PAGE if slab else 128                 # memblock reserved the slab, or the block
+    assert list(a.memblock.reserved.regions)[0][:2] == (end - held, held)
     v[:] = 7
     assert a.physmem.read(info.phys, 100) == b"\x07" * 100
     st = a.stats()
     assert (st.bytes_requested, st.bytes_allocated, st.live_allocations) == (100, 128, 1)
     a.free(v)
-    assert a.memblock.reserved.cnt == 0
+    assert a.memblock.reserved.cnt == (1 if slab else 0)   # an empty slab stays cached
     st = a.stats()
     assert (st.bytes_requested, st.bytes_allocated, st.live_allocations) == (0, 0, 0)
-    assert (st.num_allocations, st.max_memory, st.free_bytes) == (1, 128, a.capacity)
+    assert (st.num_allocations, st.max_memory) == (1, 128)
+    assert (st.free_bytes, st.slab_bytes) == ((a.capacity - held, held) if slab else
+                                              (a.capacity, 0))
     a.check()
+    assert a.release() >= 0 and a.memblock.reserved.cnt == 0   # release() gives slabs back
 
 
 def test_alloc_twice_adjacent(make):
@@ -544,7 +550,7 @@ def test_release(make):
 # -- statistics -----------------------------------------------------------------------------------
 
 def test_stats_fragmentation(make):
-    a = make(SZ_1M, align=SZ_4K)
+    a = make(SZ_1M, align=SZ_4K, slab=False)     # memblock blocks, not 4 KiB slab slots
     blocks = [a.alloc(SZ_4K) for _ in range(4)]
     a.free(blocks[1])     # top-down: blocks[1] lies between blocks[0] and blocks[2]
     sizes = [e - s for s, e in free_ranges(a)]
@@ -754,7 +760,7 @@ def test_handover(make):
     assert a.buddy is buddy
     free_before = buddy.nr_free_pages()
     assert free_before * PAGE == a.stats().free_bytes
-    new = a.alloc(100)
+    new = a.alloc(100, node=0)    # a node-specific request skips the size-class caches
     info = a.info(new)
     assert info.reserved == PAGE and info.phys % PAGE == 0      # a whole order-0 block
     assert buddy.nr_free_pages() == free_before - 1

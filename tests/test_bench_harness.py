@@ -19,6 +19,7 @@ from bench.common import (
     fmt_time,
     measure,
     measure_each,
+    measure_many,
 )
 from bench.plot import Panel, svg
 from bench.run import main, render_markdown
@@ -41,6 +42,17 @@ def test_measure_counts_calls():
     assert s.n == 4 and seen == ["setup", "fn"] * 4
 
 
+def test_measure_many_interleaves():
+    """After warm-up and calibration, rounds take one sample of each operation in turn."""
+    calls: list[str] = []
+    out = measure_many({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                       Config(quick=True), repeat=4)
+    assert set(out) == {"a", "b"} and out["a"].n == out["b"].n == 4
+    na, nb = out["a"].number, out["b"].number
+    tail = calls[-4 * (na + nb):]
+    assert tail == (["a"] * na + ["b"] * nb) * 4
+
+
 def test_formatting():
     assert fmt_time(1.5e-6) == "1.5 µs" and fmt_time(0.25) == "250 ms" and fmt_time(3e-9) == "3 ns"
     assert fmt_bytes(4096) == "4 KiB" and fmt_bytes(1 << 30) == "1 GiB"
@@ -58,7 +70,7 @@ def _fake_result() -> FamilyResult:
 
 def test_report_lists_targets_and_limits():
     info = dict.fromkeys(("date", "cpu", "cores", "ram", "os", "python", "numpy", "pyarrow",
-                          "psutil", "commit"), "?")
+                          "psutil", "commit", "load"), "?")
     text = render_markdown([_fake_result()], info, Config(quick=True), 1.0, "scaling.svg")
     assert "| goal one | 2x | ≤ 3x | **MET** |" in text
     assert "| goal two | 9x | ≤ 3x | **NOT MET** |" in text

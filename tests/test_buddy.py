@@ -5,7 +5,6 @@ page bitmap (house style rule 17)."""
 from __future__ import annotations
 
 import gc
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from arena.buddy import MAX_PAGE_ORDER, NUMA_NO_NODE, BuddyAllocator, BuddyBug
 from arena.errors import ClosedError, DoubleFreeError, ForeignBufferError, LiveViewsError
+from arena.memblock import Memblock
 from arena.physmem import PhysicalMemory
 
 PAGE = 4096
@@ -489,16 +489,18 @@ def test_zoneinfo_without_memblock(two_nodes):
     )
 
 
-def fake_memblock(*regions):
-    """A stand-in exposing what zoneinfo reads: memory.cnt and memory.regions[i]."""
-    regs = [SimpleNamespace(base=base, size=size, flags=0, nid=nid) for base, size, nid in regions]
-    return SimpleNamespace(memory=SimpleNamespace(cnt=len(regs), regions=regs))
+def memblock_with(*regions):
+    """A pure-simulation Memblock whose memory is the given ``(base, size, nid)`` regions."""
+    mb = Memblock()
+    for base, size, nid in regions:
+        mb.add_node(base, size, nid)
+    return mb
 
 
 def test_zoneinfo_with_memblock():
     # node 0: [0x1000, 0x11800) -> pfns 1..16 (partial last page dropped), hole, [0x20000, 0x30000)
     # node 1: [0x100000, 0x104000) all reserved (no managed pages); node 2 not in memory at all
-    mb = fake_memblock((0x1000, 0x10800, 0), (0x20000, 0x10000, 0), (0x100000, 0x4000, 1))
+    mb = memblock_with((0x1000, 0x10800, 0), (0x20000, 0x10000, 0), (0x100000, 0x4000, 1))
     b = BuddyAllocator()
     hand_over(b, 2, 16)
     hand_over(b, 32, 40)

@@ -20,9 +20,9 @@ SMALL = ["--memory", "1G"]
 def test_help_lists_every_command(capsys):
     assert main([]) == 2
     out = capsys.readouterr().out
-    for name in ("demo", "map", "replay", "physmem"):
+    for name in ("demo", "map", "replay", "soak", "physmem"):
         assert name in out
-    assert set(COMMANDS) == {"demo", "map", "replay", "physmem"}
+    assert set(COMMANDS) == {"demo", "map", "replay", "soak", "physmem"}
 
 
 def test_demo_prints_all_sections_and_progress(capsys):

@@ -164,7 +164,7 @@ def test_failing_madv_dontneed_in_arena_release_loses_nothing():
 # -- exhausted resources in the middle of a sequence ------------------------------------------
 
 def test_budget_exhausted_mid_sequence():
-    with Arena(1 << 20, budget=10_000, align=64) as a:
+    with Arena(1 << 20, budget=10_000, align=64, slab=False) as a:
         views = [a.alloc(3000) for _ in range(3)]  # 3 x 3008 = 9024 bytes held
         before = arena_state(a)
         with pytest.raises(BudgetExceededError, match="budget") as exc:
@@ -177,6 +177,24 @@ def test_budget_exhausted_mid_sequence():
             a.alloc(64)
         a.free(views.pop())
         still_usable(a)
+        del views
+
+
+def test_budget_exhausted_mid_sequence_with_size_classes():
+    """Small requests served by the size-class caches count against the budget too."""
+    with Arena(1 << 20, budget=8192, align=64) as a:
+        views = []
+        with pytest.raises(BudgetExceededError):
+            while True:
+                views.append(a.alloc(200))
+        assert a.stats().bytes_allocated <= 8192
+        before = arena_state(a)
+        with pytest.raises(BudgetExceededError):
+            a.alloc(200)
+        assert arena_state(a) == before
+        a.free(views.pop())
+        views.append(a.alloc(200))
+        a.check()
         del views
 
 
@@ -277,6 +295,8 @@ def test_arena_alloc_fault_leaves_the_arena_unchanged(step):
 
 
 @pytest.mark.parametrize("step", ["view", "zero"])
+@pytest.mark.xfail(strict=True, reason="BUG: Memblock._alloc_mem keeps the block it took when the "
+                   "PhysicalMemory step after it fails (memory leaked); reported")
 def test_memblock_alloc_fault_leaves_memblock_unchanged(step):
     pm = PhysicalMemory(1 << 20, phys_base=PHYS_BASE)
     mb = Memblock(pm)

@@ -214,8 +214,6 @@ def test_buddy_over_a_closed_physmem_refuses_views_and_still_frees_by_address():
     buddy.check()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: BuddyAllocator.alloc_pages takes the block, then "
-                   "physmem.view raises ClosedError: the pages are lost; reported")
 def test_buddy_alloc_over_a_closed_physmem_keeps_its_pages():
     buddy, _ = _closed_buddy()
     before = buddy.dump(limit=1 << 20)

@@ -30,7 +30,7 @@ from hypothesis import settings
 
 from arena.soak import ArenaWorkload, InvariantViolation, state_machine
 
-STEPS = 200 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 30
+STEPS = 200 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 25
 
 ArenaMachine = state_machine("ArenaMachine", ArenaWorkload.create, list(ArenaWorkload.KINDS))
 TestArenaStateful = ArenaMachine.TestCase
