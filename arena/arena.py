@@ -68,6 +68,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from arena._args import bool_arg, int_arg
 from arena.buddy import MAX_PAGE_ORDER, BuddyAllocator
 from arena.errors import (
     ArenaMemoryError,
@@ -128,24 +129,9 @@ _getframe = sys._getframe
 
 # -- small helpers ------------------------------------------------------------------------------
 
-def _int_arg(name: str, value: Any) -> int:
-    """``value`` as a Python int (numpy integers fine); TypeError for bool/float/str/None."""
-    if type(value) is int:
-        return value
-    if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
-    return int(value.__index__())
-
-
-def _bool_arg(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__} ({value!r})")
-    return bool(value)
-
-
 def _align_arg(name: str, value: Any) -> int:
     """A power-of-two alignment in ``1 .. 1 GiB`` (the real virtual address keeps it)."""
-    value = _int_arg(name, value)
+    value = int_arg(name, value)
     if value < 1 or value & (value - 1) or value > MAX_ALIGN:
         raise ValueError(f"{name} must be a power of two in 1 .. {MAX_ALIGN} (1 GiB), "
                          f"not {value}")
@@ -394,9 +380,9 @@ class Arena:
             budget = parse_size(budget, name="budget", allow_zero=True)
         if debug is None:
             debug = os.environ.get("ARENA_DEBUG", "").strip().lower() in _DEBUG_TRUE
-        debug = _bool_arg("debug", debug)
-        hugepages = _bool_arg("hugepages", hugepages)
-        slab = _bool_arg("slab", slab)
+        debug = bool_arg("debug", debug)
+        hugepages = bool_arg("hugepages", hugepages)
+        slab = bool_arg("slab", slab)
         if quarantine is not None:
             quarantine = parse_size(quarantine, name="quarantine", allow_zero=True)
         pm = PhysicalMemory(size, phys_base=ARENA_PHYS_BASE, nodes=nodes, hugepages=hugepages)
@@ -525,7 +511,7 @@ class Arena:
         """``None`` / ``NUMA_NO_NODE`` -> ``NUMA_NO_NODE``, else one of the arena's nodes."""
         if node is None:
             return NUMA_NO_NODE
-        node = _int_arg("node", node)
+        node = int_arg("node", node)
         if node == NUMA_NO_NODE:
             return node
         if node not in self._nids:
@@ -614,7 +600,7 @@ class Arena:
         if dt.hasobject:
             raise TypeError(f"dtype {dt} holds Python objects, which cannot live in raw memory")
         dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-        dims = tuple(_int_arg("shape", d) for d in dims)
+        dims = tuple(int_arg("shape", d) for d in dims)
         if any(d < 0 for d in dims):
             raise ValueError(f"shape {shape!r} has a negative dimension")
         if dt.subdtype is not None:  # as np.empty does: ('f8', (3,)) adds a dimension
@@ -632,13 +618,13 @@ class Arena:
     def _alloc(self, nbytes: Any, align: Any, node: Any, strict_node: Any, zero: Any,
                dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
         """The one allocation core behind :meth:`alloc` and :meth:`alloc_array`."""
-        nbytes = _int_arg("nbytes", nbytes)
+        nbytes = int_arg("nbytes", nbytes)
         if not 0 <= nbytes < 1 << 62:
             raise ValueError(f"nbytes must be in 0 .. 2**62, not {nbytes}")
         align = self._align if align is None else _align_arg("align", align)
         nid = self._node_arg(node)
-        strict = _bool_arg("strict_node", strict_node)
-        zero = _bool_arg("zero", zero)
+        strict = bool_arg("strict_node", strict_node)
+        zero = bool_arg("zero", zero)
         if strict and nid == NUMA_NO_NODE:
             raise ValueError("strict_node=True needs a node")
         frame = sys._getframe(2)
@@ -1190,7 +1176,7 @@ class Arena:
         buddy allocator (also :attr:`buddy`). Raises :class:`arena.errors.HandoverError` (a
         ``RuntimeError``) if called twice, ClosedError. O(regions + blocks).
         """
-        max_order = _int_arg("max_order", max_order)
+        max_order = int_arg("max_order", max_order)
         with self._lock:
             self._open()
             if self._buddy is not None:
@@ -1360,7 +1346,7 @@ class Arena:
         returned. A broken internal invariant raises ``AssertionError`` (or memblock's
         :class:`arena.errors.MemblockBug`) with a dump. O(live + quarantined bytes + regions).
         """
-        repair = _bool_arg("repair", repair)
+        repair = bool_arg("repair", repair)
         with self._lock:
             self._open()
             if self._buddy is None:
@@ -1472,6 +1458,7 @@ class Arena:
         the mapping goes away with the last array and the arena object (garbage collection).
         Afterwards every method raises ClosedError. O(live).
         """
+        defer = bool_arg("defer", defer)
         with self._lock:
             if self._closed:
                 return
@@ -1494,6 +1481,8 @@ class Arena:
             self._byid.clear()
             self._fast = {}
             self._fastfree = {}
+            if self._slab is not None:
+                self._slab.retire()   # a thread that found a cache before: no free slot now
             self._slab = None
             self._quarantine.clear()
             self._freed.clear()

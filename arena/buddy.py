@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from arena._args import int_arg
 from arena.errors import ArenaError, ClosedError, DoubleFreeError, ForeignBufferError
 from arena.memblock import Memblock
 from arena.physmem import PhysicalMemory
@@ -72,13 +73,6 @@ ZONE_NAME = "Normal"
 
 class BuddyBug(ArenaError, AssertionError):
     """An invariant of the buddy allocator broke (the kernel's ``VM_BUG_ON``); carries a dump."""
-
-
-def _as_int(name: str, value: object) -> int:
-    """``value`` as a Python int; numpy integers are fine, bool/float/str/None are not."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__} {value!r}")
-    return int(value)
 
 
 class BuddyAllocator:
@@ -101,8 +95,8 @@ class BuddyAllocator:
         page_size: int = 4096,
         max_order: int = MAX_PAGE_ORDER,
     ) -> None:
-        page_size = _as_int("page_size", page_size)
-        max_order = _as_int("max_order", max_order)
+        page_size = int_arg("page_size", page_size)
+        max_order = int_arg("max_order", max_order)
         if page_size <= 0 or page_size & (page_size - 1):
             raise ValueError(f"page_size must be a positive power of two, not {page_size}")
         if not 0 <= max_order <= 62:
@@ -155,7 +149,7 @@ class BuddyAllocator:
     # -- small helpers ----------------------------------------------------------------------
 
     def _check_order(self, order: object) -> int:
-        order = _as_int("order", order)
+        order = int_arg("order", order)
         if not 0 <= order <= self._max_order:
             raise ValueError(f"order {order} out of range 0..{self._max_order}")
         return order
@@ -164,7 +158,7 @@ class BuddyAllocator:
         """``None`` for any node, else a node that has pages (``ValueError`` otherwise)."""
         if node is None:
             return None
-        node = _as_int("node", node)
+        node = int_arg("node", node)
         if node == NUMA_NO_NODE:
             return None
         if node not in self._managed:
@@ -268,9 +262,9 @@ class BuddyAllocator:
         misaligned pfn, a negative nid, pages outside ``physmem``, or pages already managed.
         O(log ranges + max_order).
         """
-        pfn = _as_int("pfn", pfn)
+        pfn = int_arg("pfn", pfn)
         order = self._check_order(order)
-        nid = _as_int("nid", nid)
+        nid = int_arg("nid", nid)
         if pfn < 0:
             raise ValueError(f"pfn {pfn:#x} is negative")
         if pfn & ((1 << order) - 1):
@@ -314,8 +308,8 @@ class BuddyAllocator:
         range before giving any of it. Raises ``TypeError``/``ValueError`` for a bad argument.
         O(log ranges).
         """
-        pfn = _as_int("pfn", pfn)
-        npages = _as_int("npages", npages)
+        pfn = int_arg("pfn", pfn)
+        npages = int_arg("npages", npages)
         if pfn < 0 or npages < 0:
             raise ValueError(f"pfn {pfn:#x} and npages {npages} must not be negative")
         end = pfn + npages
@@ -419,7 +413,7 @@ class BuddyAllocator:
                     f"allocation ({self._page_size << order} bytes)"
                 )
         else:
-            phys = _as_int("phys", view_or_phys)
+            phys = int_arg("phys", view_or_phys)
         if phys < 0 or phys & (self._page_size - 1):
             raise ForeignBufferError(f"address {phys:#x} is not a page address")
         pfn = phys >> self._page_shift
@@ -569,7 +563,7 @@ class BuddyAllocator:
     def dump(self, limit: int = 16) -> str:
         """Human-readable state: managed ranges, per-node counts, free lists (first ``limit``
         blocks of each, head first) and allocated blocks (first ``limit``). O(blocks)."""
-        limit = _as_int("limit", limit)
+        limit = int_arg("limit", limit)
         if limit < 0:
             raise ValueError(f"limit must be >= 0, not {limit}")
         ps = self._page_shift

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from arena._args import int_arg
 from arena.buddy import BuddyAllocator
 from arena.errors import LiveViewsError, MemblockPanic
 from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, Memblock
@@ -102,12 +103,6 @@ class E820Entry:
         return self.base + self.size
 
 
-def _int_arg(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
-    return int(value)
-
-
 @dataclass(frozen=True)
 class Machine:
     """The built-in PC: ``memory`` bytes of RAM (or a size string such as ``"6 GiB"``; a
@@ -135,13 +130,13 @@ class Machine:
             raise ValueError(f"memory must be in 256 MiB .. 1 TiB, not {_size(memory)}")
         if memory % PMD_SIZE:
             raise ValueError(f"memory {memory:#x} is not a multiple of 2 MiB")
-        nodes = _int_arg("nodes", self.nodes)
+        nodes = int_arg("nodes", self.nodes)
         if not 1 <= nodes <= MAX_NODES:
             raise ValueError(f"nodes must be in 1..{MAX_NODES}, not {nodes}")
         if memory // nodes < SECTION_SIZE:
             raise ValueError(f"{nodes} nodes need at least {nodes * 128} MiB of memory "
                              f"(128 MiB per node), not {memory >> 20} MiB")
-        cpus = _int_arg("cpus_per_node", self.cpus_per_node)
+        cpus = int_arg("cpus_per_node", self.cpus_per_node)
         if not 1 <= cpus <= 64:
             raise ValueError(f"cpus_per_node must be in 1..64, not {cpus}")
         if not isinstance(self.bottom_up, bool):

@@ -38,7 +38,6 @@ import errno
 import gc
 import math
 import mmap
-import operator
 import os
 import platform
 import re
@@ -51,6 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import psutil
 
+from arena._args import int_arg
 from arena.errors import ArenaMemoryError, ClosedError, LiveViewsError
 
 __all__ = [
@@ -119,18 +119,6 @@ class BindStatus(NamedTuple):
         return self.host_node is not None
 
 
-def _as_int(value: Any, name: str) -> int:
-    """``value`` as a Python int (ints and numpy integers); TypeError for anything else."""
-    if type(value) is int:
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not a bool ({value!r})")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})") from None
-
-
 def parse_size(value: Any, *, name: str = "size", allow_zero: bool = False) -> int:
     """Parse a byte count: an int, a numpy integer or a string such as ``"64 GiB"``.
 
@@ -155,7 +143,7 @@ def parse_size(value: Any, *, name: str = "size", allow_zero: bool = False) -> i
             raise ValueError(f"{name}: cannot parse {value!r} ('iB' needs a unit such as KiB)")
         result = int(number, 0) << _UNITS[unit]
     else:
-        result = _as_int(value, name)
+        result = int_arg(name, value)
     if result < 0 or (result == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else 'positive'}, got {value!r}")
     return result
@@ -280,7 +268,7 @@ def _split_nodes(nodes: Any, size: int, phys_base: int) -> list[NodeSlice]:
         raise TypeError(f"nodes must be None, a count or a list of sizes or fractions, "
                         f"not {type(nodes).__name__} ({nodes!r})")
     if not isinstance(nodes, Sequence):
-        count = _as_int(nodes, "nodes")
+        count = int_arg("nodes", nodes)
         if not 1 <= count <= min(npages, MAX_NID + 1):
             raise ValueError(f"nodes={count}: need 1 .. {min(npages, MAX_NID + 1)} "
                              f"(at most one node per page and {MAX_NID + 1} nodes)")
@@ -541,8 +529,8 @@ class PhysicalMemory:
         Returns ``(offset into the mapping, size)``, both plain ints (callers use these, never
         the raw arguments, so numpy integers cannot leak into address arithmetic).
         """
-        phys = _as_int(phys, f"{what}: phys")
-        size = _as_int(size, f"{what}: size")
+        phys = int_arg(f"{what}: phys", phys)
+        size = int_arg(f"{what}: size", size)
         if size < 0 or (size == 0 and not allow_empty):
             raise ValueError(f"{what}: size must be positive, got {size}")
         if phys < self._phys_base or phys + size > self._phys_end:
@@ -602,8 +590,8 @@ class PhysicalMemory:
         O(1).
         """
         self._open()
-        phys = _as_int(phys, "contains: phys")
-        size = _as_int(size, "contains: size")
+        phys = int_arg("contains: phys", phys)
+        size = int_arg("contains: size", size)
         if size < 0:
             raise ValueError(f"contains: size must be >= 0, got {size}")
         return self._phys_base <= phys and phys + size <= self._phys_end
@@ -637,7 +625,7 @@ class PhysicalMemory:
             dt = None
         if shape is not None:
             dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-            dims = tuple(_as_int(d, "view: shape") for d in dims)
+            dims = tuple(int_arg("view: shape", d) for d in dims)
             if any(d < 0 for d in dims) or math.prod(dims) * (dt or base.dtype).itemsize != size:
                 raise ValueError(f"view: shape {shape!r} of {dt or base.dtype} does not hold "
                                  f"exactly {size} bytes")
@@ -701,7 +689,7 @@ class PhysicalMemory:
         """
         base = self._open()
         off, size = self._offset(phys, size, "fill")
-        byte = _as_int(byte, "fill: byte")
+        byte = int_arg("fill: byte", byte)
         if not 0 <= byte <= 255:
             raise ValueError(f"fill: byte must be 0 .. 255, got {byte}")
         if byte == 0:

@@ -72,6 +72,7 @@ MAX_SLAB_ORDER = 3
 NUMA_NO_NODE = -1
 
 
+# Per class, its size in zero bytes: a used slot is cleared by copying these into it.
 _ZEROS = [bytes(size) for size in KMALLOC_SIZES]
 
 
@@ -380,10 +381,8 @@ class SlabAllocator:
         except BaseException:   # the memory failed: the pages go back, nothing changed
             put_pages(slab)
             raise
-        if cache.cur is not None and cache.free:   # keep a current slab that has room
-            cache.partial.append(slab)
-        else:
-            cache._set_cur(slab)
+        assert not cache.free, "a new slab while the current one has room"   # see refill()
+        cache._set_cur(slab)
         first = base >> self._shift
         for p in range(first, first + (cache.slab_bytes >> self._shift)):
             self.pages[p] = slab
@@ -451,6 +450,13 @@ class SlabAllocator:
             slab.view = slab.mv = None
             for slot in slab.slots:
                 slot.sv = slot.mv = None
+
+    def retire(self) -> None:
+        """Leave every cache without a current slab, so that a fast path that looked a cache
+        up before its owner closed finds no free slot. O(caches)."""
+        for caches in self.caches.values():
+            for cache in caches:
+                cache._set_cur(None)
 
     def attach_views(self) -> None:
         """Undo :meth:`detach_views` (new views of the same bytes). O(slots)."""

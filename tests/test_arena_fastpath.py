@@ -15,6 +15,7 @@ import gc
 import inspect
 import os
 import threading
+import time
 import warnings
 from unittest import mock
 
@@ -465,6 +466,33 @@ def test_close_refused_changes_nothing():
         a.alloc(64)
     with pytest.raises(ClosedError):
         a.free(np.zeros(4, np.uint8))
+
+
+def test_alloc_and_free_racing_close():
+    # The fast paths look the cache up before they take the lock: a close in between must
+    # still end in ClosedError (the worker waits for the lock the main thread holds).
+    a = Arena(SZ_1M)
+    v = a.alloc(64)
+    a.free(a.alloc(64))
+    errors: list[BaseException] = []
+
+    def worker(fn) -> None:
+        try:
+            fn()
+        except ClosedError as exc:
+            errors.append(exc)
+
+    a._lock.acquire()
+    threads = [threading.Thread(target=worker, args=(fn,))
+               for fn in (lambda: a.alloc(64), lambda: a.free(v))]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    a.close(defer=True)
+    a._lock.release()
+    for t in threads:
+        t.join()
+    assert len(errors) == 2 and a.closed
 
 
 def test_close_with_leaked_slot_in_context_manager():

@@ -341,7 +341,6 @@ OBJECT_FOR: dict[tuple[type, str], Callable[[Ctx], Any]] = {
 #: xfail: it starts failing the suite once fixed, so the entry must then be removed).
 KNOWN_GAPS: dict[tuple[type, str, str], str] = {
     (Memblock, "__init__", "phys_map"): "phys_map is not type-checked (bool(x) of anything)",
-    (Arena, "close", "defer"): "defer is not type-checked ('yes', 1.0, None ... accepted)",
 }
 
 
