@@ -978,9 +978,11 @@ class MemblockWorkload(Workload):
         self.peak_regions = max(self.peak_regions, mb.memory.cnt + mb.reserved.cnt)
         for nid in (NUMA_NO_NODE, 1):
             got = [r for r in mb.for_each_free_mem_range(nid) if r[0] < r[1]]
-            self.expect(got == m.free_ranges(nid, 0), lambda nid=nid, got=got: (
-                f"free ranges (nid {nid}) differ: got {got[:4]}..., model "
-                f"{m.free_ranges(nid, 0)[:4]}..."))
+            def free_msg(nid: int = nid, got: list[tuple[int, int, int]] = got) -> str:
+                return (f"free ranges (nid {nid}) differ: got {got[:4]}..., model "
+                        f"{m.free_ranges(nid, 0)[:4]}...")
+
+            self.expect(got == m.free_ranges(nid, 0), free_msg)
         self._same("phys_mem_size", mb.phys_mem_size(), m.memory.total())
         self._same("reserved_size", mb.reserved_size(), m.reserved.total())
         self._same("reserved_kern_size", mb.reserved_kern_size(MASK64, NUMA_NO_NODE),
@@ -996,8 +998,10 @@ class MemblockWorkload(Workload):
                     self._same(f"is_reserved({addr:#x})", mb.is_reserved(addr),
                                m.reserved.at(addr) != -1)
         for key, (view, _) in self.live.items():
-            self.expect(bool(m.reserved.present(key, key + view.nbytes).all()),
-                        lambda key=key: f"live allocation {key:#x} is no longer reserved")
+            def lost_msg(key: int = key) -> str:
+                return f"live allocation {key:#x} is no longer reserved"
+
+            self.expect(bool(m.reserved.present(key, key + view.nbytes).all()), lost_msg)
 
 
 class BuddyWorkload(Workload):

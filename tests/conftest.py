@@ -40,7 +40,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def harness_physmem():
     from arena.physmem import PhysicalMemory
-
     from tests.harness import PHYS_BASE, PHYS_MEM_SIZE
 
     pm = PhysicalMemory(PHYS_MEM_SIZE, phys_base=PHYS_BASE)
@@ -55,7 +54,6 @@ def harness_physmem():
 def h(harness_physmem):
     """A fresh memblock over the shared physical memory, with the kernel harness's parameters."""
     from arena.memblock import Memblock
-
     from tests.harness import MAX_NUMNODES, SMP_CACHE_BYTES, Harness
 
     mb = Memblock(harness_physmem, smp_cache_bytes=SMP_CACHE_BYTES, max_numnodes=MAX_NUMNODES)
