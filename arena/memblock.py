@@ -12,6 +12,8 @@ Invariants (checked by :meth:`Memblock.check`, O(n)):
   does not lower ``total_size`` when it trims a region, so the total stays inflated).
 * ``cnt <= max``. Empty arrays have ``cnt == 0`` (kernels up to 6.10 kept an "empty dummy
   entry": ``cnt == 1``, see ``kernel_version``).
+* Storage (below): no chunk is empty or longer than its limit, each chunk's key is its first
+  base, and each chunk's gap bound is at least every gap that ends at one of its regions.
 
 Everything else follows the kernel rule by rule (``shared/spec/memblock-semantics.md``): the
 address every allocation chooses, the region arrays after each call, the return values
@@ -19,10 +21,23 @@ address every allocation chooses, the region arrays after each call, the return 
 printed text (``memblock=debug`` lines on the ``arena.memblock`` logger at INFO, and
 :meth:`Memblock.dump_all`).
 
-Storage: each array keeps its regions as four compact columns (``array.array`` of base, size,
-flags, nid) with exactly ``cnt`` entries; ``max`` is a separate capacity number. ``regions``
-is a read-only sequence that builds small immutable :class:`Region` tuples on access. The
-kernel's "stale slots above cnt" are not modelled (they are not observable through the API).
+Storage: each array keeps its regions in address order as chunks of at most 64 (the
+``sortedcontainers`` layout), each chunk four compact ``array.array`` columns (base, size,
+flags, nid), about 40 bytes per region in all; ``max`` is a separate capacity number.
+``regions`` is a read-only sequence that builds small immutable :class:`Region` tuples on
+access. The kernel's "stale slots above cnt" are not modelled (they are not observable).
+Each kernel operation works on the window of regions its range touches, inside one chunk
+in place (else on a copy spliced back), so add / reserve / free / remove cost O(log n) plus
+the regions they touch, at any array size.
+
+Allocation: the kernel walks the free ranges (memory minus reserved) one by one. Here the
+same first fit is found through a bound, per chunk of ``reserved``, of its longest gap: gaps
+shorter than the request are skipped a chunk at a time (numpy over the chunk bounds), and
+each candidate gets the kernel's exact test. An allocation costs O(m + log n) for m usable
+memory regions (plus the candidates that fail only on alignment), against O(n) for the
+walk. The kernel's walk stays in the module as the reference (``Memblock._fast = False``);
+size 0, layouts within ``align`` of the top of the address space (bottom-up) and memory that
+``trim_memory`` left unsorted (its round_up wrapping at the top) take it.
 
 Layout of this module follows ``memblock.c``: constants and flags, region and type classes,
 helpers, array primitives (double / merge / insert / add_range), add/remove/reserve/free, flag
@@ -193,14 +208,21 @@ class RegionsView(Sequence):
         return Region(t._cb[c][o], t._cs[c][o], _FLAG_OBJ[t._cf[c][o]], t._cn[c][o])
 
     def __iter__(self) -> Iterator[Region]:
+        # By index, like the kernel's for_each_memblock_type(): the caller may change the array
+        # between items (then the cached flat columns are rebuilt).
         t = self._t
-        if not t._n:
-            if t._dummy:
+        i = 0
+        while True:
+            if t._n:
+                B, S, F, N = t._columns()
+                if i >= len(B):
+                    return
+                yield Region(B[i], S[i], _FLAG_OBJ[F[i]], N[i])
+            elif i or not t._dummy:
+                return
+            else:
                 yield Region(0, 0, _FLAG_OBJ[0], t._dummy_nid)
-            return
-        for B, S, F, N in zip(t._cb, t._cs, t._cf, t._cn, strict=True):
-            for b, s, f, n in zip(B, S, F, N, strict=True):
-                yield Region(b, s, _FLAG_OBJ[f], n)
+            i += 1
 
     def __repr__(self) -> str:
         return f"RegionsView({list(self)!r})"
@@ -209,13 +231,15 @@ class RegionsView(Sequence):
 # Storage. A flat column pays one memmove per insert or delete: at 100 000 regions that is
 # 87 µs for one 'Q' column (insert + delete at the front), about ten times an allocation at
 # 100 regions. So each array is a list of chunks of at most _CHUNK_MAX regions (sortedcontainers'
-# layout), each chunk four small array.array columns. Chunk length: a gap search scans whole
-# chunks in Python at ~300 ns a region, while the per-chunk upper bounds are searched with numpy
-# (~5 µs for 1 500 chunks); 64 keeps a chunk scan near 10 µs and the chunk count low.
+# layout), each chunk four small array.array columns. Chunk length: a gap search scans a
+# candidate chunk in Python at ~300 ns a region, while the per-chunk bounds are searched with
+# numpy (~5 µs for 3 000 chunks); 64 (32 to 64 after splits) keeps a chunk scan at 10-20 µs and
+# the chunks few (3 100 at 100 000 regions).
 _CHUNK_MAX = 64
-# Chunk ranges longer than this are searched with numpy; shorter ones by a Python loop, which is
-# cheaper below about 16 chunks (~100 ns a chunk against ~4 µs of numpy overhead).
-_NUMPY_CHUNKS = 16
+# Chunk ranges longer than this are searched with numpy (max(), then flatnonzero() only on a hit:
+# ~4 µs for 64 to 3 000 chunks, ~7 µs for 30 000); shorter ones by a Python loop (~70 ns a
+# chunk), which is cheaper up to about 64 chunks.
+_NUMPY_CHUNKS = 64
 _GAP_UNKNOWN = (1 << 64) - 1   # an upper bound of any gap
 
 
@@ -237,15 +261,15 @@ class MemblockType:
     ``_cb``, ``_cs``, ``_cf``, ``_cn`` of ``array.array`` columns base / size / flags / nid; no
     chunk is empty), ``_mins`` (first base of each chunk, to bisect for the chunk) and ``_gm``
     (per chunk an upper bound of the longest gap that ends at one of its regions; the gap below
-    region 0 is not counted). About 21 bytes per region plus a few per chunk. Positions are
-    ``(chunk, offset)`` pairs; the end position is ``(last chunk, its length)``.
+    region 0 is not counted). About 40 bytes per region in all (21 in the columns). Positions
+    are ``(chunk, offset)`` pairs; the end position is ``(last chunk, its length)``.
     ``_base``, ``_size``, ``_flags`` and ``_nid`` are flat writable views (tests, debugging).
     """
 
     __slots__ = (
         "name", "max", "total_size", "_code", "_cb", "_cs", "_cf", "_cn", "_mins", "_gm",
         "_n", "_flat", "_pos", "_cmax", "_dummy", "_dummy_nid", "_array_phys",
-        "_may_be_nonminimal", "_total_inflated",
+        "_may_be_nonminimal", "_total_inflated", "_unsorted",
     )
 
     def __init__(self, name: str, capacity: int, phys_typecode: str, dummy: bool) -> None:
@@ -268,6 +292,7 @@ class MemblockType:
         self._array_phys: int | None = None   # None: the static initial array
         self._may_be_nonminimal = False       # set by cap_memory_range (spec §3.6)
         self._total_inflated = False          # set by trim_memory (spec §7.5)
+        self._unsorted = False                # trim_memory's round_up wrapped (kernel quirk)
 
     @property
     def cnt(self) -> int:
@@ -480,11 +505,10 @@ class MemblockType:
             self._rebalance(c + 1)
         self._rebalance(c)
 
-    def _commit(self, c: int, k: int, grown: int) -> None:
-        """Chunk ``c`` was changed in place (it had ``k`` regions): fix the count, its key,
-        the gap bound of the region ``grown`` (-1: none) and the chunk's length. O(1) unless
-        the chunk splits or merges."""
-        B = self._cb[c]
+    def _commit(self, c: int, B: array, k: int, grown: int) -> None:
+        """Chunk ``c`` (base column ``B``) was changed in place (it had ``k`` regions): fix
+        the count, its key, the gap bound of the region ``grown`` (-1: none) and the chunk's
+        length. O(1) unless the chunk splits or merges."""
         n = len(B)
         if n != k:
             self._n += n - k
@@ -661,7 +685,7 @@ class _Window:
         """Commit the columns to ``t``. ``grown``: index of the region whose gap below may
         have become longer (after a removal), -1 if none."""
         if self.chunk:
-            t._commit(self.c, self.k, grown)
+            t._commit(self.c, self.B, self.k, grown)
         else:
             t._splice(self.c, self.o, self.k, self.B, self.S, self.F, self.N)
 
@@ -1334,7 +1358,8 @@ class Memblock:
         t.total_size = (t.total_size - sum(S[s:e])) & self._mask
         del w.B[s:e], S[s:e], w.F[s:e], w.N[s:e]
         w.store(t, s)
-        self._emptied(t)
+        if not t._n:
+            self._emptied(t)
         return 0
 
     def remove(self, base: int, size: int) -> int:
@@ -1833,7 +1858,7 @@ class Memblock:
                              flags: int) -> int:
         """``__memblock_find_range_top_down()``: highest aligned fit in the first free range
         (descending) that holds it; 0 if none. O(m + log n) (see above)."""
-        if not size or not self._fast:
+        if not size or not self._fast or self.memory._unsorted:
             return self._find_range_top_down_linear(start, end, size, align, nid, flags)
         mem = self.memory
         node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
@@ -1875,7 +1900,7 @@ class Memblock:
         # returns 0 at once, whatever the range's length: such layouts (memory within ``align``
         # of the top of the address space) take the linear walk.
         top = mask & ~am1
-        if (not size or not self._fast or start > top
+        if (not size or not self._fast or mem._unsorted or start > top
                 or (end > top and mem._n and mem._cb[-1][-1] + mem._cs[-1][-1] > top + 1)):
             return self._find_range_bottom_up_linear(start, end, size, align, nid, flags)
         node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
@@ -2029,10 +2054,11 @@ class Memblock:
         if hi - lo <= _NUMPY_CHUNKS:
             r = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
             return [c for c in r if gm[c] >= size]
-        hits = (np.flatnonzero(np.frombuffer(gm, np.uint64)[lo:hi] >= size) + lo).tolist()
-        if descending:
-            hits.reverse()
-        return hits
+        v = np.frombuffer(gm, np.uint64, hi - lo, lo << 3)   # a view: no resize while it lives
+        if v.max() < size:
+            return []
+        hits = np.flatnonzero(v >= size).tolist()
+        return [lo + h for h in (reversed(hits) if descending else hits)]
 
     @staticmethod
     def _scan_down(R: MemblockType, c: int, a: int, b: int, size: int, keep: int) -> int:
@@ -2103,7 +2129,7 @@ class Memblock:
 
         ``end`` 0/1 means ``current_limit``; page 0 is never returned. With
         ``bottom_up_kernel_end`` set, kernels <= 5.10's rule applies (bottom-up only above the
-        kernel image, then top-down). O(n).
+        kernel image, then top-down). O(m + log n) (see the module docstring).
         """
         if end == MEMBLOCK_ALLOC_ACCESSIBLE or end == MEMBLOCK_ALLOC_NOLEAKTRACE:
             end = self._current_limit
@@ -2195,7 +2221,8 @@ class Memblock:
         ``end`` is *not* capped by it). Fallbacks: node ``nid``, then any node (unless
         ``exact_nid``); with mirrored memory all of that first on mirror, then without.
         The block is reserved with flags RSRV_KERN and nid ``nid``. No debug line of its own.
-        Raises :class:`HandoverError` after :meth:`free_all`. O(n) per attempt.
+        Raises :class:`HandoverError` after :meth:`free_all`. O(m + log n) per attempt for m
+        memory regions and n reserved ones (module docstring).
         """
         size = self._phys("size", size)
         align = self._phys("align", align)
@@ -2212,7 +2239,7 @@ class Memblock:
         """``memblock_phys_alloc_range()``: any node in ``[start, end)``; physical address or 0.
 
         Not capped by ``current_limit`` unless ``end`` is 0/1; no retry without ``start``.
-        O(n).
+        O(m + log n).
         """
         size = self._phys("size", size)
         align = self._phys("align", align)
@@ -2232,7 +2259,7 @@ class Memblock:
 
     def phys_alloc_try_nid(self, size: int, align: int, nid: int) -> int:
         """``memblock_phys_alloc_try_nid()``: node ``nid`` first, then any node, below
-        ``current_limit``; physical address or 0. No debug line. O(n)."""
+        ``current_limit``; physical address or 0. No debug line. O(m + log n)."""
         size = self._phys("size", size)
         align = self._phys("align", align)
         nid = self._nid_arg(nid)
@@ -2285,7 +2312,7 @@ class Memblock:
 
         ``max_addr`` is capped at ``current_limit`` (0/1 = ``current_limit``); if nothing fits
         above ``min_addr`` the search is retried from 0; node ``nid`` first, then any node.
-        Returns a uint8 view of ``size`` bytes, or ``None``. O(n) per attempt.
+        Returns a uint8 view of ``size`` bytes, or ``None``. O(m + log n) per attempt.
         """
         return self._alloc_mem("memblock_alloc_try_nid", size, align, min_addr, max_addr, nid,
                                False, True)
@@ -2606,6 +2633,8 @@ class Memblock:
                 continue
             changed = True
             if s < e:
+                if s < ob:
+                    t._unsorted = True   # round_up wrapped to 0: the kernel's array is unsorted
                 B[i] = s
                 S[i] = e - s
                 t._total_inflated = True

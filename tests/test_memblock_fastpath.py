@@ -442,6 +442,7 @@ def test_metadata_per_region():
     try:
         before = tracemalloc.get_traced_memory()[0]
         mb = Memblock(None, init_regions=2 * n + 16)
+        mb._autocheck = False          # ARENA_CHECK=1 would make the build quadratic
         mb.add(PAGE, 4 * n * PAGE)
         for i in range(n):
             mb.reserve((2 + 2 * i) * PAGE, 64 + (i % 50) * 64)
@@ -468,3 +469,18 @@ def test_bug_mid_operation_leaves_storage_consistent(chunk):
     assert len(regions) == 7
     assert mb.memory.cnt == len(regions) == sum(map(len, mb.memory._cb))
     assert f"memory.cnt  = {len(regions):#x}" in str(e.value)
+
+
+def test_regions_iterate_by_index_while_changing(small_chunks):
+    """Iterating ``regions`` goes by index, as the kernel's loops do, also when the caller
+    changes the array in between (here: freeing each region it visits)."""
+    mb = Memblock(None, init_regions=64)
+    for i in range(12):
+        mb.reserve((1 + 2 * i) * PAGE, PAGE)
+    seen = []
+    for r in mb.reserved.regions:
+        seen.append(r.base)
+        mb.phys_free(r.base, r.size)
+    assert seen == [(1 + 4 * i) * PAGE for i in range(6)]     # every other one, by index
+    assert [r.base for r in mb.reserved.regions] == [(3 + 4 * i) * PAGE for i in range(6)]
+    mb.check()
