@@ -60,6 +60,7 @@ from typing import Any, NamedTuple, overload
 
 import numpy as np
 
+from arena._args import bool_arg, int_arg
 from arena.errors import ClosedError, HandoverError, MemblockBug, MemblockPanic
 
 __all__ = [
@@ -136,6 +137,11 @@ class MemblockWarning(RuntimeWarning):
 
 _log = logging.getLogger("arena.memblock")
 _INFO = logging.INFO
+
+
+def _c_bool(name: str, value: Any) -> bool:
+    """A C ``bool`` argument: a bool or an integer (numpy ones too)."""
+    return bool_arg(name, value, allow_int=True)
 
 # Frames in these files are skipped when naming the caller of a debug line (the kernel's %pS).
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -725,13 +731,6 @@ def _window(t: MemblockType, base: int, end: int) -> _Window:
 # --------------------------------------------------------------------------------------------
 
 
-def _coerce_int(name: str, v: Any) -> int:
-    """Return ``v`` as a Python int; bool, float, str, None and the like raise TypeError."""
-    if isinstance(v, (bool, np.bool_)) or not hasattr(v, "__index__"):
-        raise TypeError(f"{name} must be an integer, not {type(v).__name__} ({v!r})")
-    return operator.index(v)
-
-
 class Memblock:
     """The kernel's ``struct memblock`` plus every ``memblock_*`` function as a method.
 
@@ -789,30 +788,30 @@ class Memblock:
         region_size: int | None = None,
         phys_map: bool = False,
     ) -> None:
-        phys_addr_bits = _coerce_int("phys_addr_bits", phys_addr_bits)
+        phys_addr_bits = int_arg("phys_addr_bits", phys_addr_bits)
         if phys_addr_bits not in (32, 64):
             raise ValueError(f"phys_addr_bits must be 32 or 64, not {phys_addr_bits}")
         mask = (1 << phys_addr_bits) - 1
-        page_size = _coerce_int("page_size", page_size)
+        page_size = int_arg("page_size", page_size)
         if page_size < 1 or page_size & (page_size - 1) or page_size > mask:
             raise ValueError(f"page_size must be a power of two, not {page_size}")
-        smp_cache_bytes = _coerce_int("smp_cache_bytes", smp_cache_bytes)
+        smp_cache_bytes = int_arg("smp_cache_bytes", smp_cache_bytes)
         if not 1 <= smp_cache_bytes <= mask:
             raise ValueError(f"smp_cache_bytes must be positive, not {smp_cache_bytes}")
         if not isinstance(numa, (bool, np.bool_)):
             raise TypeError(f"numa must be a bool, not {type(numa).__name__}")
-        max_numnodes = _coerce_int("max_numnodes", max_numnodes)
+        max_numnodes = int_arg("max_numnodes", max_numnodes)
         if not 1 <= max_numnodes <= 1 << 16:
             raise ValueError(f"max_numnodes must be in 1..65536, not {max_numnodes}")
-        init_regions = _coerce_int("init_regions", init_regions)
+        init_regions = int_arg("init_regions", init_regions)
         if not 1 <= init_regions <= 1 << 40:
             raise ValueError(f"init_regions must be positive, not {init_regions}")
-        arch_low_address_limit = _coerce_int("arch_low_address_limit", arch_low_address_limit)
+        arch_low_address_limit = int_arg("arch_low_address_limit", arch_low_address_limit)
         if not 0 <= arch_low_address_limit <= mask:
             raise ValueError(f"arch_low_address_limit {arch_low_address_limit:#x} does not fit "
                              f"a {phys_addr_bits}-bit phys_addr_t")
         if bottom_up_kernel_end is not None:
-            bottom_up_kernel_end = _coerce_int("bottom_up_kernel_end", bottom_up_kernel_end)
+            bottom_up_kernel_end = int_arg("bottom_up_kernel_end", bottom_up_kernel_end)
             if not 0 <= bottom_up_kernel_end <= mask:
                 raise ValueError(f"bottom_up_kernel_end {bottom_up_kernel_end:#x} out of range")
         if kernel_version is None:
@@ -821,15 +820,15 @@ class Memblock:
             if not isinstance(kernel_version, tuple) or len(kernel_version) != 2:
                 raise TypeError(f"kernel_version must be a (major, minor) tuple, "
                                 f"not {kernel_version!r}")
-            v = (_coerce_int("kernel_version[0]", kernel_version[0]),
-                 _coerce_int("kernel_version[1]", kernel_version[1]))
+            v = (int_arg("kernel_version[0]", kernel_version[0]),
+                 int_arg("kernel_version[1]", kernel_version[1]))
             if v[0] < 2 or v[1] < 0:
                 raise ValueError(f"kernel_version {kernel_version!r} is not a kernel version")
         numa = bool(numa)
         if region_size is None:
             region_size = 24 if phys_addr_bits == 64 else (16 if numa else 12)
         else:
-            region_size = _coerce_int("region_size", region_size)
+            region_size = int_arg("region_size", region_size)
             if not 1 <= region_size <= 4096:
                 raise ValueError(f"region_size must be in 1..4096, not {region_size}")
         if physmem is not None and not all(
@@ -851,7 +850,7 @@ class Memblock:
         self._kernel_end = bottom_up_kernel_end
         self._version = v
         self._region_size = region_size
-        self._phys_map = bool(phys_map)
+        self._phys_map = bool_arg("phys_map", phys_map)
 
         # Version switches (spec §11); each names the kernels it covers.
         self._v_dummy = v <= (6, 10)                     # empty dummy entry
@@ -970,7 +969,7 @@ class Memblock:
     def _phys(self, name: str, v: Any) -> int:
         """A ``phys_addr_t`` argument: an int in ``0 .. PHYS_ADDR_MAX``."""
         if type(v) is not int:
-            v = _coerce_int(name, v)
+            v = int_arg(name, v)
         if not 0 <= v <= self._mask:
             raise ValueError(f"{name}={v:#x} does not fit a {self._bits}-bit phys_addr_t"
                              if v > 0 else f"{name} must not be negative, not {v}")
@@ -979,7 +978,7 @@ class Memblock:
     def _limit(self, name: str, v: Any) -> int:
         """An upper-bound argument: like :meth:`_phys`, and the 64-bit ANYWHERE is accepted."""
         if type(v) is not int:
-            v = _coerce_int(name, v)
+            v = int_arg(name, v)
         if v == MEMBLOCK_ALLOC_ANYWHERE:
             return self._mask
         return self._phys(name, v)
@@ -988,7 +987,7 @@ class Memblock:
     def _nid_arg(v: Any, name: str = "nid") -> int:
         """An ``int nid`` argument (any C int; out-of-range values mean "any node")."""
         if type(v) is not int:
-            v = _coerce_int(name, v)
+            v = int_arg(name, v)
         if not -(1 << 31) <= v < 1 << 31:
             raise ValueError(f"{name}={v} does not fit a C int")
         return v
@@ -997,7 +996,7 @@ class Memblock:
     def _flags_arg(v: Any) -> int:
         """A ``enum memblock_flags`` argument: only known flag bits."""
         if type(v) is not int and not isinstance(v, MemblockFlags):
-            v = _coerce_int("flags", v)
+            v = int_arg("flags", v)
         v = int(v)
         if v < 0 or v & ~_FLAGS_MASK:
             raise ValueError(f"flags={v:#x} has bits that are not MemblockFlags")
@@ -1007,17 +1006,10 @@ class Memblock:
     def _ulong(name: str, v: Any) -> int:
         """An ``unsigned long`` argument (pfn, byte threshold): ``0 .. 2**64 - 1``."""
         if type(v) is not int:
-            v = _coerce_int(name, v)
+            v = int_arg(name, v)
         if not 0 <= v < 1 << 64:
             raise ValueError(f"{name}={v} does not fit an unsigned long")
         return v
-
-    @staticmethod
-    def _bool_arg(name: str, v: Any) -> bool:
-        """A C ``bool`` argument: a bool or an integer (numpy ones too)."""
-        if not isinstance(v, (bool, int, np.bool_, np.integer)):
-            raise TypeError(f"{name} must be a bool, not {type(v).__name__} ({v!r})")
-        return bool(v)
 
     def _need_alloc(self) -> None:
         if self._handed_over:
@@ -2229,7 +2221,7 @@ class Memblock:
         start = self._phys("start", start)
         end = self._limit("end", end)
         nid = self._nid_arg(nid)
-        exact_nid = self._bool_arg("exact_nid", exact_nid)
+        exact_nid = _c_bool("exact_nid", exact_nid)
         self._need_alloc()
         ret = self._alloc_range_nid(size, align, start, end, nid, exact_nid)
         self._done()
@@ -2302,9 +2294,17 @@ class Memblock:
         self._done()
         if not found:
             return None
-        if zero and size:
-            pm.zero(found, size)
-        return pm.view(found, size)
+        try:
+            if zero and size:
+                pm.zero(found, size)  # before view(), which marks the pages possibly written
+            view = pm.view(found, size)
+        except BaseException:
+            # The memory refused (a fault, a signal): give the block back so that memblock is
+            # as before the call. The block was free, so removing it from reserved restores
+            # the array exactly (a merge with a neighbour splits back the same way).
+            self._remove_range(self.reserved, found, size)
+            raise
+        return view
 
     def alloc_try_nid(self, size: int, align: int, min_addr: int, max_addr: int,
                       nid: int) -> np.ndarray | None:
@@ -2382,7 +2382,7 @@ class Memblock:
 
     def set_bottom_up(self, enable: bool) -> None:
         """``memblock_set_bottom_up()``: True = allocate from low addresses first."""
-        self._bottom_up = self._bool_arg("enable", enable)
+        self._bottom_up = _c_bool("enable", enable)
 
     def get_bottom_up(self) -> bool:
         """``memblock_bottom_up()``: the current direction (True = bottom-up)."""
@@ -2705,8 +2705,15 @@ class Memblock:
         """Give every whole page of ``[base, base + size)`` to the buddy allocator (order 0)."""
         ps = self._page_size
         sh = self._page_shift
+        first, end = (base + ps - 1) >> sh, ((base + size) & self._mask) >> sh
+        overlaps = getattr(self._buddy, "overlaps_managed", None)
+        if overlaps is not None and end > first and overlaps(first, end - first):
+            # All or nothing: handing over the pages before the first managed one and then
+            # failing would leave the range half given away.
+            raise ValueError(f"pages [{first:#x}, {end:#x}) are already managed (in part) by "
+                             f"the page allocator: nothing was handed over")
         boot_free = self._buddy.boot_free
-        for pfn in range((base + ps - 1) >> sh, ((base + size) & self._mask) >> sh):
+        for pfn in range(first, end):
             boot_free(pfn, 0, self._page_nid(pfn << sh))
 
     def free_all(self, buddy: Any) -> int:
@@ -2727,7 +2734,7 @@ class Memblock:
             raise TypeError(f"buddy must have boot_free(pfn, order, nid), not "
                             f"{type(buddy).__name__}")
         max_order = getattr(buddy, "max_order", 10)
-        max_order = _coerce_int("buddy.max_order", max_order)
+        max_order = int_arg("buddy.max_order", max_order)
         self.kho_scratch_only = False
         self._setclr_flag(self.memory, 0, self._mask, False, _HOTPLUG)
         if self._numa and self._v_set_node_pass:

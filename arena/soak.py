@@ -1014,12 +1014,6 @@ class BuddyWorkload(Workload):
 
     name = "buddy"
     KINDS = {"alloc": 10, "free": 8, "free_late": 1, "bad_free": 2}
-    #: Also hand over reservations overlapping pages handed over already (must be refused
-    #: with nothing changed). Off while ``Memblock.free_late`` hands over the pages before
-    #: the first managed one and then raises: tests/test_stateful_buddy.py
-    #: ``test_refused_free_late_hands_over_nothing`` (strict xfail) tracks that bug.
-    overlapping_free_late = False
-
     def __init__(self, pm: Any, *, nodes: int = 2, max_order: int = 4,
                  reserves: Sequence[tuple[int, int]] = ()) -> None:
         from arena.buddy import BuddyAllocator
@@ -1073,10 +1067,9 @@ class BuddyWorkload(Workload):
         return ("free", c.choice(sorted(self.live))) if self.live else None
 
     def _gen_free_late(self, c: Chooser) -> tuple | None:
+        # Reservations overlapping pages handed over already are included: they must be
+        # refused with nothing changed.
         todo = [r for r in self.late if r not in self.handed_late]
-        if not self.overlapping_free_late:
-            todo = [(b, n) for b, n in todo
-                    if not any(b < hb + hn and hb < b + n for hb, hn in self.handed_late)]
         return ("free_late", *c.choice(todo)) if todo else None
 
     def _gen_bad_free(self, c: Chooser) -> tuple | None:

@@ -340,7 +340,6 @@ OBJECT_FOR: dict[tuple[type, str], Callable[[Ctx], Any]] = {
 #: TypeError/ValueError, or changes state). Each is proven by ``test_known_gaps`` (strict
 #: xfail: it starts failing the suite once fixed, so the entry must then be removed).
 KNOWN_GAPS: dict[tuple[type, str, str], str] = {
-    (Memblock, "__init__", "phys_map"): "phys_map is not type-checked (bool(x) of anything)",
 }
 
 

@@ -295,8 +295,6 @@ def test_arena_alloc_fault_leaves_the_arena_unchanged(step):
 
 
 @pytest.mark.parametrize("step", ["view", "zero"])
-@pytest.mark.xfail(strict=True, reason="BUG: Memblock._alloc_mem keeps the block it took when the "
-                   "PhysicalMemory step after it fails (memory leaked); reported")
 def test_memblock_alloc_fault_leaves_memblock_unchanged(step):
     pm = PhysicalMemory(1 << 20, phys_base=PHYS_BASE)
     mb = Memblock(pm)

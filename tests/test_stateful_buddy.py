@@ -101,8 +101,6 @@ def test_double_free_names_the_error():
     w.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Memblock.free_late hands over the pages before "
-                   "the first already-managed one, then raises (state changed); reported")
 def test_refused_free_late_hands_over_nothing():
     """Minimal reproducer found by the soak (episode seed 5160): ``free_late`` of a range
     whose later pages are already managed must refuse (ValueError) before handing over any
