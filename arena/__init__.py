@@ -39,6 +39,7 @@ from arena.memblock import (
     Region,
 )
 from arena.physmem import NodeSlice, PhysicalMemory, parse_size
+from arena.slab import SlabAllocator
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,7 @@ __all__ = [
     "NodeSlice",
     "PhysicalMemory",
     "Region",
+    "SlabAllocator",
     "__version__",
     "parse_size",
 ]
