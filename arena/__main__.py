@@ -122,13 +122,10 @@ def _map_demo(args: argparse.Namespace) -> tuple[str, str, str | None] | int:
 def _map_log(args: argparse.Namespace) -> tuple[str, str, str | None] | int:
     """(header, text map, SVG or None) of a replayed log, or an exit status."""
     from arena.render import callers_from_ops, svg, text_map
-    from arena.trace import parse, replay
+    from arena.trace import parse, read_log, replay
 
     try:
-        if args.log == "-":
-            log, name = sys.stdin.read(), "<stdin>"
-        else:
-            log, name = Path(args.log).read_text(encoding="utf-8", errors="replace"), args.log
+        log, name = read_log(args.log)
     except OSError as e:
         print(f"map: cannot read {args.log}: {e.strerror or e}", file=sys.stderr)
         return 2

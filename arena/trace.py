@@ -71,6 +71,7 @@ __all__ = [
     "add_replay_arguments",
     "replay_command",
     "replay_main",
+    "read_log",
 ]
 
 # -- constants ---------------------------------------------------------------------------------
@@ -1328,6 +1329,17 @@ def _print_report(report: Report, name: str, out: TextIO, verbose: bool) -> None
     say(report.summary_line())
 
 
+def read_log(path: str) -> tuple[str, str]:
+    """The text of the boot log at ``path`` (``-``: standard input) and a name to show for it.
+
+    Undecodable bytes become U+FFFD (e-mailed logs are not always clean UTF-8). Raises
+    ``OSError`` when the file cannot be read.
+    """
+    if path == "-":
+        return sys.stdin.read(), "<stdin>"
+    return Path(path).read_text(encoding="utf-8", errors="replace"), path
+
+
 def replay_command(args: argparse.Namespace) -> int:
     """Run ``replay`` for parsed arguments (see :func:`add_replay_arguments`).
 
@@ -1336,10 +1348,7 @@ def replay_command(args: argparse.Namespace) -> int:
     2 when the log cannot be read or the SVG cannot be drawn.
     """
     try:
-        if args.log == "-":
-            text, name = sys.stdin.read(), "<stdin>"
-        else:
-            text, name = Path(args.log).read_text(encoding="utf-8", errors="replace"), args.log
+        text, name = read_log(args.log)
     except OSError as e:
         print(f"replay: cannot read {args.log}: {e.strerror or e}", file=sys.stderr)
         return 2
