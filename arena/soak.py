@@ -1532,13 +1532,7 @@ class ArenaWorkload(Workload):
         st = a.stats()
         runs = self._runs()
         sizes = [e - s for s, e, _ in runs]
-        self._same_val("bytes_allocated", st.bytes_allocated, self.allocated())
-        self._same_val("bytes_requested", st.bytes_requested,
-                       sum(r[4] for r in self.recs.values()))
-        self._same_val("live_allocations", st.live_allocations, len(self.recs))
-        self._same_val("num_allocations", st.num_allocations, self.count)
-        self._same_val("total_bytes_allocated", st.total_bytes_allocated, self.total)
-        self._same_val("max_memory", st.max_memory, self.peak)
+        self._verify_counters(st)
         self._same_val("quarantined_bytes", st.quarantined_bytes,
                        sum(r[1] for r in self.quarantine))
         self._same_val("free_bytes", st.free_bytes, sum(sizes))
@@ -1553,6 +1547,16 @@ class ArenaWorkload(Workload):
                            sum(1 for r in self.recs.values() if r[3] == ns.nid))
         self._verify_live()
 
+    def _verify_counters(self, st: Any) -> None:
+        """The statistics that hold wherever allocations land: counts and byte totals."""
+        self._same_val("bytes_allocated", st.bytes_allocated, self.allocated())
+        self._same_val("bytes_requested", st.bytes_requested,
+                       sum(r[4] for r in self.recs.values()))
+        self._same_val("live_allocations", st.live_allocations, len(self.recs))
+        self._same_val("num_allocations", st.num_allocations, self.count)
+        self._same_val("total_bytes_allocated", st.total_bytes_allocated, self.total)
+        self._same_val("max_memory", st.max_memory, self.peak)
+
     def _verify_live(self) -> None:
         a = self.arena
         live = a.live()
@@ -1565,13 +1569,7 @@ class ArenaWorkload(Workload):
         a = self.arena
         st = a.stats()
         self.peak_regions = max(self.peak_regions, a.memblock.reserved.cnt)
-        self._same_val("bytes_allocated", st.bytes_allocated, self.allocated())
-        self._same_val("bytes_requested", st.bytes_requested,
-                       sum(r[4] for r in self.recs.values()))
-        self._same_val("live_allocations", st.live_allocations, len(self.recs))
-        self._same_val("num_allocations", st.num_allocations, self.count)
-        self._same_val("total_bytes_allocated", st.total_bytes_allocated, self.total)
-        self._same_val("max_memory", st.max_memory, self.peak)
+        self._verify_counters(st)
         if a.buddy is None:
             mb = a.memblock
             free = sum(e - s for s, e, _ in mb.for_each_free_mem_range())
