@@ -1,60 +1,60 @@
 """The arena allocator: numpy buffers served by memblock over real "physical memory".
 
-Kernel counterpart: none as a whole. An :class:`Arena` is what a program meets first: it maps a
-:class:`arena.physmem.PhysicalMemory`, registers each NUMA slice with
-``memblock_add_node()``, allows the region arrays to grow (``memblock_allow_resize()``) and
-serves allocations through ``memblock_alloc_range_nid()``, the core that
-``memblock_alloc_try_nid()`` (``node=N``: node N first, then any node) and
-``memblock_alloc_exact_nid_raw()`` (``strict_node=True``: node N only) share, so the chosen
-addresses are the kernel's. After :meth:`Arena.handover` (the end of boot,
-``memblock_free_all()``), new allocations come from the buddy page allocator.
+Kernel counterpart: none as a whole. An :class:`Arena` maps a
+:class:`arena.physmem.PhysicalMemory`, registers each NUMA slice with ``memblock_add_node()``,
+allows the region arrays to grow (``memblock_allow_resize()``) and places fresh memory with
+``memblock_alloc_range_nid()`` (``memblock_alloc_try_nid()`` for ``node=N``,
+``memblock_alloc_exact_nid_raw()`` for ``strict_node=True``), so placement follows the
+kernel's rules. After :meth:`Arena.handover` (``memblock_free_all()``) fresh memory comes from
+the buddy page allocator.
 
-Small requests (up to :data:`arena.slab.KMALLOC_MAX_SIZE` bytes at an alignment their size
-class guarantees) take the kernel's answer for small objects instead: the ``kmalloc`` size-class
-caches of :mod:`arena.slab`, whose slabs are whole pages taken from memblock (after the
-hand-over, from the buddy allocator) — a list pop and a slice instead of a region-array
-search. Debug mode and ``slab=False`` send every request to memblock.
+Once memory is placed it is recycled, as the kernel's page and slab allocators recycle it
+after boot: every request is rounded up to a *size class* — the kmalloc classes up to 8 KiB
+(:mod:`arena.slab`), page-multiple classes above (:mod:`arena.largecache`) — and a class keeps
+the units given back to it for the next request of its size. Only a request whose class has
+nothing free reaches memblock. Debug mode and ``slab=False`` bypass the classes: every request
+is then a memblock reservation of its own at the kernel's address (:class:`arena.debug.Record`).
 
-Invariants (checked by :meth:`Arena.check`, O(live allocations + regions)):
+Lifetime: with ``lifetime="gc"`` (the default) a unit is reused once the last numpy array
+viewing it is gone (the array handed out and every view derived from it — slices,
+``.view``, ``.reshape``, memoryviews, ``np.frombuffer`` of them); :meth:`Arena.free`,
+:meth:`Arena.reset` and a scope's end give up the arena's claim at once, so the memory is
+reused when its last view dies and a stale view never aliases a new allocation. With
+``lifetime="manual"`` :meth:`Arena.free` makes the unit reusable at once (C semantics).
 
-* Every live allocation is one *block* ``[block, block + reserved)`` that memblock reserved for
-  it (or, after :meth:`Arena.handover`, a buddy block of ``page_size << order`` bytes), or a
-  *slot* of a slab (``reserved`` = the slot's size class); blocks and slabs are disjoint and
-  lie inside the physical memory. The user's bytes are
-  ``[phys, phys + size)`` with ``block <= phys`` and ``phys + size <= block + reserved``;
-  ``phys`` (and so the real virtual address) is a multiple of the allocation's alignment.
-* ``reserved`` is ``size`` rounded up to the arena's ``align`` granule (at least one granule),
-  plus the red zones in debug mode; for a slot, the smallest size class at least that large
-  whose slots have the alignment asked for. ``bytes_allocated`` is the sum of ``reserved`` over
-  the live allocations, ``bytes_requested`` the sum of ``size``; the budget bounds
-  ``bytes_allocated``. Slabs are reserved memory: their free slots count as neither allocated
-  nor free (``ArenaStats.slab_bytes`` is what the slabs hold).
-* Live memblock/buddy allocations are keyed by ``phys`` (every block holds at least one
-  granule); live slots by ``id()`` of the array handed out, which the arena keeps alive until
-  the slot is freed (so the id cannot be reused meanwhile).
-* Debug mode: the red zones ``[block, phys)`` and ``[phys + size, block + reserved)`` hold
-  ``0xcc`` (SLUB's ``SLUB_RED_ACTIVE``) while the allocation lives; a freed block holds ``0x6b``
-  (``POISON_FREE``) from end to end while it waits in the quarantine; a raw allocation
-  (``zero=False``) starts as ``0x5a`` (``POISON_INUSE``).
+The module is the routing and the bookkeeping; the layers behind it each have their own
+module: :mod:`arena.unit` (the unit every layer hands around), :mod:`arena.slab` and
+:mod:`arena.largecache` (size classes), :mod:`arena.debug` (red zones, poison, quarantine),
+:mod:`arena.tracking` (callers, leaks), :mod:`arena.stats` (statistics).
 
-Every error leaves the arena exactly as it was: arguments are checked and the budget is compared
-before memblock is called, and a debug check that finds corruption raises
-:class:`arena.errors.CorruptionError` before anything is freed. ``check(repair=True)`` reports
-and restores the patterns (SLUB's "restoring" fix-up) so that work can go on.
+Invariants (checked by :meth:`Arena.check`):
 
-With the environment variable ``ARENA_CHECK=1`` every allocation and free ends with the
-bookkeeping part of :meth:`Arena.check` (memblock and the buddy allocator check themselves).
+* Every allocation is a unit handed out once: a slot of a slab, a large block, or a record;
+  units are disjoint and inside the memory; a record's (and a large block's) memory is
+  reserved in memblock until it goes back.
+* ``bytes_allocated + held_bytes`` is the sum of ``csize`` over the units handed out and not
+  yet back; ``held_bytes`` the sum over the held ones (freed, still viewed); the budget bounds
+  the first sum.
+* Every unit handed out is filed under ``id()`` of its array (the array the arena made; views
+  derived from it name it as their ``base``), so that :meth:`Arena.free` finds it in O(1).
+* Debug mode: red zones hold ``0xcc`` while the allocation lives; a freed block holds ``0x6b``
+  while it waits in the quarantine; a raw allocation (``zero=False``) starts as ``0x5a``.
 
-Thread safety: one re-entrant lock around every state change (the slab caches included).
-Fork safety: the mapping is
-``MAP_PRIVATE``, so a forked child owns a copy-on-write copy; the locks are held across
-``fork()`` and renewed in the child, so the child's copy is consistent and usable.
+Every error leaves the arena exactly as it was. With ``ARENA_CHECK=1`` every allocation and free
+ends with the bookkeeping part of :meth:`Arena.check`.
+
+Thread safety: one lock around every state change. It is re-entrant because a garbage
+collection can run inside the arena's code and call finalizers that free memory of the same
+arena (measured: a re-entrant lock costs within 5% of a plain one here). A unit whose last
+array dies is pushed on a list without the lock and given back under it at the next
+operation. Fork safety: the mapping is ``MAP_PRIVATE``; the locks are held across ``fork()``
+and renewed in the child.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
+import contextvars
 import itertools
 import os
 import sys
@@ -62,27 +62,50 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Iterator
-from dataclasses import dataclass, fields
 from typing import IO, Any
 
 import numpy as np
 
 from arena._args import bool_arg, int_arg
 from arena.buddy import MAX_PAGE_ORDER, BuddyAllocator
+from arena.debug import (
+    POISON_FREE,
+    POISON_INUSE,
+    RED_ACTIVE,
+    REDZONE,
+    Record,
+    corruption,
+    poison_report,
+    redzone_report,
+)
 from arena.errors import (
     ArenaMemoryError,
     BudgetExceededError,
     ClosedError,
-    CorruptionError,
     DoubleFreeError,
     ForeignBufferError,
     HandoverError,
     LiveViewsError,
 )
+from arena.largecache import Block, LargeCaches
 from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, Memblock, MemblockFlags
 from arena.physmem import MAX_ALIGN, PAGE_SIZE, PhysicalMemory, parse_size
-from arena.slab import KMALLOC_SIZES, KmemCache, Slab, SlabAllocator, Slot
+from arena.slab import KMALLOC_MAX_SIZE, Slab, SlabAllocator, Slot
+from arena.stats import ArenaStats, NodeStats, format_stats, fragmentation
+from arena.tracking import (
+    HIDDEN_FRAMES,
+    STACK_DEPTH,
+    UNTRACKED,
+    AllocationInfo,
+    Frame,
+    LeakSite,
+    capture,
+    format_leaks,
+    frame_site,
+    leak_sites,
+    site,
+)
+from arena.unit import FREE, HELD, LIVE, Unit, release_callbacks
 
 __all__ = [
     "Arena",
@@ -98,36 +121,29 @@ __all__ = [
     "STACK_DEPTH",
     "FREED_MEMORY",
     "HIDDEN_FRAMES",
+    "LIFETIMES",
 ]
-
-# -- constants ----------------------------------------------------------------------------------
 
 #: Physical address of an arena's first byte. 1 GiB: page 0 (which memblock never hands out) is
 #: not part of the memory, and an allocation aligned to 1 GiB fits in the smallest arena.
 ARENA_PHYS_BASE = 1 << 30
-#: Minimum red zone on each side of an allocation in debug mode (bytes).
-REDZONE = 16
-#: SLUB's ``SLUB_RED_ACTIVE``: red zone of a live object.
-RED_ACTIVE = 0xCC
-#: SLUB's ``POISON_FREE``: freed memory.
-POISON_FREE = 0x6B
-#: SLUB's ``POISON_INUSE``: an allocation nobody has initialised (``zero=False``).
-POISON_INUSE = 0x5A
-#: Frames of the allocating stack kept per allocation in debug mode (one frame otherwise).
-STACK_DEPTH = 8
-#: Frames from files whose path contains one of these are left out of allocation stacks.
-HIDDEN_FRAMES = (f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}", f"{os.sep}pytest{os.sep}",
-                 "<frozen runpy>")
-#: Freed starts remembered for double-free detection (oldest forgotten first).
+#: Freed starts remembered for double-free messages (oldest forgotten first).
 FREED_MEMORY = 1 << 16
+#: The lifetimes an arena offers (see :class:`Arena`).
+LIFETIMES = ("gc", "manual")
+#: Default seconds a retained large block may stay unused before it goes back.
+DECAY_SECONDS = 10.0
+#: Sizes a large class was asked for, remembered for the hot path (bounded).
+_FAST_LARGE_SIZES = 4096
 
 _DEBUG_TRUE = frozenset({"1", "true", "yes", "on"})
-#: No budget: a bound no allocation total reaches (one comparison on the fast path).
+#: No budget: a bound no allocation total reaches (one comparison on the hot path).
 _NO_LIMIT = 1 << 64
+_U8 = np.dtype(np.uint8)
+_ndarray = np.ndarray
+_wref = weakref.ref
 _getframe = sys._getframe
 
-
-# -- small helpers ------------------------------------------------------------------------------
 
 def _align_arg(name: str, value: Any) -> int:
     """A power-of-two alignment in ``1 .. 1 GiB`` (the real virtual address keeps it)."""
@@ -142,154 +158,13 @@ def _round_up(x: int, a: int) -> int:
     return (x + a - 1) & -a
 
 
-def _capture(frame: Any, limit: int) -> tuple[tuple[str, int, str], ...]:
-    """Up to ``limit`` ``(filename, line, function)`` frames, innermost first: the caller, then
-    its callers minus the frames of test runners (:data:`HIDDEN_FRAMES`). O(limit + hidden)."""
-    code = frame.f_code
-    out = [(code.co_filename, frame.f_lineno, code.co_name)]
-    frame = frame.f_back
-    while frame is not None and len(out) < limit:  # only in debug mode (limit > 1)
-        code = frame.f_code
-        name = code.co_filename
-        if not any(h in name for h in HIDDEN_FRAMES):
-            out.append((name, frame.f_lineno, code.co_name))
-        frame = frame.f_back
-    return tuple(out)
-
-
-def _site(frame: tuple[str, int, str] | None) -> str:
-    return "?" if frame is None else f"{frame[0]}:{frame[1]} in {frame[2]}"
-
-
-def _fmt_stack(stack: tuple[tuple[str, int, str], ...], indent: str = "    ") -> str:
-    return "".join(f"\n{indent}{_site(f)}" for f in stack)
-
-
-# -- public records -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class AllocationInfo:
-    """One live allocation, as :meth:`Arena.info` and :meth:`Arena.live` report it.
-
-    ``phys``: physical address of the first byte; ``address``: its real virtual address;
-    ``size``: bytes requested; ``reserved``: bytes held for it (granule padding and red zones
-    included); ``align``: the alignment both addresses satisfy; ``node``: the node holding the
-    memory; ``requested_node``: the ``node=`` argument (``None`` = any); ``caller``:
-    ``"file:line in function"`` of the call that allocated it; ``stack``: the allocating stack
-    (innermost first, up to :data:`STACK_DEPTH` frames in debug mode, one frame otherwise);
-    ``seq``: allocation number (0, 1, 2, ... in allocation order).
-    """
-
-    phys: int
-    address: int
-    size: int
-    reserved: int
-    align: int
-    node: int
-    requested_node: int | None
-    caller: str
-    stack: tuple[str, ...]
-    seq: int
-
-
-@dataclass(frozen=True)
-class LeakSite:
-    """Live allocations grouped by call site (:meth:`Arena.leaks`): ``count`` allocations of
-    ``nbytes`` bytes in total (requested sizes) made at ``site``; ``stack`` is the stack of the
-    first of them; ``phys`` their physical addresses."""
-
-    site: str
-    count: int
-    nbytes: int
-    stack: tuple[str, ...]
-    phys: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class NodeStats:
-    """One node's share of :class:`ArenaStats` (bytes; ``live_allocations`` is a count)."""
-
-    nid: int
-    capacity: int
-    bytes_allocated: int
-    free_bytes: int
-    largest_free_block: int
-    live_allocations: int
-    resident_bytes: int
-
-
-@dataclass(frozen=True)
-class ArenaStats:
-    """A snapshot of an arena (:meth:`Arena.stats`). Sizes in bytes.
-
-    Names follow pyarrow's ``MemoryPool`` where the meaning is the same:
-
-    * ``capacity`` — memory registered with memblock (the sum of the node slices).
-    * ``bytes_requested`` — sum of the sizes asked for by the live allocations.
-    * ``bytes_allocated`` (pyarrow's name) — bytes held by the live allocations, padding
-      included: each request rounded up to the arena's ``align`` granule, plus red zones in
-      debug mode (after :meth:`Arena.handover`: whole buddy blocks). The budget counts this.
-    * ``total_bytes_allocated`` (pyarrow) — ``bytes_allocated`` summed over every allocation
-      ever made.
-    * ``free_bytes``, ``largest_free_block`` — memblock's free ranges (memory minus reserved;
-      after the hand-over, the buddy allocator's free pages, adjacent blocks joined).
-      Alignment gaps between blocks are free memory, not padding.
-    * ``fragmentation`` — ``1 - sum(s**2) / sum(s)**2`` over the free blocks: 0 = one free
-      block (or none), towards 1 = many small ones.
-    * ``live_allocations``; ``num_allocations`` (pyarrow) — allocations ever made.
-    * ``max_memory`` (pyarrow) — the peak of ``bytes_allocated``.
-    * ``per_node`` — a :class:`NodeStats` per node, ascending.
-    * ``resident_bytes`` — pages of the mapping really backed by RAM (``mincore``).
-    * ``budget`` — the byte budget (``None`` = none) and ``budget_remaining``.
-    * ``quarantined_bytes`` — freed blocks held back in debug mode (still reserved, so neither
-      allocated nor free).
-    * ``slab_bytes`` — memory held by the size-class caches (whole slabs, reserved: their
-      slots in use count in ``bytes_allocated``, their free slots in neither it nor
-      ``free_bytes``); :meth:`Arena.release` and :meth:`Arena.reset` give empty slabs back.
-    """
-
-    capacity: int
-    bytes_requested: int
-    bytes_allocated: int
-    total_bytes_allocated: int
-    free_bytes: int
-    largest_free_block: int
-    fragmentation: float
-    live_allocations: int
-    num_allocations: int
-    max_memory: int
-    per_node: tuple[NodeStats, ...]
-    resident_bytes: int
-    budget: int | None
-    budget_remaining: int | None
-    quarantined_bytes: int
-    slab_bytes: int
-
-
-class _Record:
-    """Bookkeeping of one allocation (live or quarantined)."""
-
-    __slots__ = ("phys", "size", "block", "reserved", "order", "align", "nid", "node", "seq",
-                 "stack", "freed_at")
-
-    def __init__(self, phys: int, size: int, block: int, reserved: int, order: int, align: int,
-                 nid: int, node: int | None, seq: int,
-                 stack: tuple[tuple[str, int, str], ...]) -> None:
-        self.phys = phys            # first user byte
-        self.size = size            # user bytes
-        self.block = block          # first byte of the block held for it
-        self.reserved = reserved    # bytes of the block
-        self.order = order          # buddy order, or -1 for a memblock block
-        self.align = align
-        self.nid = nid              # node holding the block
-        self.node = node            # node asked for (None = any)
-        self.seq = seq
-        self.stack = stack
-        self.freed_at: tuple[tuple[str, int, str], ...] = ()
-
-    def describe(self) -> str:
-        return (f"the {self.size}-byte allocation at phys {self.phys:#x} (align {self.align}, "
-                f"node {self.nid}) allocated at {_site(self.stack[0] if self.stack else None)}")
+def _caller(depth: int) -> Any:
+    """The frame ``depth`` levels up, or ``None`` when the stack is not that deep (a call
+    from the outermost frame of a thread, ``atexit``)."""
+    try:
+        return _getframe(depth + 1)
+    except ValueError:
+        return None
 
 
 # -- fork handling: hold every arena's lock across fork(), renew it in the child -------------------
@@ -329,21 +204,56 @@ if hasattr(os, "register_at_fork"):
 _serials = itertools.count()
 
 
-# -- the arena ----------------------------------------------------------------------------------
+class _Scope:
+    """What :meth:`Arena.scope` returns: a context manager freeing, on exit, what its context
+    (thread or asyncio task) allocated inside it."""
+
+    __slots__ = ("arena", "units", "token")
+
+    def __init__(self, arena: Arena) -> None:
+        self.arena = arena
+        self.units: list[tuple[Unit, int]] = []
+        self.token: Any = None
+
+    def __enter__(self) -> Arena:
+        a = self.arena
+        with a._lock:
+            a._open()
+            a._nscopes += 1
+        self.token = a._scopevar.set(self.units)
+        return a
+
+    def __exit__(self, *exc: object) -> None:
+        a = self.arena
+        try:
+            a._scopevar.reset(self.token)
+        except ValueError:   # left in another context than entered: restore what it saw
+            a._scopevar.set(None)
+        with a._lock:
+            a._nscopes -= 1
+            if a._closed:
+                return
+            a._drain()
+            units = [u for u, seq in self.units if u.seq == seq and u.state == LIVE]
+            if units:
+                a._free_units(units, _caller(1))
+
 
 class Arena:
     """An arena allocator over memblock: numpy buffers with real alignment and node placement.
 
     ``Arena(size, *, nodes=None, budget=None, align=64, debug=None, hugepages=False,
-    quarantine=None, slab=True)``
+    quarantine=None, slab=True, lifetime="gc", track_callers=False, retain=None,
+    decay=10.0)``
 
     * ``size`` — bytes (an int or a string such as ``"1 GiB"``), rounded up to whole pages. The
       memory is mapped ``MAP_NORESERVE``: only pages touched cost RAM.
     * ``nodes`` — NUMA slices as :class:`arena.physmem.PhysicalMemory` takes them (a count, a
       list of sizes or of fractions); each slice is added to memblock with its node id and
       bound to the host node of the same id where the host has it.
-    * ``budget`` — at most this many bytes allocated (:attr:`ArenaStats.bytes_allocated`:
-      requests rounded up to the granule, red zones included); ``None`` = no limit.
+    * ``budget`` — at most this many bytes allocated (``bytes_allocated + held_bytes`` of
+      :class:`ArenaStats`: requests rounded up to their size class, red zones included);
+      ``None`` = no limit.
     * ``align`` — the default alignment and the granule every request is rounded up to
       (a power of two, 1 .. 1 GiB).
     * ``debug`` — memory-correctness mode (red zones, poisoning, quarantine, allocation stacks,
@@ -351,10 +261,17 @@ class Arena:
     * ``hugepages`` — ask for transparent huge pages (``MADV_HUGEPAGE``).
     * ``quarantine`` — bytes of freed blocks held back before reuse in debug mode (default 1/32
       of the capacity).
-    * ``slab`` — serve small requests from the size-class caches (:mod:`arena.slab`, the
-      kernel's ``kmalloc``): ``alloc(64)`` is then a list pop and a slice. ``False`` makes
-      every allocation a memblock reservation at the kernel's boot-time address (what a
-      memblock model or a boot-log replay needs). Debug mode always uses memblock.
+    * ``slab`` — serve requests from the size classes (``alloc(64)`` is then a list pop and an
+      array). ``False`` makes every allocation a memblock reservation at the kernel's
+      boot-time address (what a memblock model or a boot-log replay needs). Debug mode always
+      uses memblock.
+    * ``lifetime`` — ``"gc"``: memory is reused when the last array viewing it is gone;
+      ``"manual"``: at :meth:`free` (faster; a stale view then aliases later allocations).
+    * ``track_callers`` — record the allocating line of each allocation (for :meth:`info` and
+      :meth:`leaks`; always on in debug mode).
+    * ``retain`` — bytes of free large blocks kept for reuse at most (default a quarter of the
+      capacity); ``decay`` — seconds a retained block may stay unused before it goes back
+      (``None`` = only by :meth:`release_unused` and the limit).
 
     The memory starts at physical address :data:`ARENA_PHYS_BASE` (1 GiB). ``memblock`` and
     ``physmem`` stay reachable for power users; ``buddy`` after :meth:`handover`. Use as a
@@ -373,6 +290,10 @@ class Arena:
         hugepages: bool = False,
         quarantine: int | str | None = None,
         slab: bool = True,
+        lifetime: str = "gc",
+        track_callers: bool = False,
+        retain: int | str | None = None,
+        decay: float | None = DECAY_SECONDS,
     ) -> None:
         size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
         align = _align_arg("align", align)
@@ -383,8 +304,19 @@ class Arena:
         debug = bool_arg("debug", debug)
         hugepages = bool_arg("hugepages", hugepages)
         slab = bool_arg("slab", slab)
+        track_callers = bool_arg("track_callers", track_callers)
+        if lifetime not in LIFETIMES:
+            raise ValueError(f"lifetime must be one of {LIFETIMES}, not {lifetime!r}")
         if quarantine is not None:
             quarantine = parse_size(quarantine, name="quarantine", allow_zero=True)
+        retain = size // 4 if retain is None else parse_size(retain, name="retain",
+                                                             allow_zero=True)
+        if decay is not None:
+            if isinstance(decay, bool) or not isinstance(decay, (int, float)):
+                raise TypeError(f"decay must be a number of seconds or None, not "
+                                f"{type(decay).__name__} ({decay!r})")
+            if not 0 <= decay < float("inf"):
+                raise ValueError(f"decay must be >= 0 seconds, not {decay!r}")
         pm = PhysicalMemory(size, phys_base=ARENA_PHYS_BASE, nodes=nodes, hugepages=hugepages)
         slices = pm.slices
         max_numnodes = 64
@@ -406,37 +338,50 @@ class Arena:
         self._align = align
         self._budget = budget
         self._debug = debug
+        self._gc = lifetime == "gc"
+        self._track = debug or track_callers
         self._quarantine_limit = size // 32 if quarantine is None else quarantine
         self._stack_depth = STACK_DEPTH if debug else 1
         self._lock = threading.RLock()
-        # thread ident -> open scopes: records, and slots with the seq of their allocation
-        self._scopes: dict[int, list[list[_Record | tuple[Slot, int]]]] = {}
         self._closed = False
-        # Real address minus phys (an empty view marks nothing as written).
-        self._virt_delta = pm.view(pm.phys_base, 0).__array_interface__["data"][0] - pm.phys_base
+        # Arrays are made straight over the mapping's exporter (their base is then not an
+        # ndarray, so views derived from them keep them alive); _mv zeroes small units.
+        self._buf, self._delta = pm.exporter()
+        self._mv: Any = memoryview(self._buf).cast("B")
+        self._virt_delta = (pm.view(pm.phys_base, 0).__array_interface__["data"][0]
+                            - pm.phys_base)
         # Bookkeeping.
-        self._live: dict[int, _Record] = {}   # phys -> record, in allocation order
-        self._quarantine: deque[_Record] = deque()
+        self._byid: dict[int, Unit] = {}          # id(array handed out) -> unit, live or held
+        self._returned: list[Unit] = []           # units whose last array died (no lock)
+        self._make_cb = release_callbacks(self._returned.append) if self._gc else None
+        self._records: dict[int, Record] = {}     # phys -> record handed out
+        self._quarantine: deque[Record] = deque()
         self._quarantined = 0
-        self._freed: OrderedDict[int, tuple[tuple[str, int, str], ...]] = OrderedDict()
-        self._requested = 0
-        self._allocated = 0
+        self._freed: OrderedDict[int, tuple[Frame, ...]] = OrderedDict()
+        self._allocated = 0        # bytes of the units handed out and not back (held ones too)
+        self._held = 0
         self._total_allocated = 0
         self._peak = 0
         self._count = 0
+        self._pending: list[str] = []   # corruption found while giving back a dead unit
         self._autocheck = os.environ.get("ARENA_CHECK") == "1"
         self._limit = _NO_LIMIT if budget is None else budget
-        # The size-class caches (none in debug mode: red zones need memblock blocks).
+        self._scopevar: contextvars.ContextVar[list[tuple[Unit, int]] | None] = \
+            contextvars.ContextVar(f"arena-scope-{id(self):#x}", default=None)
+        self._nscopes = 0
+        # The size classes (none in debug mode or with slab=False: every request is a record).
         self._slab: SlabAllocator | None = None
+        self._large: LargeCaches | None = None
         if slab and not debug:
             self._slab = SlabAllocator(pm, slices, page_size=pm.page_size, fast_align=align,
-                                       granule=align)
-        self._byid: dict[int, Slot] = {}      # id(array handed out) -> its slot, if live
-        # What the fast paths of alloc() and free() look in; empty dicts send every call to
-        # the general path (closed arena, no caches, ARENA_CHECK=1 so that every call checks).
-        fast = self._slab is not None and not self._autocheck
-        self._fast: dict[int, KmemCache] = self._slab.fast if fast and self._slab else {}
-        self._fastfree: dict[int, Slot] = self._byid if fast else {}
+                                       granule=align, buf_delta=self._delta,
+                                       make_cb=self._make_cb)
+            self._large = LargeCaches([sl.nid for sl in slices], pm.page_size, limit=retain,
+                                      decay=decay)
+        # Request size -> cache, for the hot path (empty: every call takes the general path).
+        self._fast: dict[int, Any] = {}
+        if self._slab is not None and not self._autocheck:
+            self._fast = dict(self._slab.fast)
         with _ARENAS_LOCK:
             self._serial = next(_serials)
             _ARENAS.add(self)
@@ -445,7 +390,7 @@ class Arena:
 
     @property
     def memblock(self) -> Memblock:
-        """The :class:`arena.memblock.Memblock` serving the allocations (power users)."""
+        """The :class:`arena.memblock.Memblock` placing the memory (power users)."""
         return self._mb
 
     @property
@@ -455,9 +400,14 @@ class Arena:
 
     @property
     def slab(self) -> SlabAllocator | None:
-        """The size-class caches (:class:`arena.slab.SlabAllocator`) serving small requests,
-        or ``None`` (debug mode, ``slab=False``, closed)."""
+        """The small size classes (:class:`arena.slab.SlabAllocator`), or ``None`` (debug
+        mode, ``slab=False``, closed)."""
         return self._slab
+
+    @property
+    def large(self) -> LargeCaches | None:
+        """The large size classes (:class:`arena.largecache.LargeCaches`), or ``None``."""
+        return self._large
 
     @property
     def buddy(self) -> BuddyAllocator | None:
@@ -485,6 +435,11 @@ class Arena:
         return self._debug
 
     @property
+    def lifetime(self) -> str:
+        """``"gc"`` or ``"manual"``."""
+        return "gc" if self._gc else "manual"
+
+    @property
     def nodes(self) -> tuple[int, ...]:
         """The node ids of the arena's memory, ascending."""
         return tuple(sl.nid for sl in self._slices)
@@ -498,8 +453,8 @@ class Arena:
         state = " closed" if self._closed else ""
         dbg = " debug" if self._debug else ""
         return (f"<Arena {self._capacity:#x} bytes, {len(self._slices)} node(s), "
-                f"{len(self._live) + len(self._byid)} live, {self._allocated} bytes "
-                f"allocated{dbg}{state}>")
+                f"{len(self._byid)} live, {self._allocated - self._held} bytes "
+                f"allocated, lifetime={self.lifetime}{dbg}{state}>")
 
     # -- argument checks ---------------------------------------------------------------------
 
@@ -522,70 +477,36 @@ class Arena:
     def _nid_of(self, phys: int) -> int:
         return self._slices[bisect.bisect_right(self._slice_starts, phys) - 1].nid
 
-    # -- the allocation core -----------------------------------------------------------------
+    # -- the hot path ------------------------------------------------------------------------
 
     def alloc(self, nbytes: int, *, align: int | None = None, node: int | None = None,
               strict_node: bool = False, zero: bool = True) -> np.ndarray:
-        """Allocate ``nbytes`` bytes; returns a writable 1-D uint8 view of them.
+        """Allocate ``nbytes`` bytes; returns a writable 1-D uint8 array of them.
 
-        Kernel counterpart: ``kmalloc_node()`` for sizes a size class serves (a slot of a slab,
-        :mod:`arena.slab`), else ``memblock_alloc_try_nid()`` (``strict_node``:
-        ``memblock_alloc_exact_nid_raw()``), after :meth:`handover` ``alloc_pages_node()``.
+        Kernel counterpart: ``kmalloc_node()`` for the small size classes, a large class's
+        free list above them; fresh memory from ``memblock_alloc_try_nid()``
+        (``strict_node``: ``memblock_alloc_exact_nid_raw()``), after :meth:`handover`
+        ``alloc_pages_node()``.
 
         * ``align`` — power of two, 1 B .. 1 GiB (default: the arena's ``align``); the physical
           and the real virtual address are both multiples of it.
         * ``node`` — prefer this node and fall back to any node (``None`` = any node);
           ``strict_node=True`` never falls back (needs ``node``).
-        * ``zero`` — the bytes read 0 (pages never touched are not written); ``False`` leaves
-          them as they are (``0x5a`` in debug mode).
+        * ``zero`` — the bytes read 0; ``False`` leaves them as they are (``0x5a`` in debug
+          mode).
 
-        ``nbytes`` 0 is allowed (an empty array that still holds one granule). Raises
+        ``nbytes`` 0 is allowed (an empty array that still holds a unit). Raises
         TypeError/ValueError for bad arguments, :class:`arena.errors.BudgetExceededError` if
-        the budget would be exceeded, :class:`arena.errors.ArenaMemoryError` if no free block
-        fits, ClosedError; the arena is unchanged on error. O(1) from a size-class cache with
-        a free slot, else O(regions).
+        the budget would be exceeded, :class:`arena.errors.ArenaMemoryError` if no memory
+        fits, ClosedError; the arena is unchanged on error. O(1) for a size served before,
+        else memblock's O(regions).
         """
-        # The fast path: a size class at the default alignment on any node, with a free slot in
-        # the current slab and room in the budget: _take_slot() written out (the call alone
-        # costs ~10% of the path), after the cheapest checks that exclude everything else
-        # (non-int sizes; a closed arena, debug mode and ARENA_CHECK=1 miss self._fast).
         if align is None and node is None and strict_node is False and type(nbytes) is int:
             cache = self._fast.get(nbytes)
             if cache is not None and (zero is True or zero is False):
-                # The caller (its line is looked up when asked). Taken before the lock: making
-                # the frame object is the one step here that can run the garbage collector, and
-                # so a finalizer that frees memory of this arena (the lock is re-entrant).
-                frame = _getframe(1)
-                lock = self._lock
-                lock.acquire()   # acquire/release: half the cost of `with lock:`
-                try:
-                    free = cache.free
-                    size = cache.size
-                    allocated = self._allocated + size
-                    if free and allocated <= self._limit:
-                        slot = free.pop()
-                        off = slot.off
-                        view = slot.sv[off:off + nbytes]
-                        if zero and slot.seq >= 0:   # handed out before: may be dirty
-                            # The whole slot, through a memoryview: half of view.fill(0).
-                            slot.mv[off:slot.end] = cache.zeros
-                        slot.view = view
-                        slot.size = nbytes
-                        slot.seq = seq = self._count
-                        self._count = seq + 1
-                        slot.align = None
-                        slot.code = frame.f_code
-                        slot.lasti = frame.f_lasti
-                        self._byid[id(view)] = slot
-                        self._allocated = allocated
-                        self._total_allocated += size
-                        if allocated > self._peak:
-                            self._peak = allocated
-                        if self._scopes:
-                            self._scope_add((slot, seq))
-                        return view
-                finally:
-                    lock.release()
+                view = self._take(cache, nbytes, (nbytes,), _U8, zero)
+                if view is not None:
+                    return view
         return self._alloc(nbytes, align, node, strict_node, zero, None, None)
 
     def alloc_array(self, shape: int | tuple[int, ...], dtype: Any = np.float64, *,
@@ -593,12 +514,25 @@ class Arena:
                     strict_node: bool = False, zero: bool = True) -> np.ndarray:
         """Allocate an ndarray of ``shape`` and ``dtype`` (C order); like :meth:`alloc`.
 
-        The alignment is at least ``dtype.alignment``. Object dtypes are refused (TypeError).
-        Free it with :meth:`free` (any view with the same start and size works). O(regions).
+        The alignment is at least ``dtype.alignment``. Object dtypes and dtypes of itemsize 0
+        are refused (TypeError). Free it with :meth:`free` (or any view derived from it that
+        covers it whole). O(1) for a size served before.
         """
+        if align is None and node is None and strict_node is False and type(shape) is int \
+                and shape > 0:
+            dt = _FAST_DTYPES.get(dtype)
+            if dt is not None and dt.alignment <= self._align:
+                nbytes = shape * dt.itemsize
+                cache = self._fast.get(nbytes)
+                if cache is not None and (zero is True or zero is False):
+                    view = self._take(cache, nbytes, (shape,), dt, zero)
+                    if view is not None:
+                        return view
         dt = np.dtype(dtype)
         if dt.hasobject:
             raise TypeError(f"dtype {dt} holds Python objects, which cannot live in raw memory")
+        if dt.itemsize == 0:
+            raise TypeError(f"dtype {dt!r} has itemsize 0: its arrays hold no bytes")
         dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
         dims = tuple(int_arg("shape", d) for d in dims)
         if any(d < 0 for d in dims):
@@ -615,9 +549,116 @@ class Arena:
             align = dt.alignment
         return self._alloc(nbytes, align, node, strict_node, zero, dt, dims)
 
+    def _take(self, cache: Any, nbytes: int, shape: tuple[int, ...], dtype: np.dtype,
+              zero: bool) -> np.ndarray | None:
+        """Hand out the newest free unit of ``cache`` (a size class at the default alignment,
+        any node) as an array of ``shape`` and ``dtype``; ``None`` if the cache has no free
+        unit or the budget has no room (the general path then decides). Kernel counterpart:
+        the fast path of ``slab_alloc_node()``. O(1)."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            free = cache.free
+            if not free:
+                return None
+            unit = free[-1]
+            csize = unit.csize
+            if self._allocated + csize > self._limit:
+                return None
+            free.pop()
+            boff = unit.boff
+            view = _ndarray(shape, dtype, self._buf, boff)
+            if zero and unit.dirty:
+                zeros = cache.zeros
+                if zeros is None:
+                    view.fill(0)   # a memset
+                else:
+                    self._mv[boff:boff + csize] = zeros   # half the cost of fill() at 64 B
+            # Objects the garbage collector tracks are made before the counters are read: a
+            # collection here may run a finalizer that frees memory of this arena.
+            cb = unit.cb
+            if cb is None:
+                unit.view = view
+            else:
+                unit.ref = _wref(view, cb)
+            if self._track:
+                frame = _caller(2)
+                unit.code = frame.f_code if frame is not None else None
+                unit.lasti = frame.f_lasti if frame is not None else 0
+            unit.dirty = True
+            unit.state = LIVE
+            unit.size = nbytes
+            unit.align = None
+            unit.seq = seq = self._count
+            self._count = seq + 1
+            unit.key = key = id(view)
+            self._byid[key] = unit
+            allocated = self._allocated + csize
+            self._allocated = allocated
+            self._total_allocated += csize
+            if allocated > self._peak:
+                self._peak = allocated
+            if cache.large:
+                self._large.retained -= csize  # type: ignore[union-attr]
+            if self._nscopes:
+                self._scope_add(unit, seq)
+            return view
+        finally:
+            lock.release()
+
+    def free(self, array: np.ndarray) -> None:
+        """Free an allocation: ``array`` is the array :meth:`alloc` returned or a view derived
+        from it that covers it whole (``a.view(np.float32)``, ``a.reshape(...)``, ``a[:]``).
+
+        Kernel counterpart: ``kfree()``. Manual lifetime: the memory is reusable at once (the
+        array stays a valid view of memory that is no longer yours). Garbage-collected
+        lifetime: the arena gives up its claim now and reuses the memory once the last array
+        viewing it is gone (it counts as ``held_bytes`` meanwhile). In debug mode the red
+        zones are checked, the block is poisoned (``0x6b``) and quarantined.
+
+        Raises TypeError (not an ndarray), :class:`arena.errors.ForeignBufferError` (not an
+        allocation of this arena, or only part of one), :class:`arena.errors.DoubleFreeError`
+        (freed already, or a stale array whose memory was freed and reused),
+        :class:`arena.errors.CorruptionError` (debug: red zone or quarantined memory
+        overwritten), ClosedError. Nothing changes on error. O(1).
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            unit = self._byid.get(id(array))
+            if unit is not None and unit.view is array and type(unit) is Slot \
+                    and unit.state == LIVE:
+                # The manual lifetime's slot, written out: the arena holds the array, so the
+                # id lookup is exact.
+                del self._byid[unit.key]
+                unit.view = None
+                unit.state = FREE
+                self._allocated -= unit.csize
+                home = unit.home
+                home.append(unit)  # type: ignore[union-attr]
+                n = len(home)  # type: ignore[arg-type]
+                if n == 1 or n == unit.slab.nslots:   # was full, or is empty now
+                    slab = unit.slab
+                    if not slab.is_cur:
+                        self._slab_changed(slab)
+                if self._returned:
+                    self._drain()
+                return
+        finally:
+            lock.release()
+        frame = _caller(1)
+        with self._lock:
+            self._open()
+            self._drain()
+            unit = self._lookup(array)
+            self._free_units([unit], frame)
+
+    # -- the general path --------------------------------------------------------------------
+
     def _alloc(self, nbytes: Any, align: Any, node: Any, strict_node: Any, zero: Any,
                dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
-        """The one allocation core behind :meth:`alloc` and :meth:`alloc_array`."""
+        """The one allocation core behind :meth:`alloc` and :meth:`alloc_array` when the hot
+        path does not apply: checks, then a size class or a record."""
         nbytes = int_arg("nbytes", nbytes)
         if not 0 <= nbytes < 1 << 62:
             raise ValueError(f"nbytes must be in 0 .. 2**62, not {nbytes}")
@@ -627,122 +668,229 @@ class Arena:
         zero = bool_arg("zero", zero)
         if strict and nid == NUMA_NO_NODE:
             raise ValueError("strict_node=True needs a node")
-        frame = sys._getframe(2)
-        stack = _capture(frame, self._stack_depth)
+        frame = _caller(2)
         with self._lock:
             self._open()
-            debug = self._debug
-            slab = self._slab
-            if slab is not None and nbytes and nid == NUMA_NO_NODE:
-                index = slab.index(nbytes, align)
-                if index is not None and self._allocated + KMALLOC_SIZES[index] <= self._limit:
-                    # kmalloc(): a slot of the class's cache; without a free slot or a new slab
-                    # (or within the budget), memblock serves it. Requests for a node keep
-                    # memblock_alloc_try_nid()'s placement (and its node fallback).
-                    cache: KmemCache | None = slab.cache(index, nid)
-                    if cache is not None and not cache.free:
-                        cache = slab.refill(index, nid, self._get_slab_pages,
-                                            self._put_slab_pages)
-                    if cache is not None:
-                        return self._take_slot(cache, nbytes, zero,
-                                               None if align == self._align else align, frame,
-                                               dtype, shape)
-            # Layout: [left red zone][nbytes][right red zone + granule padding]; the left red
-            # zone is a multiple of align so the user's bytes stay aligned (above one page of
-            # alignment it is dropped rather than wasting a whole alignment unit).
-            left = (_round_up(REDZONE, align) if align <= self._page_size else 0) if debug else 0
-            need = left + nbytes + (REDZONE if debug else 0)
-            buddy = self._buddy
-            if buddy is None:
-                order = -1
-                reserved = _round_up(max(need, 1), self._align)
-            else:
-                order = self._order_for(need, align, nbytes, nid)
-                reserved = self._page_size << order
-            budget = self._budget
-            if budget is not None and self._allocated + reserved > budget:
-                free, largest = self._free_summary()
-                raise BudgetExceededError(
-                    f"allocating {nbytes} bytes (holding {reserved}) would take the arena to "
-                    f"{self._allocated + reserved} bytes, over its budget of {budget} "
-                    f"({budget - self._allocated} left)", size=nbytes, align=align,
-                    node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
-                    largest_free=largest)
-            block = self._get_block(reserved, align, nid, strict, order)
-            if not block:
-                raise self._oom(nbytes, reserved, align, nid, strict)
-            phys = block + left
-            pm = self._pm
+            self._drain()
+            unit: Unit | None = None
+            cache: Any = None
+            if self._slab is not None:
+                cache, unit = self._class_unit(nbytes, align, nid, strict)
+            if unit is None:
+                return self._alloc_record(nbytes, align, nid, strict, zero, dtype, shape,
+                                          frame)
             try:
-                if debug:
-                    if left:
-                        pm.fill(block, left, RED_ACTIVE)
-                    pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
-                    if nbytes and not zero:
-                        pm.fill(phys, nbytes, POISON_INUSE)
-                if zero and nbytes:
-                    pm.zero(phys, nbytes)
-                if nbytes:
-                    view = pm.view(phys, nbytes)
-                else:
-                    view = pm.view(phys, 1)[:0]
-            except BaseException:   # the memory failed: the block goes back, nothing changed
-                self._give_back(block, reserved, order)
+                view = self._hand_out(unit, nbytes, zero, dtype, shape, cache)
+            except BaseException:
+                self._give(unit)
                 raise
-            rec = _Record(phys, nbytes, block, reserved, order, align, self._nid_of(block),
-                          None if nid == NUMA_NO_NODE else nid, self._count, stack)
-            self._live[phys] = rec
-            self._freed.pop(phys, None)
-            self._count += 1
-            self._requested += nbytes
-            self._allocated += reserved
-            self._total_allocated += reserved
-            if self._allocated > self._peak:
-                self._peak = self._allocated
-            if self._scopes:
-                self._scope_add(rec)
+            unit.align = None if align == self._align else align
+            if self._track:
+                self._remember_caller(unit, frame)
+            if cache is not None and nid == NUMA_NO_NODE and align == self._align \
+                    and nbytes and dtype is None and not self._autocheck:
+                self._remember_fast(nbytes, cache)
             if self._autocheck:
                 self._check_bookkeeping()
-        if dtype is not None:
-            view = view.view(dtype).reshape(shape)
         return view
 
-    def _scope_add(self, entry: _Record | tuple[Slot, int]) -> None:
-        """File a new allocation (a record, or a slot with its ``seq``) in this thread's
-        innermost scope, if it has one."""
-        scopes = self._scopes.get(threading.get_ident())
-        if scopes:
-            scopes[-1].append(entry)
+    def _class_unit(self, nbytes: int, align: int, nid: int,
+                    strict: bool) -> tuple[Any, Unit | None]:
+        """``(cache, unit)`` from the size class of a request, or ``(None, None)`` if no class
+        serves it (the caller makes a record). Raises the budget and out-of-memory errors."""
+        slab, large = self._slab, self._large
+        assert slab is not None and large is not None
+        index = slab.index(nbytes, align) if nbytes <= KMALLOC_MAX_SIZE else None
+        if index is not None:
+            self._check_budget(slab.caches[slab.nids[0]][index].size, nbytes, align, nid)
+            for attempt in (0, 1):
+                cache = slab.cache(index, nid)
+                if not cache.free:
+                    cache = slab.refill(index, nid, self._get_slab_pages, self._put_slab_pages)
+                if cache is not None:
+                    return cache, cache.free.pop()
+                if attempt == 0 and not self._reclaim():
+                    break
+            if nid != NUMA_NO_NODE and not strict:
+                return None, None   # memblock's node fallback decides
+            raise self._oom(nbytes, slab.caches[slab.nids[0]][index].size, align, nid, strict)
+        if align > MAX_ALIGN // 2 or nbytes == 0:
+            return None, None
+        size = large.class_size(nbytes)
+        block = large.take(size, nid, strict, align)
+        if block is not None:
+            self._check_budget_or_put_back(block, nbytes, align, nid)
+            return (large.target(size) if nid == NUMA_NO_NODE else None), block
+        return self._fresh_block(size, nbytes, align, nid, strict)
 
-    def _take_slot(self, cache: KmemCache, nbytes: int, zero: bool, align: int | None, frame: Any,
-                   dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
-        """Hand out the next free slot of ``cache`` (it has one; the budget was checked) as
-        an array of ``nbytes`` bytes (or of ``dtype`` and ``shape``). Kernel counterpart: the
-        fast path of ``slab_alloc_node()``. :meth:`alloc` has this written out. O(1)."""
-        slot = cache.free.pop()
-        view = slot.sv[slot.off:slot.off + nbytes]
-        if zero and slot.seq >= 0:
-            slot.mv[slot.off:slot.end] = cache.zeros
+    def _check_budget_or_put_back(self, block: Block, nbytes: int, align: int,
+                                  nid: int) -> None:
+        try:
+            self._check_budget(block.csize, nbytes, align, nid)
+        except BudgetExceededError:
+            block.home.append(block)  # type: ignore[union-attr]
+            self._large.retained += block.csize  # type: ignore[union-attr]
+            raise
+
+    def _fresh_block(self, size: int, nbytes: int, align: int, nid: int,
+                     strict: bool) -> tuple[Any, Unit]:
+        """A new large block of class ``size`` from memblock (or the buddy allocator)."""
+        large = self._large
+        assert large is not None
+        ps = self._page_size
+        order = -1
+        nbytes_block = size
+        if self._buddy is not None:
+            order = max((size // ps - 1).bit_length(), max(align // ps, 1).bit_length() - 1)
+            if order > self._buddy.max_order:
+                raise self._oom(nbytes, size, align, nid, strict)
+            nbytes_block = ps << order
+        self._check_budget(nbytes_block, nbytes, align, nid)
+        base = 0
+        for attempt in (0, 1):
+            base = self._get_block(nbytes_block, max(align, ps), nid, strict, order)
+            if base or attempt or not self._reclaim():
+                break
+        if not base:
+            raise self._oom(nbytes, nbytes_block, align, nid, strict)
+        got = self._nid_of(base)
+        cache = large.cache(size, got)
+        block = Block(base, base - self._delta, nbytes_block, got, cache.free, None, order,
+                      nbytes_block)
+        if self._make_cb is not None:
+            block.cb = self._make_cb(block)
+        try:
+            self._pm.zero(base, nbytes_block)   # touches only pages written before
+            self._pm.view(base, nbytes_block)   # records the block as written
+        except BaseException:
+            self._put_block(block)
+            raise
+        if nid == NUMA_NO_NODE:
+            large.targets[size] = cache
+        return (large.target(size) if nid == NUMA_NO_NODE else cache), block
+
+    def _hand_out(self, unit: Unit, nbytes: int, zero: bool, dtype: np.dtype | None,
+                  shape: tuple[int, ...] | None, cache: Any) -> np.ndarray:
+        """Make the array of a unit taken from a class and file the allocation."""
+        view = _ndarray((nbytes,), _U8, self._buf, unit.boff)
+        if zero and nbytes and unit.dirty:
+            view.fill(0)
         if dtype is not None:
-            view = view.view(dtype).reshape(shape)
-        slot.view = view
-        slot.size = nbytes
-        slot.seq = seq = self._count
+            view = _ndarray(shape, dtype, self._buf, unit.boff)
+        self._file(unit, view, nbytes)
+        return view
+
+    def _file(self, unit: Unit, view: np.ndarray, nbytes: int) -> None:
+        """Record a unit as handed out as ``view`` (counters, index, scope)."""
+        cb = unit.cb
+        if cb is None:
+            unit.view = view
+        else:
+            unit.ref = _wref(view, cb)
+        unit.dirty = True
+        unit.state = LIVE
+        unit.size = nbytes
+        unit.seq = seq = self._count
         self._count = seq + 1
-        slot.align = align
-        slot.code = frame.f_code
-        slot.lasti = frame.f_lasti
-        self._byid[id(view)] = slot
-        size = cache.size
-        self._allocated += size
-        self._total_allocated += size
+        unit.key = key = id(view)
+        self._byid[key] = unit
+        csize = unit.csize
+        self._allocated += csize
+        self._total_allocated += csize
         if self._allocated > self._peak:
             self._peak = self._allocated
-        if self._scopes:
-            self._scope_add((slot, seq))
+        if self._nscopes:
+            self._scope_add(unit, seq)
+
+    def _remember_caller(self, unit: Unit, frame: Any) -> None:
+        if self._debug:
+            unit.stack = capture(frame, self._stack_depth)
+            unit.code = None
+        else:
+            unit.code = frame.f_code if frame is not None else None
+            unit.lasti = frame.f_lasti if frame is not None else 0
+
+    def _remember_fast(self, nbytes: int, cache: Any) -> None:
+        """Let the hot path serve ``nbytes`` from ``cache`` from now on."""
+        fast = self._fast
+        if nbytes > KMALLOC_MAX_SIZE:
+            if len(fast) > KMALLOC_MAX_SIZE + _FAST_LARGE_SIZES:   # forget the large ones
+                for key in [k for k in fast if k > KMALLOC_MAX_SIZE]:
+                    del fast[key]
+            fast[nbytes] = cache
+
+    def _scope_add(self, unit: Unit, seq: int) -> None:
+        """File a new allocation in the innermost scope of this context, if it has one."""
+        units = self._scopevar.get()
+        if units is not None:
+            units.append((unit, seq))
+
+    def _check_budget(self, reserved: int, nbytes: int, align: int, nid: int) -> None:
+        budget = self._budget
+        if budget is not None and self._allocated + reserved > budget:
+            free, largest = self._free_summary()
+            raise BudgetExceededError(
+                f"allocating {nbytes} bytes (holding {reserved}) would take the arena to "
+                f"{self._allocated + reserved} bytes, over its budget of {budget} "
+                f"({budget - self._allocated} left)", size=nbytes, align=align,
+                node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
+                largest_free=largest)
+
+    def _alloc_record(self, nbytes: int, align: int, nid: int, strict: bool, zero: bool,
+                      dtype: np.dtype | None, shape: tuple[int, ...] | None,
+                      frame: Any) -> np.ndarray:
+        """An allocation that is a reservation of its own (debug mode, ``slab=False``, or no
+        size class serves it). Layout: ``[left red zone][nbytes][right red zone +
+        padding]``; the left red zone is a multiple of ``align`` so the user's bytes stay
+        aligned (above a page of alignment it is dropped)."""
+        debug = self._debug
+        left = (_round_up(REDZONE, align) if align <= self._page_size else 0) if debug else 0
+        need = left + nbytes + (REDZONE if debug else 0)
+        if self._buddy is None:
+            order = -1
+            reserved = _round_up(max(need, 1), self._align)
+        else:
+            order = self._order_for(need, align, nbytes, nid)
+            reserved = self._page_size << order
+        self._check_budget(reserved, nbytes, align, nid)
+        block = self._get_block(reserved, align, nid, strict, order)
+        if not block and self._reclaim():
+            block = self._get_block(reserved, align, nid, strict, order)
+        if not block:
+            raise self._oom(nbytes, reserved, align, nid, strict)
+        phys = block + left
+        pm = self._pm
+        rec = Record(phys, phys - self._delta, block, reserved, order, self._nid_of(block),
+                     None if nid == NUMA_NO_NODE else nid, None)
+        try:
+            pm.view(block, reserved)   # records the block as written
+            if debug:
+                if left:
+                    pm.fill(block, left, RED_ACTIVE)
+                pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
+                if nbytes and not zero:
+                    pm.fill(phys, nbytes, POISON_INUSE)
+            if zero and nbytes:
+                pm.zero(phys, nbytes)
+            view = _ndarray((nbytes,), _U8, self._buf, rec.boff)
+            if dtype is not None:
+                view = _ndarray(shape, dtype, self._buf, rec.boff)
+        except BaseException:   # the memory failed: the block goes back, nothing changed
+            self._give_back(block, reserved, order)
+            raise
+        if self._make_cb is not None:
+            rec.cb = self._make_cb(rec)
+        rec.align = align
+        if self._track:
+            self._remember_caller(rec, frame)
+        self._records[phys] = rec
+        self._freed.pop(phys, None)
+        self._file(rec, view, nbytes)
         if self._autocheck:
             self._check_bookkeeping()
         return view
+
+    # -- page sources --------------------------------------------------------------------------
 
     def _get_slab_pages(self, nbytes: int, order: int, nid: int,
                         exact: bool) -> tuple[int, int] | None:
@@ -758,9 +906,7 @@ class Arena:
         return (base, order) if base else None
 
     def _put_slab_pages(self, slab: Slab) -> None:
-        """Give an empty slab back to where it came from (:data:`arena.slab.PutPages`). Its
-        slots that were used are remembered as freed, so a stale array still reports a double
-        free."""
+        """Give an empty slab back to where it came from (:data:`arena.slab.PutPages`)."""
         freed = self._freed
         for slot in slab.slots:
             if slot.seq >= 0:
@@ -770,18 +916,35 @@ class Arena:
             freed.popitem(last=False)
         self._give_back(slab.base, slab.nbytes, slab.order)
 
+    def _put_block(self, block: Block) -> None:
+        """Give a large block back to where it came from, and its pages to the OS."""
+        self._give_back(block.phys, block.nbytes, block.order)
+        if self._buddy is None or block.order >= 0:
+            self._pm.release(block.phys, block.nbytes)
+
+    def _reclaim(self) -> bool:
+        """Give every retained block and empty slab back (before failing a request for want
+        of memory); True if anything went back."""
+        got = 0
+        if self._large is not None:
+            got += self._large.release(self._put_block)
+        if self._slab is not None:
+            got += self._slab.shrink(self._put_slab_pages)
+        return got > 0
+
     def _order_for(self, need: int, align: int, nbytes: int, nid: int) -> int:
         """Buddy order of a block of at least ``need`` bytes aligned to ``align``."""
         ps = self._page_size
         pages = max(1, -(-need // ps))
         order = max((pages - 1).bit_length(), max(align // ps, 1).bit_length() - 1)
-        assert self._buddy is not None
-        if order > self._buddy.max_order:
+        buddy = self._buddy
+        assert buddy is not None
+        if order > buddy.max_order:
             free, largest = self._free_summary()
             raise ArenaMemoryError(
                 f"cannot allocate {nbytes} bytes aligned to {align} from the page allocator: "
-                f"its largest block is {ps << self._buddy.max_order} bytes (order "
-                f"{self._buddy.max_order})", size=nbytes, align=align,
+                f"its largest block is {ps << buddy.max_order} bytes (order "
+                f"{buddy.max_order})", size=nbytes, align=align,
                 node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
                 largest_free=largest)
         return order
@@ -795,11 +958,21 @@ class Arena:
                                             strict)
         node: int | None = None if nid == NUMA_NO_NODE else nid
         if node is not None and node not in buddy.nodes:
-            # The node gave the page allocator no pages (all reserved before the hand-over).
             if strict:
                 return 0
             node = None
         return buddy.alloc_pages_phys(order, node=node, strict_node=strict) or 0
+
+    def _give_back(self, block: int, nbytes: int, order: int) -> None:
+        """Give ``[block, block + nbytes)`` back: a buddy block of ``order``, or (order -1) a
+        memblock reservation (after the hand-over: ``memblock_free_late()``)."""
+        if order >= 0:
+            assert self._buddy is not None
+            self._buddy.free_pages(block, order)
+        elif self._buddy is None:
+            self._mb.phys_free(block, nbytes)
+        else:
+            self._mb.free_late(block, nbytes)
 
     def _oom(self, nbytes: int, reserved: int, align: int, nid: int,
              strict: bool) -> ArenaMemoryError:
@@ -814,148 +987,122 @@ class Arena:
             align=align, node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
             largest_free=largest)
 
-    # -- freeing -----------------------------------------------------------------------------
-
-    def _lookup(self, array: Any) -> _Record | Slot:
-        """The live record or slot ``array`` covers exactly; raises as :meth:`free` documents.
-        O(1) for the array handed out, else ``phys_of`` and O(1) more."""
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"need a numpy array from this arena, not {type(array).__name__}")
-        slot = self._byid.get(id(array))
-        if slot is not None and slot.view is array:
-            return slot
-        try:
-            phys = self._pm.phys_of(array)
-        except ValueError as exc:
-            raise ForeignBufferError(f"the array was not allocated by this arena: {exc}") from None
-        nbytes = array.nbytes
-        whole = array.flags.c_contiguous or array.flags.f_contiguous
-        slab = None
-        if self._slab is not None:
-            slab, slot = self._slab.find(phys)
-        rec: _Record | Slot | None
-        if slab is not None:      # inside a slab: only a slot in use is an allocation
-            rec = slot if slot is not None and slot.view is not None else None
-            freed = slot is not None and slot.seq >= 0
-        else:
-            rec = self._live.get(phys)
-            freed = phys in self._freed
-        if rec is not None:
-            if rec.size != nbytes or not whole:
-                raise ForeignBufferError(
-                    f"the array ({nbytes} bytes at phys {phys:#x}"
-                    f"{'' if array.flags.contiguous else ', not contiguous'}) is not the whole "
-                    f"of {self._describe(rec)}")
-            return rec
-        if freed:
-            where = self._freed.get(phys) if slab is None else None
-            at = f" (at {_site(where[0])})" if where else ""
-            raise DoubleFreeError(f"the array at phys {phys:#x} was already freed{at}")
-        raise ForeignBufferError(f"the array at phys {phys:#x} ({nbytes} bytes) is not an "
-                                 f"allocation of this arena (a slice of one, or never allocated)")
-
-    def free(self, array: np.ndarray) -> None:
-        """Free an allocation: ``array`` is the array :meth:`alloc` returned or any view with the
-        same first byte and the same size (``a.view(np.float32)``, ``a.reshape(...)``).
-
-        Kernel counterpart: ``kfree()`` for a slot of a size-class cache, else
-        ``memblock_free()`` (after :meth:`handover`: ``free_pages()`` or
-        ``memblock_free_late()`` for blocks from before it). In debug mode the red zones are
-        checked, the block is poisoned (``0x6b``) and quarantined. The array stays a valid view
-        of memory that is no longer yours.
-
-        Raises TypeError (not an ndarray), :class:`arena.errors.ForeignBufferError` (not an
-        allocation of this arena, or only part of one), :class:`arena.errors.DoubleFreeError`
-        (freed already; the last :data:`FREED_MEMORY` freed starts are remembered, slots as long
-        as their slab lives, and a later allocation at the same address makes the old array
-        indistinguishable from the new),
-        :class:`arena.errors.CorruptionError` (debug: red zone or quarantined memory
-        overwritten), ClosedError. Nothing changes on error. O(1) for the array of a slot as
-        handed out, else O(regions).
-        """
-        # The fast path: the very array a slot was handed out as (the arena holds it, so no
-        # other live object has its id). The id lookup replaces phys_of() (~1 us); the rest is
-        # _free_slots() written out.
-        lock = self._lock
-        lock.acquire()
-        try:
-            slot = self._fastfree.pop(id(array), None)
-            if slot is not None:
-                slot.view = None
-                self._allocated -= slot.csize
-                free = slot.free
-                free.append(slot)
-                n = len(free)
-                if n == 1 or n == slot.slab.nslots:   # was full, or is empty now
-                    slab = slot.slab
-                    if not slab.is_cur:
-                        self._slab_changed(slab)
-                return
-        finally:
-            lock.release()
-        stack = _capture(sys._getframe(1), self._stack_depth)
-        with self._lock:
-            self._open()
-            rec = self._lookup(array)
-            if isinstance(rec, Slot):
-                self._free_slots([rec])
-            else:
-                self._free_records([rec], stack)
-
     def _slab_changed(self, slab: Slab) -> None:
         """A free made ``slab`` (not a current one) leave the full state or become empty."""
         assert self._slab is not None
         self._slab.slab_changed(slab, self._put_slab_pages)
 
-    def _free_slots(self, slots: list[Slot]) -> None:
-        """The free core for slots (free, scope exit, reset). Kernel counterpart: ``kfree()``
-        (``slab_free()``). O(len(slots)) plus any slab given back."""
-        byid = self._byid
-        for slot in slots:
-            del byid[id(slot.view)]
-            slot.view = None
-            self._allocated -= slot.csize
-            free = slot.free
-            free.append(slot)
-            if (len(free) == 1 or len(free) == slot.slab.nslots) and not slot.slab.is_cur:
-                self._slab_changed(slot.slab)
-        if self._autocheck:
-            self._check_bookkeeping()
+    # -- giving units back -------------------------------------------------------------------
 
-    def _free_records(self, recs: list[_Record], stack: tuple[tuple[str, int, str], ...]) -> None:
-        """The one free core (free, scope exit, reset): check everything, then change state."""
-        if self._debug:
-            reports = [r for rec in recs if (r := self._check_redzones(rec))]
-            evict = self._evictions(sum(rec.reserved for rec in recs))
-            reports += [r for rec in evict if (r := self._check_poison(rec))]
-            if reports:
-                raise self._corruption(reports)
-        live, freed = self._live, self._freed
-        for rec in recs:
-            del live[rec.phys]
-            self._requested -= rec.size
-            self._allocated -= rec.reserved
-            freed[rec.phys] = stack
-            freed.move_to_end(rec.phys)
-            if self._debug:
-                rec.freed_at = stack
-                self._pm.fill(rec.block, rec.reserved, POISON_FREE)
-                self._quarantine.append(rec)
-                self._quarantined += rec.reserved
+    def _drain(self) -> None:
+        """Give back the units whose last array died (garbage-collected lifetime). Runs
+        under the lock. In this lifetime it is the only way a unit goes back, so a unit on the
+        list is never on a free list too. O(units returned)."""
+        returned = self._returned
+        byid = self._byid
+        while returned:
+            unit = returned.pop()
+            state = unit.state
+            if state == FREE:
+                continue
+            if byid.get(unit.key) is unit:
+                del byid[unit.key]
+            unit.ref = None
+            self._allocated -= unit.csize
+            if state == HELD:
+                self._held -= unit.csize
+            if type(unit) is Record and self._debug:
+                if state == LIVE:   # dropped without free(): freed now
+                    report = redzone_report(self._pm.read, unit)
+                    if report:
+                        self._pending.append(report + "\n  (found when its last array died)")
+                    unit.state = FREE
+                    self._retire_records([unit], ())
+                elif unit.quarantined:
+                    unit.state = FREE   # the quarantine gives it back when it leaves
+                else:
+                    self._give(unit)
+                continue
+            self._give(unit)
+
+    def _give(self, unit: Unit) -> None:
+        """Put a unit that nobody holds any more back where it belongs."""
+        unit.state = FREE
+        unit.view = None
+        unit.ref = None
+        if type(unit) is Slot:
+            home = unit.home
+            home.append(unit)  # type: ignore[union-attr]
+            n = len(home)  # type: ignore[arg-type]
+            if (n == 1 or n == unit.slab.nslots) and not unit.slab.is_cur:
+                self._slab_changed(unit.slab)
+        elif type(unit) is Block:
+            if self._buddy is not None and unit.order < 0:
+                self._give_back(unit.phys, unit.nbytes, -1)   # a block from before hand-over
             else:
-                self._release_block(rec)
+                self._large.give(unit, self._put_block)  # type: ignore[union-attr]
+        else:
+            assert type(unit) is Record
+            del self._records[unit.phys]
+            self._give_back(unit.block, unit.csize, unit.order)
+
+    def _free_units(self, units: list[Unit], frame: Any) -> None:
+        """The free core (free, scope exit, reset): check everything, then change state. In the
+        garbage-collected lifetime a unit whose array is alive is held; one whose array died
+        is left to :meth:`_drain` (its callback has queued it)."""
+        stack = capture(frame, self._stack_depth) if self._debug else ()
+        records = [u for u in units if type(u) is Record]
+        if self._debug and records:
+            reports = [r for rec in records if (r := redzone_report(self._pm.read, rec))]
+            evict = self._evictions(sum(rec.csize for rec in records))
+            reports += [r for rec in evict if (r := poison_report(self._pm.read, rec))]
+            if reports:
+                raise corruption(reports)
+        freed = self._freed
+        gc = self._gc
+        for unit in units:
+            freed[unit.phys] = stack
+            freed.move_to_end(unit.phys)
+            if gc:
+                if unit.ref() is None:
+                    continue
+                unit.state = HELD      # reused when its last array dies (_drain)
+                self._held += unit.csize
+                if self._debug and type(unit) is Record:
+                    self._retire_records([unit], stack)
+                continue
+            del self._byid[unit.key]
+            self._allocated -= unit.csize
+            if self._debug and type(unit) is Record:
+                unit.state = FREE
+                unit.view = None
+                self._retire_records([unit], stack)
+            else:
+                self._give(unit)
         while len(freed) > FREED_MEMORY:
             freed.popitem(last=False)
-        if self._debug:
-            q = self._quarantine
-            while self._quarantined > self._quarantine_limit:
-                old = q.popleft()
-                self._quarantined -= old.reserved
-                self._release_block(old)
+        self._drain()
         if self._autocheck:
             self._check_bookkeeping()
 
-    def _evictions(self, adding: int) -> list[_Record]:
+    def _retire_records(self, recs: list[Record], stack: tuple[Frame, ...]) -> None:
+        """Debug mode: poison freed records and quarantine them; the oldest leave (and go
+        back, unless arrays still view them: then the last one's death gives them back)."""
+        for rec in recs:
+            rec.freed_at = stack
+            rec.quarantined = True
+            self._pm.fill(rec.block, rec.csize, POISON_FREE)
+            self._quarantine.append(rec)
+            self._quarantined += rec.csize
+        q = self._quarantine
+        while self._quarantined > self._quarantine_limit:
+            old = q.popleft()
+            self._quarantined -= old.csize
+            old.quarantined = False
+            if old.state == FREE:
+                self._give(old)
+
+    def _evictions(self, adding: int) -> list[Record]:
         """Quarantined records that adding ``adding`` bytes pushes out (oldest first)."""
         over = self._quarantined + adding - self._quarantine_limit
         out = []
@@ -963,218 +1110,200 @@ class Arena:
             if over <= 0:
                 break
             out.append(rec)
-            over -= rec.reserved
+            over -= rec.csize
         return out
 
-    def _release_block(self, rec: _Record) -> None:
-        """Give a record's block back to the allocator it came from."""
-        self._give_back(rec.block, rec.reserved, rec.order)
+    # -- finding a unit from an array ----------------------------------------------------------
 
-    def _give_back(self, block: int, nbytes: int, order: int) -> None:
-        """Give ``[block, block + nbytes)`` back: a buddy block of ``order``, or (order -1) a
-        memblock reservation."""
-        if order >= 0:
-            assert self._buddy is not None
-            self._buddy.free_pages(block, order)
-        elif self._buddy is None:
-            self._mb.phys_free(block, nbytes)
-        else:
-            # memblock_free_late(): the block's whole pages go to the page allocator.
-            self._mb.free_late(block, nbytes)
+    def _anchor(self, array: np.ndarray) -> Any:
+        """The array the arena made that ``array`` is or derives from, or ``None``."""
+        buf = self._buf
+        x: Any = array
+        for _ in range(4):
+            base = x.base if isinstance(x, np.ndarray) else getattr(x, "base", None)
+            if base is buf:
+                return x if isinstance(x, np.ndarray) else None
+            if isinstance(base, memoryview):
+                base = base.obj
+            if base is None:
+                return None
+            x = base
+        return None
 
-    # -- ownership and introspection ---------------------------------------------------------
+    def _lookup(self, array: Any) -> Unit:
+        """The live unit ``array`` covers whole; raises as :meth:`free` documents. O(1) for an
+        array of this arena, O(live) to explain a refusal."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"need a numpy array from this arena, not {type(array).__name__}")
+        anchor = self._anchor(array)
+        unit = None if anchor is None else self._byid.get(id(anchor))
+        if unit is not None and (unit.view is anchor or (
+                unit.ref is not None and unit.ref() is anchor)):
+            if unit.state == HELD:
+                where = self._freed.get(unit.phys)
+                at = f" (at {site(where[0])})" if where else ""
+                raise DoubleFreeError(f"the array at phys {unit.phys:#x} was already freed{at}")
+            whole = array.flags.c_contiguous or array.flags.f_contiguous
+            if array.nbytes != unit.size or not whole:
+                raise ForeignBufferError(
+                    f"the array ({array.nbytes} bytes at phys {unit.phys:#x}"
+                    f"{'' if whole else ', not contiguous'}) is not the whole of "
+                    f"{self._describe(unit)}")
+            if array is not anchor:
+                phys = self._pm.phys_of(array) if array.nbytes else unit.phys
+                if phys != unit.phys:
+                    raise ForeignBufferError(f"the array at phys {phys:#x} is not the whole of "
+                                             f"{self._describe(unit)}")
+            return unit
+        try:
+            phys = self._pm.phys_of(array)
+        except ValueError as exc:
+            raise ForeignBufferError(f"the array was not allocated by this arena: {exc}") from None
+        if anchor is not None or phys in self._freed:
+            where = self._freed.get(phys)
+            at = f" (at {site(where[0])})" if where else ""
+            raise DoubleFreeError(f"the array at phys {phys:#x} was already freed{at} (a stale "
+                                  f"array: its memory may have been reused since)")
+        raise ForeignBufferError(f"the array at phys {phys:#x} ({array.nbytes} bytes) is not an "
+                                 f"allocation of this arena (a slice of one, or never allocated)")
 
     def owns(self, array: np.ndarray) -> bool:
         """True if :meth:`free` would accept ``array`` now (a live allocation of this arena,
         whole). TypeError for a non-array, ClosedError. O(1)."""
         with self._lock:
             self._open()
+            self._drain()
             try:
                 self._lookup(array)
             except (ForeignBufferError, DoubleFreeError):
                 return False
             return True
 
-    def _slot_stack(self, slot: Slot) -> tuple[tuple[str, int, str], ...]:
-        """The one frame a slot's allocation remembers, its line found from the offset."""
-        code, lasti = slot.code, slot.lasti
-        line = next((ln for s, e, ln in code.co_lines() if s <= lasti < e), None)
-        return ((code.co_filename, code.co_firstlineno if line is None else line,
-                 code.co_name),)
+    # -- introspection ---------------------------------------------------------------------------
 
-    def _describe(self, rec: _Record | Slot) -> str:
-        if type(rec) is _Record:
-            return rec.describe()
-        info = self._info(rec)
+    def _describe(self, unit: Unit) -> str:
+        if type(unit) is Record:
+            return unit.describe()
+        info = self._info(unit)
         return (f"the {info.size}-byte allocation at phys {info.phys:#x} (align {info.align}, "
                 f"node {info.node}) allocated at {info.caller}")
 
-    def _info(self, rec: _Record | Slot) -> AllocationInfo:
-        delta = self._virt_delta
-        if type(rec) is _Record:
-            return AllocationInfo(
-                phys=rec.phys, address=rec.phys + delta, size=rec.size, reserved=rec.reserved,
-                align=rec.align, node=rec.nid, requested_node=rec.node,
-                caller=_site(rec.stack[0] if rec.stack else None),
-                stack=tuple(_site(f) for f in rec.stack), seq=rec.seq)
-        assert type(rec) is Slot
-        site = _site(self._slot_stack(rec)[0])
-        return AllocationInfo(
-            phys=rec.phys, address=rec.phys + delta, size=rec.size, reserved=rec.csize,
-            align=self._align if rec.align is None else rec.align, node=rec.slab.nid,
-            requested_node=None, caller=site, stack=(site,), seq=rec.seq)
+    def _stack(self, unit: Unit) -> tuple[Frame, ...]:
+        if unit.stack:
+            return unit.stack
+        if unit.code is not None:
+            return (frame_site(unit.code, unit.lasti),)
+        return ()
 
-    def _all_live(self) -> list[_Record | Slot]:
-        """Every live record and slot, in allocation order. O(live log live)."""
-        out: list[_Record | Slot] = list(self._live.values())
-        if self._byid:
-            out += self._byid.values()
-            out.sort(key=lambda r: r.seq)
-        return out
+    def _info(self, unit: Unit) -> AllocationInfo:
+        stack = self._stack(unit)
+        return AllocationInfo(
+            phys=unit.phys, address=unit.phys + self._virt_delta, size=unit.size,
+            reserved=unit.csize, align=self._align if unit.align is None else unit.align,
+            node=unit.nid, requested_node=unit.node if type(unit) is Record else None,
+            caller=site(stack[0]) if stack else UNTRACKED,
+            stack=tuple(site(f) for f in stack), seq=unit.seq)
+
+    def _live_units(self) -> list[Unit]:
+        """Every live (not held) unit, in allocation order. O(live log live)."""
+        return sorted((u for u in self._byid.values() if u.state == LIVE), key=lambda u: u.seq)
 
     def info(self, array: np.ndarray) -> AllocationInfo:
         """The :class:`AllocationInfo` of a live allocation (the array or a view :meth:`free`
         accepts). Raises like :meth:`free`. O(1)."""
         with self._lock:
             self._open()
+            self._drain()
             return self._info(self._lookup(array))
 
     def live(self) -> list[AllocationInfo]:
         """Every live allocation, in allocation order. O(live log live)."""
         with self._lock:
             self._open()
-            return [self._info(rec) for rec in self._all_live()]
+            self._drain()
+            return [self._info(u) for u in self._live_units()]
 
     def leaks(self) -> list[LeakSite]:
         """Live allocations grouped by the call site that made them, most bytes first.
 
-        Call it when everything should have been freed. In debug mode ``stack`` holds
-        :data:`STACK_DEPTH` frames, otherwise one. Raises ClosedError. O(live log live).
+        Call it when everything should have been freed. Callers are known in debug mode
+        (:data:`STACK_DEPTH` frames) or with ``track_callers=True`` (one frame); otherwise
+        every allocation is grouped under :data:`arena.tracking.UNTRACKED`. In the
+        garbage-collected lifetime an allocation whose arrays are all gone is no leak.
+        Raises ClosedError. O(live log live).
         """
         with self._lock:
             self._open()
-            return self._leak_sites()
+            self._drain()
+            return leak_sites([self._info(u) for u in self._live_units()])
 
     def format_leaks(self) -> str:
-        """:meth:`leaks` as text (empty string if nothing is live). Raises ClosedError.
-        O(live log live)."""
-        with self._lock:
-            self._open()
-            return self._format_leaks()
-
-    def _leak_sites(self) -> list[LeakSite]:
-        groups: dict[str, list[AllocationInfo]] = {}
-        for rec in self._all_live():
-            info = self._info(rec)
-            groups.setdefault(info.caller, []).append(info)
-        sites = [LeakSite(site, len(infos), sum(i.size for i in infos), infos[0].stack,
-                          tuple(i.phys for i in infos))
-                 for site, infos in groups.items()]
-        sites.sort(key=lambda s: (-s.nbytes, -s.count, s.site))
-        return sites
-
-    def _format_leaks(self) -> str:
-        sites = self._leak_sites()
-        if not sites:
-            return ""
-        count = sum(s.count for s in sites)
-        total = sum(s.nbytes for s in sites)
-        lines = [f"{count} allocation(s) still live ({total} bytes), by call site:"]
-        for s in sites:
-            lines.append(f"  {s.count} x, {s.nbytes} bytes, allocated at {s.site}"
-                         + "".join(f"\n      {frame}" for frame in s.stack[1:]))
-        return "\n".join(lines)
+        """:meth:`leaks` as text (empty string if nothing is live). Raises ClosedError."""
+        return format_leaks(self.leaks())
 
     # -- scopes and bulk operations ----------------------------------------------------------
 
-    @contextlib.contextmanager
-    def scope(self) -> Iterator[Arena]:
-        """Context manager: on exit, free everything this thread allocated inside it and did
-        not free yet (also when an exception leaves the block). Scopes nest; each thread has
-        its own. Yields the arena. Raises like :meth:`reset` on exit. O(allocations inside)."""
-        recs: list[_Record | tuple[Slot, int]] = []
-        ident = threading.get_ident()
-        with self._lock:
-            self._open()
-            self._scopes.setdefault(ident, []).append(recs)
-        try:
-            yield self
-        finally:
-            where = _capture(sys._getframe(2), self._stack_depth)
-            with self._lock:
-                stack = self._scopes[ident]
-                for i in range(len(stack) - 1, -1, -1):  # by identity: empty lists are equal
-                    if stack[i] is recs:
-                        del stack[i]
-                        break
-                if not stack:
-                    del self._scopes[ident]
-                if not self._closed:
-                    live = self._live
-                    self._free_records([r for r in recs
-                                        if type(r) is _Record and live.get(r.phys) is r], where)
-                    # A slot is the scope's while it holds the allocation made in it.
-                    self._free_slots([r[0] for r in recs if type(r) is tuple
-                                      and r[0].seq == r[1] and r[0].view is not None])
+    def scope(self) -> _Scope:
+        """Context manager: on exit, free everything this context (thread, or asyncio task)
+        allocated inside it and did not free yet (also when an exception leaves the block).
+        Scopes nest; each thread and each asyncio task has its own (they follow
+        ``contextvars``). Yields the arena. Raises like :meth:`reset` on exit. O(allocations
+        inside)."""
+        return _Scope(self)
 
     def reset(self) -> None:
-        """Free every live allocation at once (in debug mode: checked, poisoned, quarantined)
-        and give every slab back (:meth:`arena.slab.SlabAllocator.shrink`).
+        """Free every live allocation at once (in debug mode: checked, poisoned, quarantined;
+        in the garbage-collected lifetime, allocations still viewed are held until their last
+        view dies), then give every empty slab and every retained block back.
 
         Raises :class:`arena.errors.CorruptionError` (debug; nothing freed), ClosedError.
-        O(live × regions + slabs).
+        O(live + slabs).
         """
-        where = _capture(sys._getframe(1), self._stack_depth)
+        frame = _caller(1)
         with self._lock:
             self._open()
-            self._free_records(list(self._live.values()), where)
-            self._free_slots(list(self._byid.values()))
-            self._shrink()
+            self._drain()
+            self._free_units(self._live_units(), frame)
+            self._reclaim()
 
-    def _shrink(self) -> int:
-        """``kmem_cache_shrink()``: give the empty slabs back; returns their bytes."""
-        return 0 if self._slab is None else self._slab.shrink(self._put_slab_pages)
-
-    def release(self) -> int:
-        """Give the pages of free memory back to the OS (``MADV_DONTNEED``); returns the bytes
-        released. Free memory is the free blocks and the empty slabs of the size-class caches,
-        which then go back to the allocator (``kmem_cache_shrink()``) once every page was
-        released. Only whole pages are released; they read as zero afterwards and cost no RAM
-        until touched. Kernel counterpart: none. Raises OSError if ``madvise`` fails (pages
-        released before stay released; no allocation or slab changes), ClosedError.
-        O(free blocks + slabs)."""
+    def release_unused(self) -> int:
+        """Give unused memory back: every retained large block and empty slab to memblock (or
+        the buddy allocator), then the pages of all free memory to the OS
+        (``MADV_DONTNEED``). Returns the bytes that were resident (backed by RAM) in what was
+        released. pyarrow's ``MemoryPool.release_unused``; kernel counterpart: none. Raises
+        OSError if ``madvise`` fails, ClosedError. O(free ranges + slabs + pages / 4096)."""
         with self._lock:
             self._open()
-            empty = [] if self._slab is None else self._slab.empty_slabs()
-            runs = [(s, e) for s, e, _ in self._free_runs()]
-            runs += [(sl.base, sl.base + sl.nbytes) for sl in empty]
+            self._drain()
+            before = self._pm.resident_bytes()
+            self._reclaim()
             ps = self._page_size
-            total = 0
-            for start, end in runs:
+            for start, end, _ in self._free_runs():
                 s = _round_up(start, ps)
                 e = end & -ps
                 if s < e:
                     self._pm.release(s, e - s)
-                    total += e - s
-            self._shrink()
-            return total
+            return max(before - self._pm.resident_bytes(), 0)
 
-    # -- the hand-over (issue 5) -------------------------------------------------------------
+    def release(self) -> int:
+        """The same as :meth:`release_unused` (its older name)."""
+        return self.release_unused()
+
+    # -- the hand-over -------------------------------------------------------------------------
 
     def handover(self, *, max_order: int = MAX_PAGE_ORDER) -> BuddyAllocator:
         """Move the running arena to the page allocator (the end of boot).
 
-        Kernel counterpart: ``memblock_free_all()``. Every free page goes to a new
-        :class:`arena.buddy.BuddyAllocator` (blocks of up to ``2**max_order`` pages), empty
-        slabs included; from now on new slabs of the size-class caches are buddy blocks, and
-        every other allocation is a buddy block of whole pages (the request plus red zones,
-        rounded up to a power of two of pages, aligned to its own size), so the budget counts
-        whole blocks and requests above ``page_size << max_order`` fail with
-        :class:`arena.errors.ArenaMemoryError`. Allocations made before stay valid; freeing
-        one gives its whole pages to the page allocator (``memblock_free_late()``: pages it
-        shares with a neighbouring block are not returned, as in the kernel). Returns the
-        buddy allocator (also :attr:`buddy`). Raises :class:`arena.errors.HandoverError` (a
-        ``RuntimeError``) if called twice, ClosedError. O(regions + blocks).
+        Kernel counterpart: ``memblock_free_all()``. Retained blocks and empty slabs go back
+        to memblock first; then every free page goes to a new
+        :class:`arena.buddy.BuddyAllocator` (blocks of up to ``2**max_order`` pages). From now
+        on fresh memory is buddy blocks: new slabs, large blocks (a whole power-of-two block
+        per class) and records (the request plus red zones rounded up to a power of two of
+        pages), so the budget counts whole blocks and requests above ``page_size <<
+        max_order`` fail with :class:`arena.errors.ArenaMemoryError`. Allocations made before
+        stay valid; freeing one gives its whole pages to the page allocator
+        (``memblock_free_late()``). Returns the buddy allocator (also :attr:`buddy`). Raises
+        :class:`arena.errors.HandoverError` if called twice, ClosedError.
         """
         max_order = int_arg("max_order", max_order)
         with self._lock:
@@ -1182,9 +1311,12 @@ class Arena:
             if self._buddy is not None:
                 raise HandoverError("handover() was already called")
             buddy = BuddyAllocator(self._pm, page_size=self._page_size, max_order=max_order)
-            self._shrink()
+            self._drain()
+            self._reclaim()
             self._mb.free_all(buddy)
             self._buddy = buddy
+            if self._large is not None:
+                self._large.targets.clear()
             return buddy
 
     # -- statistics --------------------------------------------------------------------------
@@ -1216,63 +1348,48 @@ class Arena:
         """
         with self._lock:
             self._open()
+            self._drain()
             runs = self._free_runs()
-            per_alloc: dict[int, list[int]] = {sl.nid: [0, 0] for sl in self._slices}
-            for rec in self._live.values():
-                acc = per_alloc[rec.nid]
-                acc[0] += rec.reserved
-                acc[1] += 1
-            requested = self._requested   # of the memblock/buddy blocks; slots counted here
-            for slot in self._byid.values():
-                acc = per_alloc[slot.slab.nid]
-                acc[0] += slot.csize
-                acc[1] += 1
-                requested += slot.size
+            per: dict[int, list[int]] = {sl.nid: [0, 0] for sl in self._slices}
+            requested = 0
+            for unit in self._byid.values():
+                if unit.state == LIVE:
+                    acc = per[unit.nid]
+                    acc[0] += unit.csize
+                    acc[1] += 1
+                    requested += unit.size
             nodes = []
+            weighted = 0.0
             for sl in self._slices:
                 sizes = [e - s for s, e, n in runs if n == sl.nid]
+                frag = fragmentation(sizes)
+                weighted += frag * sum(sizes)
                 nodes.append(NodeStats(
-                    nid=sl.nid, capacity=sl.size, bytes_allocated=per_alloc[sl.nid][0],
+                    nid=sl.nid, capacity=sl.size, bytes_allocated=per[sl.nid][0],
                     free_bytes=sum(sizes), largest_free_block=max(sizes, default=0),
-                    live_allocations=per_alloc[sl.nid][1],
-                    resident_bytes=self._pm.resident_bytes(sl.phys_start, sl.size)))
-            sizes = [e - s for s, e, _ in runs]
-            free = sum(sizes)
-            frag = 1.0 - sum(s * s for s in sizes) / (free * free) if free else 0.0
+                    live_allocations=per[sl.nid][1],
+                    resident_bytes=self._pm.resident_bytes(sl.phys_start, sl.size),
+                    fragmentation=frag))
+            free = sum(n.free_bytes for n in nodes)
             budget = self._budget
             return ArenaStats(
                 capacity=self._capacity, bytes_requested=requested,
-                bytes_allocated=self._allocated, total_bytes_allocated=self._total_allocated,
-                free_bytes=free, largest_free_block=max(sizes, default=0),
-                fragmentation=frag, live_allocations=len(self._live) + len(self._byid),
+                bytes_allocated=self._allocated - self._held, held_bytes=self._held,
+                retained_bytes=0 if self._large is None else self._large.retained,
+                slab_bytes=0 if self._slab is None else self._slab.slab_bytes,
+                memblock_bytes=self._mb.array_bytes(),
+                quarantined_bytes=self._quarantined,
+                total_bytes_allocated=self._total_allocated, free_bytes=free,
+                largest_free_block=max((n.largest_free_block for n in nodes), default=0),
+                fragmentation=weighted / free if free else 0.0,
+                live_allocations=sum(n.live_allocations for n in nodes),
                 num_allocations=self._count, max_memory=self._peak, per_node=tuple(nodes),
                 resident_bytes=sum(n.resident_bytes for n in nodes), budget=budget,
-                budget_remaining=None if budget is None else budget - self._allocated,
-                quarantined_bytes=self._quarantined,
-                slab_bytes=0 if self._slab is None else self._slab.slab_bytes)
+                budget_remaining=None if budget is None else budget - self._allocated)
 
     def print_stats(self, file: IO[str] | None = None) -> None:
         """Print :meth:`stats` as a table (one column per node when there are several)."""
-        st = self.stats()
-        names = [f.name for f in fields(ArenaStats) if f.name != "per_node"]
-        lines = [f"{'arena':<22}{'total':>20}"]
-        for name in names:
-            value = getattr(st, name)
-            if isinstance(value, float):
-                text = f"{value:.4f}"
-            elif value is None:
-                text = "-"
-            else:
-                text = f"{value:,}"
-            lines.append(f"{name:<22}{text:>20}")
-        if len(st.per_node) > 1:
-            node_fields = [f.name for f in fields(NodeStats) if f.name != "nid"]
-            lines.append("")
-            lines.append(f"{'node':<22}" + "".join(f"{n.nid:>16}" for n in st.per_node))
-            for name in node_fields:
-                lines.append(f"{name:<22}"
-                             + "".join(f"{getattr(n, name):>16,}" for n in st.per_node))
-        print("\n".join(lines), file=file if file is not None else sys.stdout)
+        print(format_stats(self.stats()), file=file if file is not None else sys.stdout)
 
     def dump(self, file: IO[str] | None = None) -> None:
         """Print memblock's ``memblock_dump_all()`` text (and, after :meth:`handover`, the
@@ -1289,53 +1406,6 @@ class Arena:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def _bad_bytes(self, phys: int, size: int, byte: int) -> tuple[int, int, int] | None:
-        """``(first, last, value at first)`` offsets of bytes differing from ``byte``."""
-        if size <= 0:
-            return None
-        data = self._pm.read(phys, size)
-        if data == bytes((byte,)) * size:
-            return None
-        arr = np.frombuffer(data, np.uint8)
-        bad = np.flatnonzero(arr != byte)
-        return int(bad[0]), int(bad[-1]), int(arr[bad[0]])
-
-    def _check_redzones(self, rec: _Record) -> str | None:
-        """Report of a live allocation's overwritten red zones, or None."""
-        problems = []
-        left = self._bad_bytes(rec.block, rec.phys - rec.block, RED_ACTIVE)
-        if left is not None:
-            before = rec.phys - rec.block - left[0]
-            problems.append(f"{before} byte(s) before its start were written (first found: "
-                            f"{left[2]:#04x} at -{before}, red zone {RED_ACTIVE:#04x})")
-        end = rec.phys + rec.size
-        right = self._bad_bytes(end, rec.block + rec.reserved - end, RED_ACTIVE)
-        if right is not None:
-            problems.append(f"{right[1] + 1} byte(s) past its end were written (first found: "
-                            f"{right[2]:#04x} at +{right[0]}, red zone {RED_ACTIVE:#04x})")
-        if not problems:
-            return None
-        return (f"overrun of {rec.describe()}: " + "; ".join(problems)
-                + "\n  allocated at:" + _fmt_stack(rec.stack))
-
-    def _check_poison(self, rec: _Record) -> str | None:
-        """Report of a write to a quarantined (freed) block, or None."""
-        bad = self._bad_bytes(rec.block, rec.reserved, POISON_FREE)
-        if bad is None:
-            return None
-        first, last = bad[0] - (rec.phys - rec.block), bad[1] - (rec.phys - rec.block)
-        return (f"write after free to {rec.describe()}: bytes at offsets {first} .. {last} "
-                f"were written after it was freed (found {bad[2]:#04x}, poison "
-                f"{POISON_FREE:#04x})\n  allocated at:" + _fmt_stack(rec.stack)
-                + "\n  freed at:" + _fmt_stack(rec.freed_at))
-
-    def _corruption(self, reports: list[str]) -> CorruptionError:
-        err = CorruptionError(
-            f"arena: {len(reports)} memory corruption(s) found (nothing was changed; "
-            f"check(repair=True) restores the patterns):\n" + "\n".join(reports))
-        err.reports = tuple(reports)  # type: ignore[attr-defined]
-        return err
-
     def check(self, *, repair: bool = False) -> list[str]:
         """Verify the arena: memblock's invariants, the bookkeeping and, in debug mode, every
         live red zone and every quarantined block.
@@ -1349,32 +1419,36 @@ class Arena:
         repair = bool_arg("repair", repair)
         with self._lock:
             self._open()
+            self._drain()
             if self._buddy is None:
                 self._mb.check()
             else:
                 self._buddy.check()
             self._check_bookkeeping()
-            reports: list[str] = []
+            reports: list[str] = list(self._pending)
             if not self._debug:
                 return reports
             pm = self._pm
-            for rec in self._live.values():
-                r = self._check_redzones(rec)
+            for rec in self._records.values():
+                if rec.state != LIVE:
+                    continue
+                r = redzone_report(pm.read, rec)
                 if r:
                     reports.append(r)
                     if repair:
                         if rec.phys > rec.block:
                             pm.fill(rec.block, rec.phys - rec.block, RED_ACTIVE)
                         end = rec.phys + rec.size
-                        pm.fill(end, rec.block + rec.reserved - end, RED_ACTIVE)
+                        pm.fill(end, rec.block + rec.csize - end, RED_ACTIVE)
             for rec in self._quarantine:
-                r = self._check_poison(rec)
+                r = poison_report(pm.read, rec)
                 if r:
                     reports.append(r)
                     if repair:
-                        pm.fill(rec.block, rec.reserved, POISON_FREE)
+                        pm.fill(rec.block, rec.csize, POISON_FREE)
             if reports and not repair:
-                raise self._corruption(reports)
+                raise corruption(reports)
+            self._pending.clear()
             return reports
 
     def _check_bookkeeping(self) -> None:
@@ -1385,42 +1459,48 @@ class Arena:
 
     def _bookkeeping_problem(self) -> str | None:
         """The first broken bookkeeping invariant in words, or None. O(live + slots)."""
-        live, byid, slab = self._live, self._byid, self._slab
-        if sum(r.reserved for r in live.values()) + sum(
-                s.csize for s in byid.values()) != self._allocated:
+        units = list(self._byid.values())
+        if sum(u.csize for u in units) != self._allocated:
             return "bytes_allocated differs from the sum of the live blocks and slots"
-        if sum(r.size for r in live.values()) != self._requested:
-            return "bytes_requested differs from the sum of the live sizes"
-        if sum(r.reserved for r in self._quarantine) != self._quarantined:
+        if sum(u.csize for u in units if u.state == HELD) != self._held:
+            return "held bytes differ from the sum of the held units"
+        if sum(r.csize for r in self._quarantine) != self._quarantined:
             return "quarantined bytes differ from the sum of the quarantined blocks"
-        if any(live.get(r.phys) is not r for r in live.values()):
-            return "a live record is filed under the wrong address"
-        if slab is None:
-            if byid:
-                return "slots are live but the arena has no size-class caches"
-        else:
-            problem = slab.problem()
+        for key, u in self._byid.items():
+            if u.key != key or u.state == FREE:
+                return f"{u!r} is filed under the wrong key or is free"
+            if (u.view is None) == (u.ref is None):
+                return f"{u!r} holds its array both strongly and weakly, or neither"
+            align = self._align if u.align is None else u.align
+            if u.phys % align or u.seq >= self._count or u.size > u.csize:
+                return f"{u!r} is misaligned, misnumbered or larger than its unit"
+        if self._slab is not None:
+            problem = self._slab.problem()
             if problem:
                 return f"size-class caches: {problem}"
-            for key, slot in byid.items():
-                align = self._align if slot.align is None else slot.align
-                if slot.view is None or id(slot.view) != key or slot.phys % align or \
-                        slot.seq >= self._count:
-                    return f"{slot!r} is live under the wrong key, misaligned or misnumbered"
-            if sum(1 for _ in slab.in_use()) != len(byid):
+            if sum(1 for _ in self._slab.in_use()) != sum(1 for u in units if type(u) is Slot):
                 return "a slot in use is not filed as live"
-        # Blocks (records, quarantined records, slabs) are disjoint, inside the memory and
-        # (memblock blocks) reserved.
-        blocks: list[tuple[int, int, int, _Record | Slab]] = [
-            (r.block, r.reserved, r.order, r) for r in list(live.values())
-            + list(self._quarantine)]
-        if slab is not None:
-            blocks += [(sl.base, sl.nbytes, sl.order, sl) for sl in slab.slabs()]
+        if self._large is not None:
+            problem = self._large.problem()
+            if problem:
+                return f"large size classes: {problem}"
+        return self._blocks_problem(units)
+
+    def _blocks_problem(self, units: list[Unit]) -> str | None:
+        """Blocks (records, quarantined records, large blocks, slabs) are disjoint, inside the
+        memory and (memblock blocks) reserved."""
+        blocks: list[tuple[int, int, int, Any]] = [
+            (r.block, r.csize, r.order, r) for r in self._records.values()]
+        blocks += [(b.phys, b.nbytes, b.order, b) for b in units if type(b) is Block]
+        if self._large is not None:
+            blocks += [(b.phys, b.nbytes, b.order, b) for b in self._large.free_blocks()]
+        if self._slab is not None:
+            blocks += [(sl.base, sl.nbytes, sl.order, sl) for sl in self._slab.slabs()]
         prev_end = -1
         for block, nbytes, order, what in sorted(blocks, key=lambda b: b[0]):
             if block < prev_end or not self._pm.contains(block, nbytes):
                 return f"the block of {what!r} overlaps another or lies outside the memory"
-            if type(what) is _Record and (
+            if type(what) is Record and (
                     not block <= what.phys <= what.phys + what.size <= block + nbytes
                     or what.phys % what.align):
                 return f"{what.describe()} is misplaced or misaligned in its block"
@@ -1462,48 +1542,50 @@ class Arena:
         with self._lock:
             if self._closed:
                 return
-            # The arena's own references to the memory go first: the arrays of live slots
-            # (kept for the free fast path; weakly referenced meanwhile) and the slab views.
-            held = [(key, slot, weakref.ref(slot.view)) for key, slot in self._byid.items()]
-            for _, slot, _ in held:
-                slot.view = None
-            if self._slab is not None:
-                self._slab.detach_views()
+            self._drain()
+            # The arena's own references to the memory go first: the arrays it holds (manual
+            # lifetime; weakly referenced meanwhile) and its exports of the mapping.
+            held = [(u, _wref(u.view)) for u in self._byid.values() if u.view is not None]
+            for u, _ in held:
+                u.view = None
+            self._mv.release()
+            self._mv = self._buf = None
             try:
                 self._pm.close()
             except LiveViewsError:
                 if not defer:
                     self._reattach(held)
                     raise  # nothing changed
-            leaks = self._format_leaks() if self._debug else ""
+            leaks = format_leaks(leak_sites([self._info(u) for u in self._live_units()])) \
+                if self._debug else ""
             self._closed = True
-            self._live.clear()
             self._byid.clear()
+            self._records.clear()
             self._fast = {}
-            self._fastfree = {}
             if self._slab is not None:
                 self._slab.retire()   # a thread that found a cache before: no free slot now
             self._slab = None
+            self._large = None
             self._quarantine.clear()
             self._freed.clear()
         if leaks:
             warnings.warn(f"Arena closed with leaks: {leaks}", ResourceWarning, stacklevel=2)
 
-    def _reattach(self, held: list[tuple[int, Slot, weakref.ref]]) -> None:
-        """Undo the first step of a refused :meth:`close`: slab views again, and each live
-        slot its array (a new view of its bytes if nobody but the arena held the old one)."""
-        assert self._slab is not None or not held
-        if self._slab is None:
-            return
-        self._slab.attach_views()
-        byid = self._byid
-        for key, slot, ref in held:
+    def _reattach(self, held: list[tuple[Unit, Any]]) -> None:
+        """Undo the first step of a refused :meth:`close`: the exports, and each held unit
+        its array (a new array of its bytes if nobody but the arena held the old one; the
+        index is rebuilt, since a new array may take the ``id()`` of a dropped one)."""
+        self._buf, self._delta = self._pm.exporter()
+        self._mv = memoryview(self._buf).cast("B")
+        for unit, ref in held:
             view = ref()
             if view is None:
-                del byid[key]
-                view = slot.sv[slot.off:slot.off + slot.size]
-                byid[id(view)] = slot
-            slot.view = view
+                view = _ndarray((unit.size,), _U8, self._buf, unit.boff)
+            unit.view = view
+        live = [u for u in self._byid.values() if u.view is not None or u.ref is not None]
+        for u in live:
+            u.key = id(u.view) if u.view is not None else u.key
+        self._byid = {u.key: u for u in live}
 
     def __enter__(self) -> Arena:
         self._open()
@@ -1511,3 +1593,12 @@ class Arena:
 
     def __exit__(self, *exc: object) -> None:
         self.close(defer=True)
+
+_FAST_DTYPES: dict[Any, np.dtype] = {}
+for _t in (np.float64, np.float32, np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32,
+           np.uint16, np.uint8, np.complex64, np.complex128, np.bool_, float, int, complex,
+           "f8", "f4", "i8", "i4", "u1", "float64", "float32", "int64", "int32", "uint8"):
+    _FAST_DTYPES[_t] = np.dtype(_t)
+    _FAST_DTYPES[np.dtype(_t)] = np.dtype(_t)
+del _t
+

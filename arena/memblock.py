@@ -2834,6 +2834,14 @@ class Memblock:
             return f"{t.name}.total_size {t.total_size:#x} != sum of sizes {total:#x}"
         return None
 
+    def array_bytes(self) -> int:
+        """Bytes memblock reserved for its own region arrays when it doubled them (whole
+        pages; the static initial arrays take none). Kernel counterpart: the allocations of
+        ``memblock_double_array()``. O(1)."""
+        ps = self._page_size
+        return sum((t.max * self._region_size + ps - 1) & -ps
+                   for t in (self.memory, self.reserved) if t._array_phys is not None)
+
     def check(self) -> None:
         """Verify every invariant of the three arrays (module docstring); O(n).
 

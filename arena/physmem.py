@@ -396,6 +396,7 @@ class PhysicalMemory:
         self._addr = start + self._off
         del full
         self._base: np.ndarray | None = self._make_base()
+        self._exporter: Any = None   # see exporter()
         try:
             if hugepages:
                 self._madvise_hugepages()
@@ -644,6 +645,25 @@ class PhysicalMemory:
             arr = arr.reshape(dims)
         return arr
 
+    def exporter(self) -> tuple[Any, int]:
+        """``(buffer, delta)``: an object exporting the whole mapping and the physical address
+        of its byte 0, so that ``np.ndarray(shape, dtype, buffer, phys - delta)`` is an array
+        over ``[phys, phys + nbytes)``.
+
+        For allocators that hand out many views (:class:`arena.Arena`). Such an array's
+        ``base`` is the buffer object, not an ndarray, so numpy makes it the base of every
+        view derived from it (slices, ``.view``, ``.reshape``): the array handed out stays alive
+        while any of them does. The buffer (a ``ctypes`` array over the mapping) holds the
+        mapping's export: while it or an array over it lives, :meth:`close` refuses. The caller
+        checks the range and records it as written (:meth:`view` does both once per block).
+        Raises ClosedError. O(1).
+        """
+        self._open()
+        if self._exporter is None:
+            assert self._mm is not None
+            self._exporter = (ctypes.c_char * len(self._mm)).from_buffer(self._mm)
+        return self._exporter, self._phys_base - self._off
+
     def phys_of(self, array: np.ndarray) -> int:
         """Physical address of the first byte of ``array`` (a view of this memory).
 
@@ -823,7 +843,8 @@ class PhysicalMemory:
         mm = self._mm
         if mm is None:
             return
-        self._base = None  # drop our own export of the buffer
+        self._base = None  # drop our own exports of the buffer
+        self._exporter = None
         try:
             try:
                 mm.close()

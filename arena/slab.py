@@ -18,8 +18,8 @@ Invariants (checked by :meth:`SlabAllocator.check`, O(slabs + slots)):
 * A slab of a cache of slot size ``size`` has ``nslots = nbytes // size`` slots at offsets
   ``0, size, 2 * size, ...`` (the tail is unused). A slot's physical address is a multiple of
   its cache's alignment (the largest power of two dividing ``size``, at most a page).
-* Every slot is either in use (``slot.view`` is the array handed out) or on its slab's
-  freelist, exactly once.
+* Every slot is either handed out (``state`` not ``FREE``) or on its slab's freelist,
+  exactly once.
 * A cache's current slab ``cur`` is the one allocations pop from: ``cache.free is
   cur.free`` (``cache.free`` is a fresh empty list when there is no current slab). ``partial``
   holds the cache's other slabs with at least one free slot, at most one of them completely
@@ -44,7 +44,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
+from arena.unit import FREE, Unit
 
 __all__ = [
     "KMALLOC_SIZES",
@@ -59,8 +59,10 @@ __all__ = [
     "slab_order",
 ]
 
-#: The kernel's kmalloc size classes (``kmalloc_info[]`` with ``KMALLOC_MIN_SIZE`` 8), bytes.
-KMALLOC_SIZES: tuple[int, ...] = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096)
+#: The kernel's kmalloc size classes (``kmalloc_info[]`` with ``KMALLOC_MIN_SIZE`` 8, up to
+#: ``kmalloc-8k``, SLUB's largest cache with 4 KiB pages), bytes.
+KMALLOC_SIZES: tuple[int, ...] = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096,
+                                  8192)
 #: The largest size class (bytes); larger requests are not served by the caches.
 KMALLOC_MAX_SIZE: int = KMALLOC_SIZES[-1]
 #: A slab holds at least this many slots (fewer only if a single slot is larger than
@@ -107,42 +109,21 @@ def slab_order(size: int, page_size: int) -> int:
     return order
 
 
-class Slot:
-    """One slot of a slab. Kernel counterpart: an object of a ``kmem_cache``.
+class Slot(Unit):
+    """One slot of a slab: a :class:`arena.unit.Unit` whose ``home`` is its slab's freelist.
+    Kernel counterpart: an object of a ``kmem_cache``. Adds ``slab`` and ``off`` (offset of the
+    slot in the slab, bytes)."""
 
-    Fixed: ``phys`` (physical address of the first byte), ``off``/``end`` (offsets of its
-    first and last + 1 byte in the slab), ``slab``, ``sv`` (the slab's view, sliced to hand the
-    slot out), ``mv`` (a memoryview of the slab, to zero the slot: ``mv[off:end] = zeros``
-    costs half of ``ndarray.fill``), ``free`` (the slab's freelist) and ``csize`` (the class
-    size, bytes). The allocation living in the slot (set by
-    the user of the cache, :class:`arena.Arena`): ``view`` (the array handed out; ``None``
-    while free), ``size`` (bytes requested), ``seq`` (allocation number; -1 while the slot was
-    never handed out since its slab was made, so its bytes still read zero), ``code``/``lasti`` (allocating frame's code object and instruction offset),
-    ``align`` (the alignment asked for; ``None`` = the user's default).
-    """
+    __slots__ = ("slab", "off")
 
-    __slots__ = ("phys", "off", "end", "slab", "sv", "mv", "free", "csize", "view", "size",
-                 "seq", "code", "lasti", "align")
-
-    def __init__(self, slab: Slab, off: int) -> None:
-        self.phys = slab.base + off
-        self.off = off
-        self.end = off + slab.cache.size
+    def __init__(self, slab: Slab, off: int, boff: int,
+                 cb: Callable[[Any], None] | None) -> None:
+        super().__init__(slab.base + off, boff, slab.cache.size, slab.nid, slab.free, cb)
         self.slab = slab
-        # The slab's view and memoryview (None while detached; typed Any for the hot path).
-        self.sv: Any = None
-        self.mv: Any = None
-        self.free = slab.free
-        self.csize = slab.cache.size
-        self.view: Any = None
-        self.size = 0
-        self.seq = -1
-        self.code: Any = None
-        self.lasti = 0
-        self.align: int | None = None
+        self.off = off
 
     def __repr__(self) -> str:
-        state = "free" if self.view is None else f"in use ({self.size} B, seq {self.seq})"
+        state = "free" if self.state == FREE else f"in use ({self.size} B, seq {self.seq})"
         return f"<Slot {self.phys:#x} of {self.slab.cache.name} node {self.slab.nid}, {state}>"
 
 
@@ -151,26 +132,28 @@ class Slab:
 
     Kernel counterpart: a slab (``struct slab``). ``base`` physical address; ``nbytes``;
     ``order`` — the buddy order it came with, or -1 for a memblock block; ``nid`` its node;
-    ``cache``; ``view`` (uint8 view of the whole slab, ``None`` while detached) and ``mv``
-    (a memoryview of it); ``slots`` (by index, ascending
-    address); ``free`` (the freelist: free slots, the next one to hand out last).
+    ``cache``; ``slots`` (by index, ascending address); ``free`` (the freelist: free slots, the
+    next one to hand out last). ``boff`` is the buffer offset of ``base`` and ``make_cb`` the
+    slots' callback factory (see :class:`arena.unit.Unit`).
     """
 
-    __slots__ = ("base", "nbytes", "order", "nid", "cache", "view", "mv", "slots", "free",
-                 "nslots", "is_cur")
+    __slots__ = ("base", "nbytes", "order", "nid", "cache", "slots", "free", "nslots", "is_cur")
 
-    def __init__(self, cache: KmemCache, base: int, order: int, nid: int) -> None:
+    def __init__(self, cache: KmemCache, base: int, order: int, nid: int, boff: int = 0,
+                 make_cb: Callable[[Unit], Callable[[Any], None]] | None = None) -> None:
         self.base = base
         self.nbytes = cache.slab_bytes
         self.order = order
         self.nid = nid
         self.cache = cache
-        self.view: np.ndarray | None = None   # set by SlabAllocator._attach
-        self.mv: memoryview | None = None
         self.is_cur = False   # the cache's current slab (tested on every free: no call)
         self.free: list[Slot] = []
         self.nslots = cache.slab_bytes // cache.size
-        self.slots = [Slot(self, i * cache.size) for i in range(self.nslots)]
+        size = cache.size
+        self.slots = [Slot(self, i * size, boff + i * size, None) for i in range(self.nslots)]
+        if make_cb is not None:
+            for slot in self.slots:
+                slot.cb = make_cb(slot)
         self.free.extend(self.slots)  # pop() takes the highest address first (top-down)
 
     @property
@@ -193,7 +176,7 @@ class KmemCache:
     """
 
     __slots__ = ("index", "size", "align", "nid", "slab_bytes", "slab_order", "cur", "free",
-                 "partial", "name", "zeros")
+                 "partial", "name", "zeros", "large")
 
     def __init__(self, index: int, nid: int, page_size: int) -> None:
         self.index = index
@@ -207,6 +190,7 @@ class KmemCache:
         self.partial: list[Slab] = []
         self.name = f"kmalloc-{self.size}"
         self.zeros = _ZEROS[index]
+        self.large = False   # see arena.largecache.LargeCache
 
     def _set_cur(self, slab: Slab | None) -> None:
         if self.cur is not None:
@@ -250,8 +234,11 @@ class SlabAllocator:
     """
 
     def __init__(self, physmem: Any, slices: list[Any], *, page_size: int, fast_align: int,
-                 granule: int) -> None:
+                 granule: int, buf_delta: int = 0,
+                 make_cb: Callable[[Unit], Callable[[Any], None]] | None = None) -> None:
         self._pm = physmem
+        self._buf_delta = buf_delta
+        self._make_cb = make_cb
         self.nids = [sl[0] for sl in slices]
         self._starts = [sl[1] for sl in slices]
         self.page_size = page_size
@@ -310,7 +297,7 @@ class SlabAllocator:
         """Every slot in use. O(slots)."""
         for slab in self.slabs():
             for slot in slab.slots:
-                if slot.view is not None:
+                if slot.state != FREE:
                     yield slot
 
     # -- refill: ___slab_alloc() --------------------------------------------------------------
@@ -373,15 +360,14 @@ class SlabAllocator:
         base, order = block
         got = self._nid_of(base)
         cache = self.caches[got][index]
-        slab = Slab(cache, base, order, got)
+        slab = Slab(cache, base, order, got, base - self._buf_delta, self._make_cb)
         pm = self._pm
         try:
             pm.zero(base, cache.slab_bytes)
-            self._attach(slab, pm.view(base, cache.slab_bytes))
+            pm.view(base, cache.slab_bytes)   # records the slab as written: slots are handed out
         except BaseException:   # the memory failed: the pages go back, nothing changed
             put_pages(slab)
             raise
-        assert not cache.free, "a new slab while the current one has room"   # see refill()
         cache._set_cur(slab)
         first = base >> self._shift
         for p in range(first, first + (cache.slab_bytes >> self._shift)):
@@ -413,7 +399,8 @@ class SlabAllocator:
 
     def discard(self, slab: Slab, put_pages: PutPages) -> None:
         """``discard_slab()``: give an empty slab's pages back (``put_pages``). O(partial)."""
-        assert len(slab.free) == slab.nslots, slab
+        if len(slab.free) != slab.nslots:
+            raise AssertionError(f"discarding {slab!r}, which has slots in use")
         cache = slab.cache
         if slab is cache.cur:
             cache._set_cur(None)
@@ -425,9 +412,6 @@ class SlabAllocator:
         self.nslabs -= 1
         self.slab_bytes -= slab.nbytes
         put_pages(slab)
-        slab.view = slab.mv = None
-        for slot in slab.slots:
-            slot.sv = slot.mv = None
 
     def empty_slabs(self) -> list[Slab]:
         """The slabs with no slot in use, by ascending address. O(slabs)."""
@@ -443,33 +427,12 @@ class SlabAllocator:
 
     # -- lifetime ------------------------------------------------------------------------------
 
-    def detach_views(self) -> None:
-        """Drop every reference to the slab views, so that the memory can be unmapped.
-        O(slots)."""
-        for slab in self.slabs():
-            slab.view = slab.mv = None
-            for slot in slab.slots:
-                slot.sv = slot.mv = None
-
     def retire(self) -> None:
         """Leave every cache without a current slab, so that a fast path that looked a cache
         up before its owner closed finds no free slot. O(caches)."""
         for caches in self.caches.values():
             for cache in caches:
                 cache._set_cur(None)
-
-    def attach_views(self) -> None:
-        """Undo :meth:`detach_views` (new views of the same bytes). O(slots)."""
-        for slab in self.slabs():
-            self._attach(slab, self._pm.view(slab.base, slab.nbytes))
-
-    @staticmethod
-    def _attach(slab: Slab, view: np.ndarray) -> None:
-        slab.view = view
-        slab.mv = mv = memoryview(view)  # type: ignore[arg-type]  # numpy arrays are buffers
-        for slot in slab.slots:
-            slot.sv = view
-            slot.mv = mv
 
     # -- checks and dump ---------------------------------------------------------------------
 
@@ -527,14 +490,13 @@ class SlabAllocator:
                 return f"a slot is twice on the freelist of {slab!r}"
             for i, slot in enumerate(slab.slots):
                 if slot.slab is not slab or slot.off != i * cache.size or \
-                        slot.end != slot.off + cache.size or slot.mv is not slab.mv or \
                         slot.phys != slab.base + slot.off or slot.phys % cache.align or \
-                        slot.free is not slab.free or slot.csize != cache.size or \
-                        slot.sv is not slab.view:
+                        slot.home is not slab.free or slot.csize != cache.size or \
+                        slot.boff != slot.phys - self._buf_delta:
                     return f"{slot!r} is misplaced"
-                if (slot.view is None) != (id(slot) in on_list):
+                if (slot.state == FREE) != (id(slot) in on_list):
                     return f"{slot!r} is neither in use nor free, or both"
-                if slot.view is not None and slot.size > cache.size:
+                if slot.state != FREE and slot.size > cache.size:
                     return f"{slot!r} holds more than its class"
         if len(slabs) != self.nslabs or sum(s.nbytes for s in slabs) != self.slab_bytes:
             return "the slab count or byte total is wrong"

@@ -1,0 +1,113 @@
+"""Debug mode's memory checks: red zones, poison and the quarantine of freed blocks.
+
+Kernel counterpart: SLUB debugging (``slub_debug=FZP``): a live object's red zones hold
+:data:`RED_ACTIVE`, freed memory :data:`POISON_FREE`, an object nobody initialised
+:data:`POISON_INUSE`. In debug mode every allocation is a :class:`Record`, a memblock (or
+buddy) block of its own laid out as ``[left red zone][user bytes][right red zone + padding]``;
+a freed block is poisoned and waits in the quarantine before it goes back, so that a write
+after free is found when the block leaves it (or at :meth:`arena.Arena.check`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from arena.errors import CorruptionError
+from arena.tracking import Frame, fmt_stack, site
+from arena.unit import Unit
+
+__all__ = ["REDZONE", "RED_ACTIVE", "POISON_FREE", "POISON_INUSE", "Record", "bad_bytes",
+           "redzone_report", "poison_report", "corruption"]
+
+#: Minimum red zone on each side of an allocation in debug mode (bytes).
+REDZONE = 16
+#: SLUB's ``SLUB_RED_ACTIVE``: red zone of a live object.
+RED_ACTIVE = 0xCC
+#: SLUB's ``POISON_FREE``: freed memory.
+POISON_FREE = 0x6B
+#: SLUB's ``POISON_INUSE``: an allocation nobody has initialised (``zero=False``).
+POISON_INUSE = 0x5A
+
+
+class Record(Unit):
+    """A block reserved for one allocation (debug mode, ``slab=False``, and requests no size
+    class serves): a :class:`arena.unit.Unit` with no free list. Adds ``block`` (first byte
+    of the block; ``phys - block`` is the left red zone), ``order`` (buddy order, -1 for a
+    memblock block), ``node`` (node asked for, ``None`` = any) and ``freed_at`` (the freeing
+    stack, debug) and ``quarantined`` (waiting in the quarantine)."""
+
+    __slots__ = ("block", "order", "node", "freed_at", "quarantined")
+
+    def __init__(self, phys: int, boff: int, block: int, reserved: int, order: int, nid: int,
+                 node: int | None, cb: Callable[[Any], None] | None) -> None:
+        super().__init__(phys, boff, reserved, nid, None, cb)
+        self.block = block
+        self.order = order
+        self.node = node
+        self.freed_at: tuple[Frame, ...] = ()
+        self.quarantined = False
+
+    def describe(self) -> str:
+        return (f"the {self.size}-byte allocation at phys {self.phys:#x} (align "
+                f"{self.align}, node {self.nid}) allocated at "
+                f"{site(self.stack[0] if self.stack else None)}")
+
+    def __repr__(self) -> str:
+        return f"<Record [{self.block:#x}+{self.csize:#x}] {self.size} B at {self.phys:#x}>"
+
+
+def bad_bytes(read: Callable[[int, int], bytes], phys: int, size: int,
+              byte: int) -> tuple[int, int, int] | None:
+    """``(first, last, value at first)`` offsets of the bytes of ``[phys, phys + size)`` that
+    differ from ``byte``, or ``None``. O(size)."""
+    if size <= 0:
+        return None
+    data = read(phys, size)
+    if data == bytes((byte,)) * size:
+        return None
+    arr = np.frombuffer(data, np.uint8)
+    bad = np.flatnonzero(arr != byte)
+    return int(bad[0]), int(bad[-1]), int(arr[bad[0]])
+
+
+def redzone_report(read: Callable[[int, int], bytes], rec: Record) -> str | None:
+    """Report of a live allocation's overwritten red zones, or ``None``."""
+    problems = []
+    left = bad_bytes(read, rec.block, rec.phys - rec.block, RED_ACTIVE)
+    if left is not None:
+        before = rec.phys - rec.block - left[0]
+        problems.append(f"{before} byte(s) before its start were written (first found: "
+                        f"{left[2]:#04x} at -{before}, red zone {RED_ACTIVE:#04x})")
+    end = rec.phys + rec.size
+    right = bad_bytes(read, end, rec.block + rec.csize - end, RED_ACTIVE)
+    if right is not None:
+        problems.append(f"{right[1] + 1} byte(s) past its end were written (first found: "
+                        f"{right[2]:#04x} at +{right[0]}, red zone {RED_ACTIVE:#04x})")
+    if not problems:
+        return None
+    return (f"overrun of {rec.describe()}: " + "; ".join(problems)
+            + "\n  allocated at:" + fmt_stack(rec.stack))
+
+
+def poison_report(read: Callable[[int, int], bytes], rec: Record) -> str | None:
+    """Report of a write to a quarantined (freed) block, or ``None``."""
+    bad = bad_bytes(read, rec.block, rec.csize, POISON_FREE)
+    if bad is None:
+        return None
+    first, last = bad[0] - (rec.phys - rec.block), bad[1] - (rec.phys - rec.block)
+    return (f"write after free to {rec.describe()}: bytes at offsets {first} .. {last} "
+            f"were written after it was freed (found {bad[2]:#04x}, poison "
+            f"{POISON_FREE:#04x})\n  allocated at:" + fmt_stack(rec.stack)
+            + "\n  freed at:" + fmt_stack(rec.freed_at))
+
+
+def corruption(reports: list[str]) -> CorruptionError:
+    """The error for ``reports`` (kept in its ``reports`` attribute)."""
+    err = CorruptionError(
+        f"arena: {len(reports)} memory corruption(s) found (nothing was changed; "
+        f"check(repair=True) restores the patterns):\n" + "\n".join(reports))
+    err.reports = tuple(reports)  # type: ignore[attr-defined]
+    return err
