@@ -93,6 +93,9 @@ def _map_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=72, metavar="COLS",
                    help="width of the map rows (default 72)")
     p.add_argument("--svg", metavar="FILE", help="also write the SVG memory map to FILE")
+    p.add_argument("--diff", nargs=2, metavar=("A", "B"),
+                   help="what was allocated and freed between two points of the log: start, "
+                   "end, dump:N, line:N (or N); e.g. --diff dump:1 dump:2, --diff 119 120")
     add_machine_arguments(p)
 
 
@@ -144,6 +147,8 @@ def map_command(args: argparse.Namespace) -> int:
     if args.width < 8:
         print(f"map: --width must be at least 8, not {args.width}", file=sys.stderr)
         return 2
+    if getattr(args, "diff", None):
+        return _lazy("arena.render_diff", "diff_command")(args)
     result = _map_demo(args) if args.log is None else _map_log(args)
     if isinstance(result, int):
         return result

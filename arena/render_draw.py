@@ -143,10 +143,11 @@ def fan(items: Sequence[tuple[float, float]], width: float, gap: float = 4.0) ->
 
 
 def draw_lane(g: Svg, axis: Axis, nid: int, memory: Sequence[Any], shapes: Sequence[Shape],
-              x_left: float, y: float, h: float, tip: str) -> None:
+              x_left: float, y: float, h: float, tip: str, min_w: float = 1.0) -> None:
     """One lane: background (tooltip ``tip``), memory (clipped to the axis), flag stripes,
-    every hole (hatched, with a tooltip), reserved shapes (at least 1 px), caller names inside
-    shapes wide enough, outline. ``memory`` items have ``base end flags``."""
+    every hole (hatched, with a tooltip), reserved shapes (at least ``min_w`` px, shapes with a
+    caller kept inside the lane), caller names inside shapes wide enough, outline. ``memory``
+    items have ``base end flags``."""
     lo, hi = axis.lo, axis.hi
     fill = NODE_FILL[nid % len(NODE_FILL)]
     edge = NODE_EDGE[nid % len(NODE_EDGE)]
@@ -173,7 +174,8 @@ def draw_lane(g: Svg, axis: Axis, nid: int, memory: Sequence[Any], shapes: Seque
         if s >= e:
             continue
         x0, x1 = x_left + axis.x(s), x_left + axis.x(e)
-        w = max(x1 - x0, 1.0)
+        w = max(x1 - x0, 1.0 if not sh.caller else min_w)
+        x0 = min(x0, x_left + axis.width - w)
         cls = "reserved caller" if sh.caller else "reserved"
         g.rect(x0, y + 1, w, h - 2, sh.fill, sh.tip,
                f'class="{cls}" shape-rendering="crispEdges"')

@@ -22,11 +22,11 @@ __all__ = ["densest_clump", "zoom_window", "draw_zoom"]
 
 
 def densest_clump(items: Sequence[tuple[int, int, float, float]], max_gap_px: float,
-                  min_span: int) -> tuple[int, int] | None:
+                  min_span: int, min_count: int = 3) -> tuple[int, int] | None:
     """The address window of the largest clump of small shapes: ``items`` are ``(start, end,
     x0, x1)`` on one lane; shapes less than ``max_gap_px`` apart on the lane form one clump
-    (they look like one mark). Returns the clump's span (at least 3 shapes) widened by 5 % each
-    side and to at least ``min_span`` bytes, or ``None``."""
+    (they look like one mark). Returns the clump's span (at least ``min_count`` shapes) widened
+    by 5 % each side and to at least ``min_span`` bytes, or ``None``."""
     best: list[tuple[int, int, float, float]] = []
     clump: list[tuple[int, int, float, float]] = []
     reach = -math.inf
@@ -39,12 +39,12 @@ def densest_clump(items: Sequence[tuple[int, int, float, float]], max_gap_px: fl
         reach = it[3] if len(clump) == 1 else max(reach, it[3])
     if len(clump) > len(best):
         best = clump
-    if len(best) < 3:
+    if not best or len(best) < min_count:
         return None
     # Inside the clump, the shortest window holding at least half of its shapes (so that a
     # few larger neighbours do not squeeze the many small ones).
     best.sort()
-    k = max(3, (len(best) + 1) // 2)
+    k = max(min(3, len(best)), (len(best) + 1) // 2)
     reach_end: list[int] = []
     for t in best:
         reach_end.append(t[1] if not reach_end else max(reach_end[-1], t[1]))
@@ -55,16 +55,17 @@ def densest_clump(items: Sequence[tuple[int, int, float, float]], max_gap_px: fl
 
 
 def zoom_window(lanes: dict[int, list[Shape]], axes: dict[int, Axis], map_w: float,
-                named_only: bool) -> tuple[int, int, int] | None:
+                named_only: bool, min_count: int = 3) -> tuple[int, int, int] | None:
     """``(start, end, nid)`` of the zoom: the lane whose densest clump of sub-2-px shapes
-    (only shapes with a caller when ``named_only``) holds the most shapes, when that window
-    takes less than an eighth of the lane. ``None`` when there is nothing to zoom on."""
+    (only shapes with a caller when ``named_only``; at least ``min_count`` of them) holds the
+    most shapes, when that window takes less than an eighth of the lane. ``None`` when there
+    is nothing to zoom on."""
     best: tuple[int, int, int, int] | None = None
     for n, shapes in lanes.items():
         ax = axes[n]
         small = [(s.start, s.end, ax.x(s.start), ax.x(s.end)) for s in shapes
                  if (s.caller or not named_only) and ax.x(s.end) - ax.x(s.start) < 2]
-        window = densest_clump(small, 3.0, 64 << 10)
+        window = densest_clump(small, 3.0, 64 << 10, min_count)
         if window is not None:
             count = sum(1 for s, e, _a, _b in small if window[0] <= s and e <= window[1])
             if best is None or count > best[2]:
@@ -78,13 +79,15 @@ def zoom_window(lanes: dict[int, list[Shape]], axes: dict[int, Axis], map_w: flo
     return ws, we, n
 
 
-def _groups(shapes: Sequence[Shape], axis: Axis) -> list[tuple[float, float, str, int, int, int]]:
+def _groups(shapes: Sequence[Shape], axis: Axis, unnamed: bool
+            ) -> list[tuple[float, float, str, int, int, int]]:
     """Runs of touching shapes of one caller and fill, clipped to the axis: ``(x0, x1, name,
-    start, end, count)`` of those too narrow to hold their name inside."""
+    start, end, count)`` of those too narrow to hold their name inside (shapes without a
+    caller only when ``unnamed``, as "reserved")."""
     out: list[list] = []
     for sh in sorted(shapes, key=lambda t: t.start):
         s, e = max(sh.start, axis.lo), min(sh.end, axis.hi)
-        if s >= e:
+        if s >= e or not (sh.caller or unnamed):
             continue
         name = sh.caller or "reserved"
         x0, x1 = axis.x(s), max(axis.x(e), axis.x(s) + 1.0)
@@ -113,9 +116,11 @@ def _label_row(groups: Sequence[tuple[float, float, str, int, int, int]], width:
 
 def draw_zoom(g: Svg, lay: Layout, shapes: Sequence[Shape], window: tuple[int, int],
               axis: Axis, nid: int, left: float, map_w: float, lane_top: float, y: float,
-              lane_h: float, heading: str = "the densest cluster of small reservations") -> float:
+              lane_h: float, heading: str = "the densest cluster of small reservations",
+              label_unnamed: bool = True) -> float:
     """Mark ``window`` on node ``nid``'s lane (``axis``, top at ``lane_top``) with a dashed box
-    and draw it enlarged from ``y``, small segments labelled; returns the y below it."""
+    and draw it enlarged from ``y``, small segments labelled (those without a caller only
+    when ``label_unnamed``); returns the y below it."""
     ws, we = window
     x0, x1 = left + axis.x(ws), left + axis.x(we)
     if x1 - x0 < 6:
@@ -129,7 +134,7 @@ def draw_zoom(g: Svg, lay: Layout, shapes: Sequence[Shape], window: tuple[int, i
     g.text(16, y + 10, f"Zoom ×{factor:,.0f} on {heading} (dashed box on node {nid}): "
            f"{range_text(ws, we - ws)}, {human_size(we - ws)}",
            size=13, weight="bold", extra='class="zoom-title"')
-    groups = _groups(shapes, zaxis)
+    groups = _groups(shapes, zaxis, label_unnamed)
     row = _label_row(groups, map_w) if groups else None
     top = y + 20 + (26 if row else 0)
     edge = NODE_EDGE[nid % len(NODE_EDGE)]
