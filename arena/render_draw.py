@@ -143,11 +143,12 @@ def fan(items: Sequence[tuple[float, float]], width: float, gap: float = 4.0) ->
 
 
 def draw_lane(g: Svg, axis: Axis, nid: int, memory: Sequence[Any], shapes: Sequence[Shape],
-              x_left: float, y: float, h: float, tip: str, min_w: float = 1.0) -> None:
+              x_left: float, y: float, h: float, tip: str, min_w: float = 1.0,
+              inside: bool = True) -> None:
     """One lane: background (tooltip ``tip``), memory (clipped to the axis), flag stripes,
     every hole (hatched, with a tooltip), reserved shapes (at least ``min_w`` px, shapes with a
-    caller kept inside the lane), caller names inside shapes wide enough, outline. ``memory``
-    items have ``base end flags``."""
+    caller kept inside the lane), caller names inside shapes wide enough (unless not
+    ``inside``), outline. ``memory`` items have ``base end flags``."""
     lo, hi = axis.lo, axis.hi
     fill = NODE_FILL[nid % len(NODE_FILL)]
     edge = NODE_EDGE[nid % len(NODE_EDGE)]
@@ -179,7 +180,7 @@ def draw_lane(g: Svg, axis: Axis, nid: int, memory: Sequence[Any], shapes: Seque
         cls = "reserved caller" if sh.caller else "reserved"
         g.rect(x0, y + 1, w, h - 2, sh.fill, sh.tip,
                f'class="{cls}" shape-rendering="crispEdges"')
-        if sh.caller and w >= text_w(sh.caller, 10) + 8:
+        if inside and sh.caller and w >= text_w(sh.caller, 10) + 8:
             g.text(x0 + w / 2, y + h / 2 + 3.5, sh.caller, size=10, anchor="middle",
                    fill=ink(sh.fill), extra='class="inside" pointer-events="none"')
     g.rect(x_left, y, axis.width, h, "none", None, f'stroke="{edge}" stroke-width="1"')
@@ -219,8 +220,9 @@ def _hole_labels(axis: Axis) -> tuple[list[tuple[float, float, float, float, str
                     in zip(holes, lefts, widths, texts, strict=True)], key
     # Too many even for numbers: label the widest holes that fit.
     widest = sorted(holes, key=lambda t: t[2] - t[3])
+    span = {(a + b) / 2: (a, b) for _s, _e, a, b in widest}
     got = place((((a + b) / 2, human_size(e - s), 2, 9.0) for s, e, a, b in widest), axis.width)
-    return [(x, x, lo, hi - lo, t) for lo, hi, t, _k, x in got], []
+    return [(*span[x], lo, hi - lo, t) for lo, hi, t, _k, x in got], []
 
 
 def draw_scale(g: Svg, axis: Axis, x_left: float, y: float, min_gap: float) -> float:
@@ -242,6 +244,7 @@ def draw_scale(g: Svg, axis: Axis, x_left: float, y: float, min_gap: float) -> f
     by = y + 17
     for a, b, lx, w, text in labels:
         xa, xb = x_left + a, x_left + b
+        g.add(f'<g class="hole-mark" data-x0="{xa:.2f}" data-x1="{xb:.2f}">')
         g.add(f'<path d="M{xa:.2f},{by:.2f} v3 H{xb:.2f} v-3" fill="none" stroke="#888" '
               f'stroke-width="0.8" class="hole-bracket"/>')
         centre, lc = (xa + xb) / 2, x_left + lx + w / 2
@@ -249,6 +252,7 @@ def draw_scale(g: Svg, axis: Axis, x_left: float, y: float, min_gap: float) -> f
             g.line(centre, by + 3, lc, by + 7, stroke="#888", width=0.6, extra='class="leader"')
         g.text(lc, by + 15, text, size=9, anchor="middle", fill="#555",
                extra='class="hole-label"')
+        g.add("</g>")
     height = 34.0
     if key:
         g.text(x_left, y + height + 8, "; ".join(key), size=9, fill="#555",

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from arena.render_axis import Axis, clip, human_size, range_text
 from arena.render_draw import Shape, Svg, draw_lane, draw_scale, fan, text_w
 from arena.render_layout import Layout
-from arena.render_palette import NODE_EDGE
+from arena.render_palette import NODE_EDGE, ink
 
 __all__ = ["densest_clump", "zoom_window", "draw_zoom"]
 
@@ -80,24 +81,28 @@ def zoom_window(lanes: dict[int, list[Shape]], axes: dict[int, Axis], map_w: flo
 
 
 def _groups(shapes: Sequence[Shape], axis: Axis, unnamed: bool
-            ) -> list[tuple[float, float, str, int, int, int]]:
-    """Runs of touching shapes of one caller and fill, clipped to the axis: ``(x0, x1, name,
-    start, end, count)`` of those too narrow to hold their name inside (shapes without a
-    caller only when ``unnamed``, as "reserved")."""
-    out: list[list] = []
+            ) -> tuple[list[tuple[float, float, str, int, int, int]], list[list[Any]]]:
+    """Runs of touching shapes of one caller and fill, clipped to the axis (shapes without a
+    caller only when ``unnamed``, as "reserved"): ``(x0, x1, name, start, end, count)`` of the
+    runs too narrow to hold their name inside, and the runs wide enough for it (their name
+    goes inside, once per run)."""
+    out: list[list[Any]] = []   # x0, x1, name, start, end, count, fill, a member labelled
     for sh in sorted(shapes, key=lambda t: t.start):
         s, e = max(sh.start, axis.lo), min(sh.end, axis.hi)
         if s >= e or not (sh.caller or unnamed):
             continue
         name = sh.caller or "reserved"
         x0, x1 = axis.x(s), max(axis.x(e), axis.x(s) + 1.0)
+        own = bool(sh.caller) and x1 - x0 >= text_w(sh.caller, 10) + 8
         if out and out[-1][2] == name and out[-1][6] == sh.fill and x0 - out[-1][1] < 1.5:
             g = out[-1]
-            g[1], g[4], g[5] = max(g[1], x1), max(g[4], e), g[5] + 1
+            g[1], g[4], g[5], g[7] = max(g[1], x1), max(g[4], e), g[5] + 1, g[7] or own
         else:
-            out.append([x0, x1, name, s, e, 1, sh.fill])
-    return [(g[0], g[1], g[2], g[3], g[4], g[5]) for g in out
-            if g[1] - g[0] < text_w(g[2], 10) + 8]
+            out.append([x0, x1, name, s, e, 1, sh.fill, own])
+    fits = [g[1] - g[0] >= text_w(g[2], 10) + 8 for g in out]
+    narrow = [(g[0], g[1], g[2], g[3], g[4], g[5]) for g, fit in zip(out, fits, strict=True)
+              if not fit]
+    return narrow, [g for g, fit in zip(out, fits, strict=True) if fit]
 
 
 def _label_row(groups: Sequence[tuple[float, float, str, int, int, int]], width: float
@@ -134,13 +139,20 @@ def draw_zoom(g: Svg, lay: Layout, shapes: Sequence[Shape], window: tuple[int, i
     g.text(16, y + 10, f"Zoom ×{factor:,.0f} on {heading} (dashed box on node {nid}): "
            f"{range_text(ws, we - ws)}, {human_size(we - ws)}",
            size=13, weight="bold", extra='class="zoom-title"')
-    groups = _groups(shapes, zaxis, label_unnamed)
+    groups, wide = _groups(shapes, zaxis, label_unnamed)
     row = _label_row(groups, map_w) if groups else None
     top = y + 20 + (26 if row else 0)
     edge = NODE_EDGE[nid % len(NODE_EDGE)]
     g.text(left - 10, top + 20, f"node {nid}", size=13, anchor="end", fill=edge, weight="bold")
     draw_lane(g, zaxis, nid, lay.by_node.get(nid, []), shapes, left, top, lane_h,
-              f"zoom on node {nid}: {range_text(ws, we - ws)} {human_size(we - ws)}")
+              f"zoom on node {nid}: {range_text(ws, we - ws)} {human_size(we - ws)}",
+              inside=False)
+    for gx0, gx1, name, s, e, count, fill, _own in wide:
+        tip = f"{name}: {range_text(s, e - s)} {human_size(e - s)}" + (
+            f", {count} reservations" if count > 1 else "")
+        g.add(f'<text x="{left + (gx0 + gx1) / 2:.2f}" y="{top + lane_h / 2 + 3.5:.2f}" '
+              f'font-size="10" text-anchor="middle" fill="{ink(fill)}" class="inside group" '
+              f'pointer-events="none"><title>{_esc(tip)}</title>{_esc(name)}</text>')
     key: list[str] = []
     if row is not None:
         texts, widths, lefts = row
