@@ -296,3 +296,12 @@ def test_small_segments_of_the_zoom_get_numbers_and_a_key_when_names_do_not_fit(
     assert len(labels) == 40 and {shown(t) for t in labels} == {str(i) for i in range(1, 41)}
     keys = [t.text or "" for t in root.iter(NS + "text") if "segment-key" in classes(t)]
     assert len(keys) == 40 and any("a_rather_long_caller_name_7" in k for k in keys)
+
+
+@pytest.mark.parametrize("name", ["arena.render_axis", "arena.render_palette", "arena.render_draw",
+                                  "arena.render_layout", "arena.render_callers",
+                                  "arena.render_zoom", "arena.render_diff"])
+def test_render_modules_document_their_public_names(name):
+    from tests.test_public_api import test_every_public_name_exists_and_is_documented as check
+
+    check(name)
