@@ -221,3 +221,12 @@ def test_diff_picture_is_valid_xml_for_every_pair_of_dumps():
     for a, b in zip(states, states[1:], strict=False):
         ET.fromstring(svg_diff(a, b))
         check_picture(svg_diff(a, b))
+
+
+def test_readme_diff_example_is_what_the_command_prints(capsys):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("$ python -m arena map --diff 146 160\n", 1)[1].split("```", 1)[0]
+    shown_lines = [ln for ln in block.splitlines() if ln.strip() != "..."]
+    assert main(["map", "--diff", "146", "160"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert all(ln in out for ln in shown_lines) and out[0] == shown_lines[0]
