@@ -6,7 +6,8 @@ is one more entry:
 * ``demo`` — boot the built-in two-node x86-64 PC (:mod:`arena.demo`) and show the
   ``memblock=debug`` log, ``memblock_dump_all()``, buddyinfo, zoneinfo and the memory map.
 * ``map [LOG]`` — the terminal memory map (and ``--svg``) of a replayed boot log, or of the
-  demo machine when no log is given.
+  demo machine when no log is given; ``--diff A B`` shows what was allocated and freed between
+  two points of the log (:mod:`arena.render_diff`).
 * ``replay LOG`` — replay a real boot log and compare with the kernel (:mod:`arena.trace`).
 * ``soak`` — the randomized stateful workload with every check on (:mod:`arena.soak`).
 * ``physmem`` — a tour of :class:`arena.physmem.PhysicalMemory`: views, residency, NUMA.
