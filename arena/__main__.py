@@ -6,7 +6,8 @@ is one more entry:
 * ``demo`` — boot the built-in two-node x86-64 PC (:mod:`arena.demo`) and show the
   ``memblock=debug`` log, ``memblock_dump_all()``, buddyinfo, zoneinfo and the memory map.
 * ``map [LOG]`` — the terminal memory map (and ``--svg``) of a replayed boot log, or of the
-  demo machine when no log is given.
+  demo machine when no log is given; ``--diff A B`` shows what was allocated and freed between
+  two points of the log (:mod:`arena.render_diff`).
 * ``replay LOG`` — replay a real boot log and compare with the kernel (:mod:`arena.trace`).
 * ``soak`` — the randomized stateful workload with every check on (:mod:`arena.soak`).
 * ``physmem`` — a tour of :class:`arena.physmem.PhysicalMemory`: views, residency, NUMA.
@@ -93,6 +94,9 @@ def _map_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=72, metavar="COLS",
                    help="width of the map rows (default 72)")
     p.add_argument("--svg", metavar="FILE", help="also write the SVG memory map to FILE")
+    p.add_argument("--diff", nargs=2, metavar=("A", "B"),
+                   help="what was allocated and freed between two points of the log: start, "
+                   "end, dump:N, line:N (or N); e.g. --diff dump:1 dump:2, --diff 119 120")
     add_machine_arguments(p)
 
 
@@ -144,6 +148,8 @@ def map_command(args: argparse.Namespace) -> int:
     if args.width < 8:
         print(f"map: --width must be at least 8, not {args.width}", file=sys.stderr)
         return 2
+    if getattr(args, "diff", None):
+        return _lazy("arena.render_diff", "diff_command")(args)
     result = _map_demo(args) if args.log is None else _map_log(args)
     if isinstance(result, int):
         return result

@@ -278,7 +278,8 @@ def test_svg_callouts_and_zoom_name_the_callers():
     zoom = [g for g in root.iter(NS + "g") if g.get("id") == "zoom"]
     assert len(zoom) == 1
     assert "Zoom" in all_text(zoom[0])
-    inside = {e.text for e in elements(zoom[0], "text", "inside")}
+    inside = {(e.text or "") + "".join(c.tail or "" for c in e)   # the name, not its tooltip
+              for e in elements(zoom[0], "text", "inside")}
     assert inside & {"small_0", "small_1", "small_2"}
 
 
