@@ -589,6 +589,7 @@ class Arena:
             unit.state = LIVE
             unit.size = nbytes
             unit.align = None
+            unit.node = None
             unit.seq = seq = self._count
             self._count = seq + 1
             unit.key = key = id(view)
@@ -685,6 +686,7 @@ class Arena:
                 self._give(unit)
                 raise
             unit.align = None if align == self._align else align
+            unit.node = None if nid == NUMA_NO_NODE else nid
             if self._track:
                 self._remember_caller(unit, frame)
             if cache is not None and nid == NUMA_NO_NODE and align == self._align \
@@ -700,9 +702,12 @@ class Arena:
         serves it (the caller makes a record). Raises the budget and out-of-memory errors."""
         slab, large = self._slab, self._large
         assert slab is not None and large is not None
-        index = slab.index(nbytes, align) if nbytes <= KMALLOC_MAX_SIZE else None
-        if index is not None:
-            self._check_budget(slab.caches[slab.nids[0]][index].size, nbytes, align, nid)
+        if nbytes <= KMALLOC_MAX_SIZE:
+            index = slab.index(nbytes, align)
+            if index is None:   # aligned beyond what its class guarantees
+                return None, None
+            if self._allocated + slab.caches[slab.nids[0]][index].size > self._limit:
+                return None, None   # the padding of the class would break the budget
             for attempt in (0, 1):
                 cache = slab.cache(index, nid)
                 if not cache.free:
@@ -717,6 +722,8 @@ class Arena:
         if align > MAX_ALIGN // 2 or nbytes == 0:
             return None, None
         size = large.class_size(nbytes)
+        if size > large.limit or self._allocated + size > self._limit:
+            return None, None   # never retained, or its padding would break the budget
         block = large.take(size, nid, strict, align)
         if block is not None:
             self._check_budget_or_put_back(block, nbytes, align, nid)
@@ -863,15 +870,15 @@ class Arena:
         rec = Record(phys, phys - self._delta, block, reserved, order, self._nid_of(block),
                      None if nid == NUMA_NO_NODE else nid, None)
         try:
-            pm.view(block, reserved)   # records the block as written
+            if zero and nbytes:
+                pm.zero(phys, nbytes)   # touches only pages written before
+            pm.view(block, reserved)    # records the block as written
             if debug:
                 if left:
                     pm.fill(block, left, RED_ACTIVE)
                 pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
                 if nbytes and not zero:
                     pm.fill(phys, nbytes, POISON_INUSE)
-            if zero and nbytes:
-                pm.zero(phys, nbytes)
             view = _ndarray((nbytes,), _U8, self._buf, rec.boff)
             if dtype is not None:
                 view = _ndarray(shape, dtype, self._buf, rec.boff)
@@ -1200,7 +1207,7 @@ class Arena:
         return AllocationInfo(
             phys=unit.phys, address=unit.phys + self._virt_delta, size=unit.size,
             reserved=unit.csize, align=self._align if unit.align is None else unit.align,
-            node=unit.nid, requested_node=unit.node if type(unit) is Record else None,
+            node=unit.nid, requested_node=unit.node,
             caller=site(stack[0]) if stack else UNTRACKED,
             stack=tuple(site(f) for f in stack), seq=unit.seq)
 
