@@ -460,9 +460,10 @@ def _start_point(trace: Trace, s: Settings) -> tuple[int | None, str, Inference 
         return None, empty, Inference("start", empty, f"the operations printed before the "
                                       f"first dump (line {dump.lineno}) explain it")
     where = f"the dump at line {dump.lineno}"
-    return i, where, Inference("start", where, f"{why} (calls made before the log or before "
-                               f"memblock=debug took effect): the replay starts from its "
-                               f"state and skips the {i} operation(s) printed before it")
+    return i, where, Inference("start", where, f"the first dump cannot be explained: {why} "
+                               f"(calls made before the log or before memblock=debug took "
+                               f"effect); the replay starts from its state and skips the {i} "
+                               f"operation(s) printed before it")
 
 
 def _nodes_plan(ops: Sequence[Op], start: int | None,
@@ -640,7 +641,7 @@ class _Engine:
                       memblock=self.mb, counts=trace.counts(),
                       warnings=list(dict.fromkeys(str(w.message) for w in caught)),
                       ops=list(trace.ops), start=plan.start,
-                      skipped=list(trace.ops[:first]), gap=trace.gap)
+                      skipped=list(trace.ops[:max(0, first - 1)]), gap=trace.gap)
 
     def start(self) -> None:
         """Set up the start state: the one given by hand, or the start dump's."""

@@ -110,8 +110,7 @@ def unexplained(dump: DumpOp, ops: Sequence[Op], memory: Iterable[tuple[int, int
         r = _outside(regions, _union(ranges))
         if r is not None:
             where = f" (line {r.lineno})" if r.lineno else ""
-            return (f"the dump at line {dump.lineno} shows {name} {r}{where} that no printed "
-                    f"{what} before it covers")
+            return f"it shows {name} {r}{where} that no printed {what} before it covers"
     return None
 
 
