@@ -1,6 +1,6 @@
 """Replay of every kernel's spelling and of logs that do not print their start state.
 
-The constructed logs of ``tests/data/constructed-*.log`` (written in the debug formats of
+The constructed logs of ``tests/data/constructed/*.log`` (written in the debug formats of
 kernels 3.10 to 6.16, see the README there) must reproduce every allocation and every dump
 replayed; files that are not boot logs and crafted logs must end in one line and exit status 2,
 never a traceback.
@@ -22,7 +22,7 @@ from arena.bootlog import AllocOp, DumpOp, RangeOp, not_a_log, parse
 from arena.trace import Settings, replay
 from arena.trace_cli import replay_main
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "data" / "constructed"
 HAND_61 = ["--memory", "0x0-0x7fffffff@0", "--reserved", "0x1000000-0x1ffffff",
            "--nomap", "0x7fe00000-0x7fffffff"]
 
@@ -64,7 +64,7 @@ def test_constructed_logs_reproduce_fully(name, capsys):
 
 
 def test_constructed_logs_are_marked_in_the_readme():
-    readme = (DATA / "README.md").read_text()
+    readme = (DATA.parent / "README.md").read_text()
     for name in CONSTRUCTED:
         assert f"`{name}`" in readme
         assert (DATA / name).read_text().startswith("# CONSTRUCTED")
@@ -221,7 +221,7 @@ def test_bad_start_states(kwargs, exc):
     ["--start-at-dump", "-1"], ["--start-at-dump", "1", "--memory", "0x0-0xfff"],
 ])
 def test_start_state_usage_errors(argv, capsys):
-    x86 = DATA / "x86_64-qemu-numa-6.6.41.log"
+    x86 = DATA.parent / "x86_64-qemu-numa-6.6.41.log"
     try:
         rc = replay_main([str(x86), *argv])
     except SystemExit as e:

@@ -1,4 +1,4 @@
-"""Write the constructed boot logs of ``tests/data/constructed-*.log`` (see README.md there).
+"""Write the constructed boot logs of ``tests/data/constructed/*.log`` (see README.md there).
 
 Each log is written line by line in the ``memblock=debug`` formats of its kernel version (the
 spellings, field widths and end conventions the kernel's debug prints used then). The
@@ -15,7 +15,7 @@ from arena.bootlog import AllocOp
 from arena.memblock import Memblock
 from arena.trace import _alloc
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent / "constructed"
 
 
 class Log:
