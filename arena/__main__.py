@@ -126,14 +126,18 @@ def _map_demo(args: argparse.Namespace) -> tuple[str, str, str | None] | int:
 def _map_log(args: argparse.Namespace) -> tuple[str, str, str | None] | int:
     """(header, text map, SVG or None) of a replayed log, or an exit status."""
     from arena.render import callers_from_ops, svg, text_map
-    from arena.trace import parse, read_log, replay
+    from arena.trace import replay
+    from arena.trace_cli import load_trace
 
+    loaded = load_trace(args.log, "map")
+    if isinstance(loaded, int):
+        return loaded
+    trace, name = loaded
     try:
-        log, name = read_log(args.log)
-    except OSError as e:
-        print(f"map: cannot read {args.log}: {e.strerror or e}", file=sys.stderr)
+        report = replay(trace)
+    except (ValueError, TypeError, OverflowError) as e:
+        print(f"map: {name}: {e}", file=sys.stderr)
         return 2
-    report = replay(parse(log))
     picture = (svg(report.memblock, callers=callers_from_ops(report.ops),
                    title=f"{Path(name).name}, replayed") if args.svg else None)
     return (f"replay of {name}: {report.summary_line()}",
@@ -144,7 +148,8 @@ def map_command(args: argparse.Namespace) -> int:
     """``map [LOG]``: print the terminal map (:func:`arena.render.text_map`) of the final
     memblock state of a replayed log, or of the demo machine after the hand-over; with ``--svg``
     also write the SVG map (reservations named by their callers). Returns 0, or 1 when the demo
-    boot panicked, 2 for a bad option or an unreadable log / unwritable SVG file."""
+    boot panicked, 2 for a bad option, an unreadable log, a file that is not a boot log, or an
+    unwritable SVG file."""
     if args.width < 8:
         print(f"map: --width must be at least 8, not {args.width}", file=sys.stderr)
         return 2
@@ -186,8 +191,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
     "map": ("draw the memory map of a replayed boot log, or of the demo machine",
             _map_args, map_command),
     "replay": ("replay a memblock=debug boot log and compare every allocation with the "
-               "kernel's", _lazy("arena.trace", "add_replay_arguments"),
-               _lazy("arena.trace", "replay_command")),
+               "kernel's", _lazy("arena.trace_cli", "add_replay_arguments"),
+               _lazy("arena.trace_cli", "replay_command")),
     "soak": ("run the randomized stateful workload (memblock, buddy, arena) with every check "
              "on and report operations per second and invariant violations",
              _lazy("arena.soak", "add_soak_arguments"), _lazy("arena.soak", "soak_main")),

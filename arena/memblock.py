@@ -2647,6 +2647,24 @@ class Memblock:
             self._emptied(t)
         self._done()
 
+    def set_total_size(self, type: Any, total: int) -> None:  # noqa: A002
+        """Set ``type.total_size`` to ``total`` bytes, as a kernel's ``MEMBLOCK configuration``
+        dump printed it (no kernel counterpart: for replays that start from a printed state).
+
+        ``total`` may exceed the sum of the regions (the ``memblock_trim_memory`` quirk) but not
+        fall below it (``ValueError``); ``type`` is ``self.memory``/``reserved``/``physmem`` or
+        its name. O(n).
+        """
+        t = self._type_arg(type)
+        total = self._phys("total", total)
+        regions = sum(r.size for r in t.regions)
+        if total < regions:
+            raise ValueError(f"{t.name} total_size {total:#x} is below the sum of its regions "
+                             f"{regions:#x}")
+        t.total_size = total
+        t._total_inflated = t._total_inflated or total > regions
+        self._done()
+
     # ========================================================================================
     # Dump
     # ========================================================================================

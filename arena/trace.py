@@ -1,54 +1,61 @@
-"""Replay of real ``memblock=debug`` boot logs: parse, run on a :class:`~arena.memblock.Memblock`,
-compare.
+"""Replay of real ``memblock=debug`` boot logs on a :class:`~arena.memblock.Memblock`, and
+the comparison with the kernel's results.
 
-A kernel booted with ``memblock=debug`` prints one line per memblock call (``memblock_add``,
-``memblock_reserve``, the allocation requests, ...) and ``MEMBLOCK configuration`` dumps. This
-module
+:mod:`arena.bootlog` reads a log into operations; this module
 
-* reads such a log into operations (:func:`parse`), for the formats of kernels 3.x to 7.x,
-* runs them, in log order, on a pure simulation (``Memblock(None, ...)``) with the settings the
-  log cannot show (:class:`Settings`), inferring what it does reveal (:func:`replay`),
+* decides where the replay starts: an empty memblock, a start state given by hand
+  (``Settings.memory``/``reserved``/``nomap``), or the state of the first ``MEMBLOCK
+  configuration`` dump when the operations printed before it cannot explain it (memory added
+  before ``memblock=debug`` took effect, kernels that print no ``memblock_add``),
+* runs the operations, in log order, on a pure simulation (``Memblock(None, ...)``) with the
+  settings the log cannot show (:class:`Settings`), inferring what it does reveal, each
+  inference with its reason (:func:`replay`),
 * compares every allocation's address with the kernel's and every dump with ours, and reports
-  the first divergence with its log line and the state around it (:class:`Report`),
-* and offers the command line ``python -m arena replay LOG`` (:func:`replay_main`).
+  the first divergence with its log line and the state around it
+  (:class:`~arena.trace_report.Report`).
 
-How the log is read (the facts the parser relies on):
+The command line ``python -m arena replay LOG`` is :mod:`arena.trace_cli`.
 
-* An allocation request is printed first (``memblock_alloc_try_nid: 4096 bytes align=0x1000
-  nid=-1 from=0x0 max_addr=0x0 caller``). On success the allocator reserves the chosen range, so
-  the **next memblock line** is a ``memblock_reserve`` (``__memblock_reserve`` from 6.16) of exactly
-  the requested size: that is the kernel's answer. Any other next memblock line (request, free,
-  dump, panic, end of log) means the request failed. Non-memblock lines in between are noise.
-* Reserves that answer no request come from allocators that print none (NODE_DATA, CMA, early
-  page tables) and are replayed as plain reserves (with the printed nid and flags from 6.16).
-* The printed end is inclusive and computed in ``phys_addr_t``: ``size = (end - base + 1) mod
-  2**w`` with ``w = 32`` for 8-hex-digit addresses and 64 otherwise, so ``end < base`` is size 0
-  and a range that wrapped past the top keeps its true (uncapped) size.
-* Lines are recognised by content, anywhere in the line (timestamps, ``<6>`` levels and syslog
-  prefixes do not matter). Unknown lines are skipped; a line naming a memblock debug function
-  whose arguments do not parse is reported as malformed with its line number.
-
-Invariants of a :class:`Trace`: operations are in log order; no reserve that answers a request
-appears as an operation of its own; every :class:`AllocOp` has ``result`` (the kernel's base)
-or ``None`` (failed); every :class:`DumpOp` lists exactly ``cnt`` regions per type.
-
-Complexity: parsing is O(lines); a replay is O(ops × regions) like the kernel; inference of the
+Invariants: the engine (``_run``) is the one place that calls ``Memblock``; it never changes
+the trace; after a divergence our state follows the kernel's answer, so later operations stay
+comparable. Complexity: a replay is O(ops × regions) like the kernel; inference of the
 direction replays the log once per direction.
 """
 
 from __future__ import annotations
 
-import argparse
-import bisect
-import json
 import numbers
-import re
-import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from arena.bootlog import (
+    AllocOp,
+    DoubleOp,
+    DumpOp,
+    DumpRegion,
+    Gap,
+    Malformed,
+    Op,
+    RangeOp,
+    Trace,
+    parse,
+    parse_dump,
+    read_log,
+)
+from arena.trace_report import (
+    AllocResult,
+    Divergence,
+    DumpResult,
+    Report,
+    _alloc_divergence,
+    _compare_dumps,
+    _dump_divergence,
+    _log_context,
+    _snapshot,
+    show,
+)
 
 __all__ = [
     "RangeOp",
@@ -58,6 +65,7 @@ __all__ = [
     "DoubleOp",
     "Op",
     "Malformed",
+    "Gap",
     "Trace",
     "Settings",
     "Inference",
@@ -68,457 +76,14 @@ __all__ = [
     "parse",
     "parse_dump",
     "replay",
-    "add_replay_arguments",
-    "replay_command",
-    "replay_main",
     "read_log",
 ]
-
-# -- constants ---------------------------------------------------------------------------------
 
 NUMA_NO_NODE = -1
 DEFAULT_PAGE_SIZE = 4096
 DEFAULT_SMP_CACHE_BYTES = 64
 #: ``MEMBLOCK_RSRV_KERN``: the flag every allocation records from 6.16.
 _RSRV_KERN = 0x20
-
-#: Range lines: printed function name -> operation kind.
-RANGE_FUNCS = {
-    "memblock_add": "add",
-    "memblock_add_node": "add",
-    "memblock_remove": "remove",
-    "memblock_reserve": "reserve",
-    "__memblock_reserve": "reserve",
-    "memblock_free": "free",  # the physical free of kernels <= 5.15
-    "memblock_phys_free": "free",
-    "memblock_free_late": "free_late",  # pages go to the buddy allocator; memblock unchanged
-    "memblock_physmem_add": "physmem_add",
-}
-#: Allocation requests: any ``memblock_[virt_|phys_]alloc*`` name with the request format.
-_ALLOC_NAME_RE = re.compile(r"^memblock_(?:virt_|phys_)?alloc\w*$")
-
-#: What a printed function name tells about the kernel version: (name test, lowest, highest,
-#: reason). ``None`` = unbounded. Used only when the log has no ``Linux version`` line.
-_NAME_VERSIONS: tuple[tuple[str, tuple[int, int] | None, tuple[int, int] | None, str], ...] = (
-    ("memblock_virt_alloc*", None, (4, 20), "memblock_virt_alloc_* became memblock_alloc_* in 5.0"),
-    ("memblock_alloc_try_nid_nopanic", (5, 0), (5, 1), "the _nopanic variants lived in 5.0-5.1"),
-    ("memblock_alloc_*", (5, 0), None, "memblock_alloc_* requests are printed since 5.0"),
-    ("memblock_phys_alloc_range", (5, 0), None, "memblock_phys_alloc_range exists since 5.0"),
-    ("memblock_free", None, (5, 15), "the physical memblock_free became memblock_phys_free in 5.16"),
-    ("memblock_phys_free", (5, 16), None, "memblock_phys_free exists since 5.16"),
-    ("memblock_reserve", None, (6, 15), "reserves print as __memblock_reserve since 6.16"),
-    ("__memblock_reserve", (6, 16), None, "reserves print as __memblock_reserve since 6.16"),
-    ("memblock_add_node+flags", (5, 16), None, "memblock_add_node prints flags= since 5.16"),
-    ("memblock_add_node-flags", None, (5, 15), "memblock_add_node prints no flags= before 5.16"),
-)
-
-_HEX = r"0x[0-9a-fA-F]+"
-# A debug-function token followed by ": " (callers in backtraces have no colon after them).
-_FUNC_RE = re.compile(r"(?<![\w.+])(__memblock_reserve|memblock_\w+):(?:\s|$)")
-_RANGE_RE = re.compile(
-    rf"^\[(?P<b>{_HEX})-(?P<e>{_HEX})\]"
-    r"(?:\s+nid=(?P<nid>-?\d+))?"
-    r"(?:\s+flags(?:=|\s+)(?P<flags>(?:0x)?[0-9a-fA-F]+)\b)?"
-    r"\s*(?P<caller>.*?)\s*$"
-)
-_ALLOC_RE = re.compile(
-    rf"^(?P<size>\d+)\s+bytes\s+align=(?P<align>{_HEX})"
-    r"(?:\s+nid=(?P<nid>-?\d+))?"
-    rf"\s+from=(?P<start>{_HEX})\s+max_addr=(?P<end>{_HEX})"
-    r"\s*(?P<caller>.*?)\s*$"
-)
-_DOUBLE_RE = re.compile(
-    rf"\bmemblock: (?P<type>memory|reserved|physmem) is doubled to (?P<max>\d+) at "
-    rf"\[(?P<b>{_HEX})-(?P<e>{_HEX})\]"
-)
-_DUMP_HEAD_RE = re.compile(r"\bMEMBLOCK configuration:")
-_NUM = rf"(?:{_HEX}|\d+)"
-_DUMP_SIZES_RE = re.compile(rf"\bmemory size = (?P<mem>{_NUM}) reserved size = (?P<res>{_NUM})")
-_DUMP_CNT_RE = re.compile(rf"\b(?P<type>memory|reserved|physmem)\.cnt\s*=\s*(?P<cnt>{_NUM})")
-_DUMP_REGION_RE = re.compile(
-    rf"\b(?P<type>memory|reserved|physmem)\[(?P<idx>{_NUM})\]\s*"
-    rf"\[(?P<b>{_HEX})-(?P<e>{_HEX})\],\s*(?P<size>{_NUM}) bytes"
-    r"(?: on node (?P<nid>-?\d+))?"
-    rf"(?: flags: (?P<flags>{_NUM}))?"
-)
-# Anything that starts like a dump body line (used to tell "malformed" from "end of dump").
-_DUMP_BODY_HINT_RE = re.compile(r"\b(?:memory|reserved|physmem)(?:\[|\.cnt\b)|\bmemory size =")
-_VERSION_RE = re.compile(r"\bLinux version (?P<major>\d+)\.(?P<minor>\d+)")
-_HIGHMEM_RE = re.compile(rf"\bHighMem\s+\[mem (?P<b>{_HEX})-(?P<e>{_HEX})\]")
-_PANIC_RE = re.compile(r"Kernel panic|\bFailed to allocate\b")
-_BRACKET_RE = re.compile(r"\[0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)\]")
-
-
-def _int(text: str) -> int:
-    """A printed number: ``0x``-prefixed hex, else decimal."""
-    return int(text, 16) if text[:2].lower() == "0x" else int(text)
-
-
-def _width(*hex_texts: str) -> int:
-    """Width of ``phys_addr_t`` shown by printed addresses: 32 for 8 hex digits, else 64."""
-    return 32 if all(len(t) - 2 == 8 for t in hex_texts) else 64
-
-
-def _inclusive_size(base_text: str, end_text: str) -> int:
-    """Size of a printed inclusive range ``[base-end]``, modulo the printed width."""
-    w = _width(base_text, end_text)
-    return (_int(end_text) - _int(base_text) + 1) % (1 << w)
-
-
-# -- operations --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RangeOp:
-    """One range line: ``memblock_add[_node]``, ``memblock_remove``, ``[__]memblock_reserve``,
-    ``memblock_[phys_]free``, ``memblock_free_late`` or ``memblock_physmem_add``.
-
-    ``kind`` is ``"add"``, ``"remove"``, ``"reserve"``, ``"free"``, ``"free_late"`` or
-    ``"physmem_add"``; the range is ``[base, base + size)`` in bytes (``size`` recovered from the
-    inclusive printed end, 0 for ``end < base``). ``nid``/``flags`` are the printed fields
-    (``memblock_add_node``, ``__memblock_reserve``), ``None`` when the line has none.
-    """
-
-    kind: str
-    lineno: int
-    func: str
-    base: int
-    size: int
-    nid: int | None = None
-    flags: int | None = None
-    caller: str = ""
-
-
-@dataclass(frozen=True)
-class AllocOp:
-    """One allocation request and the kernel's answer.
-
-    ``func`` is the printed name (``memblock_alloc_try_nid``, ``memblock_phys_alloc_range``,
-    ``memblock_virt_alloc_try_nid_nopanic``, ...); ``size``/``align`` in bytes (``align`` 0 means
-    ``SMP_CACHE_BYTES``); ``nid`` is ``None`` for the ``memblock_phys_alloc_range`` format (no nid
-    field), else the requested node (``NUMA_NO_NODE`` = any); ``start``/``end`` are the printed
-    ``from``/``max_addr`` (``end`` 0 = ``current_limit``). ``result`` is the base the kernel chose
-    (``None`` = the request failed) and ``result_lineno`` the line of the reserve that showed it.
-    """
-
-    lineno: int
-    func: str
-    size: int
-    align: int
-    nid: int | None
-    start: int
-    end: int
-    caller: str = ""
-    result: int | None = None
-    result_lineno: int | None = None
-
-    kind = "alloc"
-
-    @property
-    def exact(self) -> bool:
-        """True for ``memblock_alloc_exact_nid_raw`` (no fallback to other nodes)."""
-        return "exact" in self.func
-
-    @property
-    def phys_range(self) -> bool:
-        """True for the ``memblock_phys_alloc_range`` family (no current_limit cap, no retry)."""
-        return self.nid is None
-
-
-@dataclass(frozen=True)
-class DumpRegion:
-    """One region of a dump: ``[base, base + size)``, the node shown (``None`` = none printed)
-    and the flags (``None`` for kernels that printed none)."""
-
-    base: int
-    size: int
-    nid: int | None
-    flags: int | None
-    lineno: int = field(default=0, compare=False)  # where the kernel printed it (0 = ours)
-
-    def __str__(self) -> str:
-        node = "" if self.nid is None else f" on node {self.nid}"
-        flags = "" if self.flags is None else f" flags: {self.flags:#x}"
-        return f"[{self.base:#x}-{self.base + self.size - 1:#x}], {self.size:#x} bytes{node}{flags}"
-
-
-@dataclass(frozen=True)
-class DumpOp:
-    """One ``MEMBLOCK configuration`` dump (``memblock_dump_all``), lines ``lineno``..``end_lineno``.
-
-    Sizes in bytes as printed (``memory_size`` is ``memory.total_size``, which trimming does not
-    update); ``physmem`` is ``None`` when the kernel printed no physmem section.
-    """
-
-    lineno: int
-    end_lineno: int
-    memory_size: int
-    reserved_size: int
-    memory: tuple[DumpRegion, ...]
-    reserved: tuple[DumpRegion, ...]
-    physmem: tuple[DumpRegion, ...] | None = None
-    sizes_lineno: int = 0
-
-    kind = "dump"
-
-    @property
-    def shows_nodes(self) -> bool:
-        """True when some memory or reserved region is printed ``on node N``."""
-        return any(r.nid is not None for r in self.memory + self.reserved)
-
-
-@dataclass(frozen=True)
-class DoubleOp:
-    """``memblock: <type> is doubled to <new_max> at [base-end]``: an array doubling."""
-
-    lineno: int
-    type_name: str
-    new_max: int
-    base: int
-    end: int
-
-    kind = "double"
-
-
-Op = RangeOp | AllocOp | DumpOp | DoubleOp
-
-
-@dataclass(frozen=True)
-class Malformed:
-    """A line naming a memblock debug function (or inside a dump) that did not parse."""
-
-    lineno: int
-    text: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.lineno}: malformed memblock line ({self.reason}): {self.text.strip()}"
-
-
-@dataclass
-class Trace(Sequence[Op]):
-    """A parsed log: the operations in order, plus what the text reveals about the machine.
-
-    ``lines`` is the log text split in lines (``lines[n - 1]`` is line ``n``); ``widths`` the
-    ``phys_addr_t`` widths (32/64) shown by bracketed addresses; ``version`` the ``Linux version``
-    line's (major, minor) and its line number; ``highmem_start`` the start of the ``HighMem`` zone
-    (the lowmem limit of a 32-bit kernel) and its line; ``funcs`` every memblock function name
-    printed (plus ``memblock_add_node+flags``/``-flags``: whether add_node lines carry flags).
-    """
-
-    ops: list[Op] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    malformed: list[Malformed] = field(default_factory=list)
-    widths: set[int] = field(default_factory=set)
-    version: tuple[int, int] | None = None
-    version_lineno: int | None = None
-    highmem_start: int | None = None
-    highmem_lineno: int | None = None
-    funcs: set[str] = field(default_factory=set)
-
-    def __len__(self) -> int:
-        return len(self.ops)
-
-    def __iter__(self) -> Iterator[Op]:
-        return iter(self.ops)
-
-    def __getitem__(self, i):  # type: ignore[override]
-        return self.ops[i]
-
-    def counts(self) -> dict[str, int]:
-        """Number of operations per kind (``add``, ``reserve``, ..., ``alloc``, ``dump``)."""
-        out: dict[str, int] = {}
-        for op in self.ops:
-            out[op.kind] = out.get(op.kind, 0) + 1
-        return out
-
-
-# -- parser ------------------------------------------------------------------------------------
-
-def _parse_range(func: str, rest: str, lineno: int) -> RangeOp | str:
-    m = _RANGE_RE.match(rest)
-    if m is None:
-        return "expected [0xBASE-0xEND]"
-    caller = m["caller"]
-    if caller.startswith(("nid=", "flags")):
-        return f"unparsable field {caller.split()[0]!r}"
-    return RangeOp(
-        kind=RANGE_FUNCS[func], lineno=lineno, func=func, base=_int(m["b"]),
-        size=_inclusive_size(m["b"], m["e"]),
-        nid=None if m["nid"] is None else int(m["nid"]),
-        flags=None if m["flags"] is None else int(m["flags"], 16), caller=caller)
-
-
-def _parse_alloc(func: str, rest: str, lineno: int) -> AllocOp | str:
-    m = _ALLOC_RE.match(rest)
-    if m is None:
-        return "expected 'N bytes align=0x.. [nid=N] from=0x.. max_addr=0x..'"
-    return AllocOp(
-        lineno=lineno, func=func, size=int(m["size"]), align=_int(m["align"]),
-        nid=None if m["nid"] is None else int(m["nid"]), start=_int(m["start"]),
-        end=_int(m["end"]), caller=m["caller"])
-
-
-def _regions(found: list[tuple[int, re.Match[str]]], type_name: str,
-             lineno_of_index: int) -> tuple[DumpRegion, ...]:
-    return tuple(
-        DumpRegion(_int(m["b"]), _int(m["size"]), None if m["nid"] is None else int(m["nid"]),
-                   None if m["flags"] is None else _int(m["flags"]), i + lineno_of_index)
-        for i, m in found if m["type"] == type_name)
-
-
-def _parse_dump_block(lines: Sequence[str], start: int, first_lineno: int
-                      ) -> tuple[DumpOp | Malformed, int]:
-    """Parse the dump whose header is ``lines[start]``; return it and the index after it."""
-    sizes: re.Match[str] | None = None
-    sizes_at = start
-    cnts: dict[str, int] = {}
-    found: list[tuple[int, re.Match[str]]] = []
-    i = start + 1
-    while i < len(lines):
-        text = lines[i]
-        m = _DUMP_REGION_RE.search(text) or _DUMP_CNT_RE.search(text)
-        if m is not None and "idx" in m.groupdict():
-            found.append((i, m))
-        elif m is not None:
-            cnts[m["type"]] = _int(m["cnt"])
-        elif (s := _DUMP_SIZES_RE.search(text)) is not None and sizes is None:
-            sizes, sizes_at = s, i
-        elif _DUMP_BODY_HINT_RE.search(text):
-            return Malformed(first_lineno + i - start, text, "unparsable dump line"), i + 1
-        else:
-            break
-        i += 1
-    lineno = first_lineno
-    if sizes is None or "memory" not in cnts or "reserved" not in cnts:
-        return Malformed(lineno, lines[start], "incomplete MEMBLOCK configuration dump"), i
-    for name, cnt in cnts.items():
-        idx = [_int(m["idx"]) for _, m in found if m["type"] == name]
-        if idx != list(range(cnt)):
-            return Malformed(lineno, lines[start],
-                             f"dump lists {len(idx)} {name} regions but {name}.cnt = {cnt:#x}"), i
-    at = first_lineno - start  # line number of lines[index] is index + at
-    dump = DumpOp(
-        lineno=lineno, end_lineno=i - 1 + at,
-        memory_size=_int(sizes["mem"]), reserved_size=_int(sizes["res"]),
-        memory=_regions(found, "memory", at), reserved=_regions(found, "reserved", at),
-        physmem=_regions(found, "physmem", at) if "physmem" in cnts else None,
-        sizes_lineno=sizes_at + at)
-    return dump, i
-
-
-def parse_dump(text: str) -> DumpOp:
-    """Parse one ``MEMBLOCK configuration`` dump (e.g. ``Memblock.dump_all()``'s text).
-
-    Returns the :class:`DumpOp` (line numbers relative to ``text``); raises ``ValueError`` when
-    ``text`` holds no complete dump. O(lines).
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be str, not {type(text).__name__}")
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if _DUMP_HEAD_RE.search(line):
-            dump, _ = _parse_dump_block(lines, i, i + 1)
-            if isinstance(dump, Malformed):
-                raise ValueError(str(dump))
-            return dump
-    raise ValueError("no 'MEMBLOCK configuration:' dump in the text")
-
-
-def parse(text: str, *, strict: bool = False) -> Trace:
-    """Read a kernel log booted with ``memblock=debug`` into a :class:`Trace` of operations.
-
-    Recognises adds (with node), removes, reserves (both spellings), frees (``memblock_free`` of
-    kernels <= 5.15 and ``memblock_phys_free``), allocation requests of every family (3.x/4.x
-    ``memblock_virt_alloc_try_nid[_nopanic|_raw]``, 5.x+ ``memblock_alloc_try_nid[_raw]``,
-    ``memblock_alloc_exact_nid_raw``, ``memblock_phys_alloc_range``) with the kernel's answer,
-    array doublings and ``MEMBLOCK configuration`` dumps. Unknown lines are skipped; malformed
-    memblock lines are collected in ``Trace.malformed`` with their line number, or, with
-    ``strict=True``, raise ``ValueError`` at the first one. O(lines).
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be str, not {type(text).__name__}")
-    lines = text.splitlines()
-    trace = Trace(lines=lines)
-    pending: AllocOp | None = None
-
-    def settle(event: Op | None) -> bool:
-        """Resolve the pending request with the next memblock event; True if it was the answer."""
-        nonlocal pending
-        if pending is None:
-            return False
-        answer = (isinstance(event, RangeOp) and event.kind == "reserve"
-                  and event.size == pending.size)
-        if answer:
-            assert isinstance(event, RangeOp)
-            trace.ops.append(replace(pending, result=event.base, result_lineno=event.lineno))
-        else:
-            trace.ops.append(pending)
-        pending = None
-        return answer
-
-    def bad(lineno: int, line: str, reason: str) -> None:
-        item = Malformed(lineno, line, reason)
-        if strict:
-            raise ValueError(str(item))
-        trace.malformed.append(item)
-
-    i = 0
-    while i < len(lines):
-        line, lineno = lines[i], i + 1
-        i += 1
-        if trace.version is None and (v := _VERSION_RE.search(line)):
-            trace.version, trace.version_lineno = (int(v["major"]), int(v["minor"])), lineno
-        if trace.highmem_start is None and (h := _HIGHMEM_RE.search(line)):
-            trace.highmem_start, trace.highmem_lineno = _int(h["b"]), lineno
-        if _DUMP_HEAD_RE.search(line):
-            dump, i = _parse_dump_block(lines, i - 1, lineno)
-            settle(None)
-            if isinstance(dump, Malformed):
-                bad(dump.lineno, dump.text, dump.reason)
-            else:
-                trace.ops.append(dump)
-                _note_widths(trace, lines[lineno - 1:dump.end_lineno])
-            continue
-        if (d := _DOUBLE_RE.search(line)) is not None:
-            settle(None)
-            trace.ops.append(DoubleOp(lineno, d["type"], int(d["max"]), _int(d["b"]), _int(d["e"])))
-            continue
-        m = _FUNC_RE.search(line)
-        if m is None:
-            if _PANIC_RE.search(line):
-                settle(None)
-            continue
-        func, rest = m[1], line[m.end():].strip()
-        if func not in RANGE_FUNCS and not _ALLOC_NAME_RE.match(func):
-            continue  # some other message that names a memblock function
-        if _PANIC_RE.search(line):
-            settle(None)  # "Kernel panic ... memblock_alloc_try_nid: Failed to allocate ..."
-            continue
-        trace.funcs.add(func)
-        op = (_parse_range if func in RANGE_FUNCS else _parse_alloc)(func, rest, lineno)
-        if isinstance(op, str):
-            settle(None)
-            bad(lineno, line, op)
-            continue
-        if isinstance(op, RangeOp):
-            _note_widths(trace, [line])
-            if func == "memblock_add_node":
-                trace.funcs.add("memblock_add_node" + ("+flags" if op.flags is not None else "-flags"))
-        if settle(op):
-            continue
-        if isinstance(op, AllocOp):
-            pending = op
-        else:
-            trace.ops.append(op)
-    settle(None)
-    return trace
-
-
-def _note_widths(trace: Trace, lines: Sequence[str]) -> None:
-    for line in lines:
-        for b, e in _BRACKET_RE.findall(line):
-            trace.widths.add(32 if len(b) == 8 and len(e) == 8 else 64)
-
 
 # -- settings and inference --------------------------------------------------------------------
 
@@ -541,6 +106,14 @@ class Settings:
       shows nodes that no ``memblock_add_node`` line gave).
     * ``numa``: ``CONFIG_NUMA`` (inferred off when requests name a node yet no dump shows one).
     * ``kernel_version``: (major, minor) (from ``Linux version`` or the function names).
+    * ``memory``, ``reserved``, ``nomap``: a start state given by hand, for logs that begin
+      after RAM and the kernel image were set up: ``(base, size)`` ranges in bytes (``memory``
+      items may add a node: ``(base, size, nid)``), added before the first operation
+      (``memblock_add[_node]``, ``memblock_reserve``, ``memblock_mark_nomap``).
+    * ``start_at_dump``: start from the state of the N-th ``MEMBLOCK configuration`` dump (1 =
+      the first), skipping the operations before it; 0 = never; ``None`` = from the first dump
+      exactly when the operations printed before it cannot explain it. Cannot be combined with
+      a start state given by hand.
     """
 
     phys_bits: int | None = None
@@ -554,11 +127,15 @@ class Settings:
     numa: bool | None = None
     kernel_version: tuple[int, int] | None = None
     infer: bool = True
+    memory: tuple[tuple[int, int, int | None], ...] = ()
+    reserved: tuple[tuple[int, int], ...] = ()
+    nomap: tuple[tuple[int, int], ...] = ()
+    start_at_dump: int | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or f.name in _RANGE_FIELDS:
                 continue
             if f.name in ("bottom_up", "nodes_from_dump", "numa", "infer"):
                 if not isinstance(value, bool):
@@ -582,6 +159,44 @@ class Settings:
             v = getattr(self, name)
             if v is not None and v >> bits:
                 raise ValueError(f"Settings.{name} {v:#x} does not fit a {bits}-bit phys_addr_t")
+        for name in _RANGE_FIELDS:
+            object.__setattr__(self, name, _ranges(name, getattr(self, name), bits))
+        if self.start_at_dump and (self.memory or self.reserved or self.nomap):
+            raise ValueError("Settings.start_at_dump replaces the start state: it cannot be "
+                             "combined with memory, reserved or nomap")
+
+    @property
+    def given_start(self) -> bool:
+        """True when a start state is given by hand (``memory``, ``reserved`` or ``nomap``)."""
+        return bool(self.memory or self.reserved or self.nomap)
+
+
+_RANGE_FIELDS = ("memory", "reserved", "nomap")
+
+
+def _ranges(name: str, value: Any, bits: int) -> tuple:
+    """``value`` as a tuple of ``(base, size)`` (``memory``: ``(base, size, nid)``) of Python
+    ints, each non-empty and inside a ``bits``-wide physical address space."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+        raise TypeError(f"Settings.{name} must be a tuple of ranges, not {value!r}")
+    out = []
+    for item in value:
+        width = (2, 3) if name == "memory" else (2,)
+        if not isinstance(item, (tuple, list)) or len(item) not in width:
+            raise TypeError(f"Settings.{name}: each range is (base, size"
+                            f"{'[, nid]' if name == 'memory' else ''}), not {item!r}")
+        nid = item[2] if len(item) == 3 else None
+        if not all(_is_int(v) for v in item[:2]) or not (nid is None or _is_int(nid)):
+            raise TypeError(f"Settings.{name}: range {item!r} must hold integers")
+        base, size = int(item[0]), int(item[1])
+        if base < 0 or size <= 0 or (base + size) > 1 << bits:
+            raise ValueError(f"Settings.{name}: range {item!r} is empty, negative or does not "
+                             f"fit a {bits}-bit phys_addr_t")
+        if nid is not None and not -1 <= int(nid) < 1 << 10:
+            raise ValueError(f"Settings.{name}: node {nid} is not a node id")
+        out.append((base, size, None if nid is None else int(nid)) if name == "memory"
+                   else (base, size))
+    return tuple(out)
 
 
 def _is_int(v: object) -> bool:
@@ -599,18 +214,8 @@ class Inference:
     note: bool = False  # a consequence of the settings (e.g. where node ids go), not a guess
 
     def __str__(self) -> str:
-        return f"{'note' if self.note else 'inferred'} {self.setting} = {_show(self.value)}: " \
+        return f"{'note' if self.note else 'inferred'} {self.setting} = {show(self.value)}: " \
                f"{self.reason}"
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:#x}" if value > 4096 else str(value)
-    if isinstance(value, tuple):
-        return ".".join(map(str, value))
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -621,6 +226,9 @@ class _Plan:
     trim_after: int | None  # op index after which trim_memory runs
     nodes_before: int | None  # op index before which the dump's node ids are applied
     nodes_dump: DumpOp | None
+    start_index: int | None = None  # index of the dump the replay starts from
+    start: str = "an empty memblock"
+    phys_map: bool = False  # the log shows physmem: CONFIG_HAVE_MEMBLOCK_PHYS_MAP
 
 
 def _initial_add_run(ops: Sequence[Op]) -> tuple[int, int] | None:
@@ -634,7 +242,35 @@ def _initial_add_run(ops: Sequence[Op]) -> tuple[int, int] | None:
     return first, last
 
 
-def _version_from_names(funcs: set[str]) -> tuple[tuple[int, int] | None, str]:
+#: What the printed names tell about the kernel version: (name, lowest, highest, reason).
+#: ``None`` = unbounded; a name ending in ``*`` is a prefix. Bounds are the safe ones (a name
+#: may have lived a little longer or shorter); used when the log has no ``Linux version``.
+_NAME_VERSIONS: tuple[tuple[str, tuple[int, int] | None, tuple[int, int] | None, str], ...] = (
+    ("memblock_virt_alloc*", (3, 14), (4, 20),
+     "memblock_virt_alloc_* lived in 3.14-4.20 (memblock_alloc_* since 5.0)"),
+    ("memblock_alloc_try_nid_nopanic", (5, 0), (5, 1), "the _nopanic variants lived in 5.0-5.1"),
+    ("memblock_alloc_*", (5, 0), None, "memblock_alloc_* requests are printed since 5.0"),
+    ("memblock_phys_alloc_range", (5, 0), None, "memblock_phys_alloc_range exists since 5.0"),
+    ("__memblock_free_early", (3, 14), (5, 15),
+     "__memblock_free_early came with the 3.14 allocator API and was gone by 5.16"),
+    ("__memblock_free_late", (3, 14), None, "__memblock_free_late came in 3.14"),
+    ("memblock_free", None, (5, 15), "the physical memblock_free became memblock_phys_free in 5.16"),
+    ("memblock_phys_free", (5, 16), None, "memblock_phys_free exists since 5.16"),
+    ("memblock_reserve", None, (6, 15), "reserves print as __memblock_reserve since 6.16"),
+    ("memblock_reserve+flags", (3, 13), (4, 20),
+     "'memblock_reserve: [..] flags 0x..' is the 3.13-4.x format"),
+    ("__memblock_reserve", (6, 16), None, "reserves print as __memblock_reserve since 6.16"),
+    ("memblock_add_node+flags", (5, 16), None, "memblock_add_node prints flags= since 5.16"),
+    ("memblock_add_node-flags", None, (5, 15), "memblock_add_node prints no flags= before 5.16"),
+    ("<exclusive ends>", None, (3, 13), "range ends are printed exclusive: before 3.14"),
+)
+
+
+def _version_from_names(funcs: set[str]) -> tuple[tuple[int, int] | None, str, str]:
+    """(version to replay with, the range the names allow, the reason) from printed names.
+
+    The range is the intersection of what every name allows; the replay takes its newest end
+    (newest behaviour when unbounded). Contradictory clues give the newest behaviour."""
     lo: tuple[int, int] | None = None
     hi: tuple[int, int] | None = None
     why: list[str] = []
@@ -649,11 +285,13 @@ def _version_from_names(funcs: set[str]) -> tuple[tuple[int, int] | None, str]:
         if high is not None and (hi is None or high < hi):
             hi = high
     if not why:
-        return None, "no version clue in the log: newest kernel behaviour"
-    span = f"{_show(lo) if lo else '?'}..{_show(hi) if hi else 'newest'}"
+        return None, "newest", "no version clue in the log: newest kernel behaviour"
     if lo is not None and hi is not None and lo > hi:
-        return None, f"contradictory version clues ({'; '.join(why)}): newest kernel behaviour"
-    return hi, f"function names say {span} ({'; '.join(why)})"
+        return None, "newest", (f"contradictory version clues ({'; '.join(why)}): newest "
+                                "kernel behaviour")
+    span = f"{show(lo) if lo else '3.0'}–{show(hi) if hi else 'newest'}"
+    then = f"the behaviour of {show(hi)}, the newest they allow" if hi else "newest behaviour"
+    return hi, span, f"function names allow {span} ({'; '.join(why)}): {then}"
 
 
 def _resolve(trace: Trace, s: Settings) -> tuple[Settings, list[Inference]]:
@@ -681,8 +319,9 @@ def _resolve(trace: Trace, s: Settings) -> tuple[Settings, list[Inference]]:
             version = put("kernel_version", trace.version,
                           f"'Linux version' at line {trace.version_lineno}")
         else:
-            version, why = _version_from_names(trace.funcs)
-            put("kernel_version", version if version else "newest", why)
+            names = trace.funcs | ({"<exclusive ends>"} if trace.exclusive_end else set())
+            version, span, why = _version_from_names(names)
+            put("kernel_version", span, why)
 
     current_limit = s.current_limit
     if current_limit is None and infer and trace.highmem_start is not None:
@@ -793,47 +432,105 @@ def _reserved_range(op: Op) -> tuple[int, int] | None:
     return None
 
 
+def _start_point(trace: Trace, s: Settings) -> tuple[int | None, str, Inference | None]:
+    """(index of the dump to start from or ``None``, what the start is, the inference saying
+    why). Raises ``ValueError`` for a ``start_at_dump`` beyond the log's dumps."""
+    from arena.trace_start import unexplained
+
+    ops = trace.ops
+    dumps = [i for i, op in enumerate(ops) if isinstance(op, DumpOp)]
+    empty = "the start state given by hand" if s.given_start else "an empty memblock"
+    if s.start_at_dump == 0:
+        return None, empty, None
+    if s.start_at_dump is not None:
+        if s.start_at_dump > len(dumps):
+            raise ValueError(f"start_at_dump={s.start_at_dump}: the log has "
+                             f"{len(dumps)} MEMBLOCK configuration dump(s)")
+        i = dumps[s.start_at_dump - 1]
+        where = f"the dump at line {ops[i].lineno}"
+        return i, where, Inference("start", where, f"given: dump {s.start_at_dump}; the {i} "
+                                   "operation(s) before it are skipped", note=True)
+    if not s.infer or not dumps:
+        return None, empty, None
+    i = dumps[0]
+    dump = ops[i]
+    assert isinstance(dump, DumpOp)
+    why = unexplained(dump, ops[:i], ((b, n) for b, n, _ in s.memory), s.reserved)
+    if why is None:
+        return None, empty, Inference("start", empty, f"the operations printed before the "
+                                      f"first dump (line {dump.lineno}) explain it")
+    where = f"the dump at line {dump.lineno}"
+    return i, where, Inference("start", where, f"the first dump cannot be explained: {why} "
+                               f"(calls made before the log or before memblock=debug took "
+                               f"effect); the replay starts from its state and skips the {i} "
+                               f"operation(s) printed before it")
+
+
+def _nodes_plan(ops: Sequence[Op], start: int | None,
+                inf: list[Inference]) -> tuple[int | None, DumpOp | None]:
+    """Where the node ids of the first dump that shows them are applied (see _nodes_point)."""
+    found = next(((i, op) for i, op in enumerate(ops)
+                  if isinstance(op, DumpOp) and op.shows_nodes), None)
+    if found is None:
+        inf.append(Inference("nodes_from_dump", False, "no dump shows node ids", note=True))
+        return None, None
+    idx, dump = found
+    if start is not None and idx <= start:
+        inf.append(Inference("nodes_from_dump", False, "the start dump holds the node ids",
+                             note=True))
+        return None, None
+    before = _nodes_point(ops, idx, dump)
+    if start is not None:
+        before = max(before, start + 1)
+    inf.append(Inference("nodes_applied", f"before line {ops[before].lineno}",
+                         f"node ids of the dump at line {dump.lineno} applied to memory and "
+                         "reserved after the last reservation it shows on a node, before the "
+                         "first node-specific request", note=True))
+    return before, dump
+
+
 def _plan(trace: Trace, settings: Settings) -> tuple[_Plan, list[Inference]]:
+    """Resolve the settings and place the unprinted calls (start state, trimming, nodes)."""
     resolved, inf = _resolve(trace, settings)
     ops = trace.ops
+    start, start_text, why = _start_point(trace, resolved)
+    if why is not None:
+        inf.append(why)
     trim_after = None
     if resolved.trim_memory is not None:
         run = _initial_add_run(ops)
         if run is None:
             inf.append(Inference("trim_memory", resolved.trim_memory,
                                  "ignored: the log has no memblock_add", note=True))
+        elif start is not None and run[1] < start:
+            inf.append(Inference("trim_memory", resolved.trim_memory,
+                                 "contained in the start dump", note=True))
         else:
             trim_after = run[1]
     nodes_before = nodes_dump = None
     if resolved.nodes_from_dump:
-        found = next(((i, op) for i, op in enumerate(ops)
-                      if isinstance(op, DumpOp) and op.shows_nodes), None)
-        if found is None:
-            inf.append(Inference("nodes_from_dump", False, "no dump shows node ids", note=True))
-        else:
-            idx, nodes_dump = found
-            nodes_before = _nodes_point(ops, idx, nodes_dump)
-            inf.append(Inference("nodes_applied", f"before line {ops[nodes_before].lineno}",
-                                 f"node ids of the dump at line {nodes_dump.lineno} applied to "
-                                 "memory and reserved after the last reservation it shows on a "
-                                 "node, before the first node-specific request", note=True))
-    return _Plan(resolved, trim_after, nodes_before, nodes_dump), inf
+        nodes_before, nodes_dump = _nodes_plan(ops, start, inf)
+    phys_map = any(isinstance(op, DumpOp) and op.physmem is not None
+                   or isinstance(op, RangeOp) and op.kind == "physmem_add" for op in ops)
+    return _Plan(resolved, trim_after, nodes_before, nodes_dump, start, start_text,
+                 phys_map), inf
 
 
 # -- the engine: one place that calls Memblock -------------------------------------------------
 
-def _new_memblock(s: Settings):
+def _new_memblock(s: Settings, phys_map: bool = False):
     from arena.memblock import Memblock
 
     mb = Memblock(None, phys_addr_bits=s.phys_bits or 64,
                   page_size=s.page_size or DEFAULT_PAGE_SIZE,
                   smp_cache_bytes=s.smp_cache_bytes or DEFAULT_SMP_CACHE_BYTES,
                   numa=s.numa if s.numa is not None else True,
-                  bottom_up_kernel_end=s.kernel_end, kernel_version=s.kernel_version)
+                  bottom_up_kernel_end=s.kernel_end, kernel_version=s.kernel_version,
+                  phys_map=phys_map)
     mb.set_bottom_up(bool(s.bottom_up))
     if s.current_limit is not None:
         mb.set_current_limit(s.current_limit)
-    mb.allow_resize()  # memblock_allow_resize prints nothing; see _run
+    mb.allow_resize()  # memblock_allow_resize prints nothing; see _Engine
     return mb
 
 
@@ -905,257 +602,107 @@ def _apply_nodes(mb, dump: DumpOp) -> None:
                 mb.set_node(r.base, r.size, type_, r.nid)
 
 
-# -- report ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class AllocResult:
-    """One request: the kernel's answer (``op.result``) and ours (``None`` = failed)."""
-
-    op: AllocOp
-    ours: int | None
-    error: str | None = None
-
-    @property
-    def match(self) -> bool:
-        """Reproduced: the same base, or both failed (and our memblock raised nothing)."""
-        return self.error is None and self.ours == self.op.result
-
-
-@dataclass(frozen=True)
-class DumpResult:
-    """One dump: the kernel's, ours, and the differences (empty = matched)."""
-
-    op: DumpOp
-    ours: DumpOp
-    differences: tuple[str, ...]
-
-    @property
-    def match(self) -> bool:
-        """The dumps agree in sizes, counts and every region."""
-        return not self.differences
-
-
-@dataclass(frozen=True)
-class Divergence:
-    """Where the replay and the kernel part: log line, what differs, and the state around it."""
-
-    lineno: int
-    kind: str
-    message: str
-    context: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        return "\n".join((f"line {self.lineno}: {self.message}", *self.context))
-
-
-@dataclass
-class Report:
-    """The outcome of :func:`replay`. ``ok`` is true when every allocation was reproduced, every
-    dump matched, every doubling agreed and no line was malformed."""
-
-    settings: Settings
-    inferred: list[Inference]
-    allocations: list[AllocResult]
-    dumps: list[DumpResult]
-    divergences: list[Divergence]
-    malformed: list[Malformed]
-    memblock: Any = field(repr=False, default=None)
-    counts: dict[str, int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    ops: list[Op] = field(repr=False, default_factory=list)
-
-    @property
-    def allocations_reproduced(self) -> int:
-        """Requests whose result we reproduced (a failed request counts when ours fails too)."""
-        return sum(r.match for r in self.allocations)
-
-    @property
-    def dumps_matched(self) -> int:
-        """Dumps equal to ours."""
-        return sum(r.match for r in self.dumps)
-
-    @property
-    def first_divergence(self) -> Divergence | None:
-        """The earliest divergence in log order, or ``None``."""
-        return min(self.divergences, key=lambda d: d.lineno, default=None)
-
-    @property
-    def ok(self) -> bool:
-        """Everything matched and nothing was malformed."""
-        return not self.divergences and not self.malformed
-
-    def summary_line(self) -> str:
-        """``allocations reproduced: N/M, dumps matched: K/L``."""
-        return (f"allocations reproduced: {self.allocations_reproduced}/{len(self.allocations)}, "
-                f"dumps matched: {self.dumps_matched}/{len(self.dumps)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The full report as JSON-ready data (addresses as integers)."""
-        first = self.first_divergence
-        return {
-            "summary": self.summary_line(),
-            "ok": self.ok,
-            "settings": {f.name: getattr(self.settings, f.name) for f in fields(self.settings)},
-            "inferred": [{"setting": i.setting, "value": i.value, "reason": i.reason,
-                          "note": i.note} for i in self.inferred],
-            "operations": self.counts,
-            "ops": [{"kind": op.kind, **asdict(op)} for op in self.ops],
-            "allocations": [
-                {"line": r.op.lineno, "func": r.op.func, "size": r.op.size, "align": r.op.align,
-                 "nid": r.op.nid, "from": r.op.start, "max_addr": r.op.end,
-                 "kernel": r.op.result, "kernel_line": r.op.result_lineno, "ours": r.ours,
-                 "match": r.match} for r in self.allocations],
-            "dumps": [{"line": r.op.lineno, "match": r.match, "differences": list(r.differences)}
-                      for r in self.dumps],
-            "first_divergence": None if first is None else {
-                "line": first.lineno, "kind": first.kind, "message": first.message,
-                "context": list(first.context)},
-            "divergences": [{"line": d.lineno, "kind": d.kind, "message": d.message}
-                            for d in self.divergences],
-            "malformed": [{"line": m.lineno, "text": m.text, "reason": m.reason}
-                          for m in self.malformed],
-            "warnings": list(self.warnings),
-        }
-
-
-def _rng(base: int | None, size: int) -> str:
-    return "failed" if base is None else f"[{base:#x}-{base + size - 1:#x}]"
-
-
-def _log_context(lines: Sequence[str], lineno: int, before: int = 3, after: int = 1) -> list[str]:
-    lo, hi = max(1, lineno - before), min(len(lines), lineno + after)
-    return [f"  {'>' if n == lineno else ' '}{n:6d} | {lines[n - 1].rstrip()}"
-            for n in range(lo, hi + 1)]
-
-
-def _state_around(regions: Sequence[tuple[int, int, int, int]], name: str,
-                  addrs: Sequence[int]) -> list[str]:
-    """Our regions of ``name`` within two entries of each address (dump format)."""
-    bases = [r[0] for r in regions]
-    keep: set[int] = set()
-    for a in addrs:
-        i = bisect.bisect_right(bases, a)
-        keep.update(range(max(0, i - 2), min(len(regions), i + 2)))
-    return [f"    {name}[{i:#x}]\t[{b:#x}-{b + s - 1:#x}], {s:#x} bytes nid={n} flags: {f:#x}"
-            for i, (b, s, f, n) in enumerate(regions) if i in keep]
-
-
-def _snapshot(type_) -> list[tuple[int, int, int, int]]:
-    return [(r.base, r.size, int(r.flags), r.nid) for r in _regions_of(type_)]
-
-
-def _compare_dumps(kernel: DumpOp, ours: DumpOp) -> list[tuple[int, str]]:
-    """Differences as (kernel's log line, text), in print order."""
-    diffs: list[tuple[int, str]] = []
-    at = kernel.sizes_lineno or kernel.lineno
-    if kernel.memory_size != ours.memory_size:
-        diffs.append((at, f"memory size: kernel {kernel.memory_size:#x}, "
-                          f"ours {ours.memory_size:#x}"))
-    if kernel.reserved_size != ours.reserved_size:
-        diffs.append((at, f"reserved size: kernel {kernel.reserved_size:#x}, "
-                          f"ours {ours.reserved_size:#x}"))
-    pairs = [("memory", kernel.memory, ours.memory), ("reserved", kernel.reserved, ours.reserved)]
-    if kernel.physmem is not None:
-        pairs.append(("physmem", kernel.physmem, ours.physmem or ()))
-    for name, k, o in pairs:
-        last = k[-1].lineno if k else at
-        if len(k) != len(o):
-            diffs.append((k[0].lineno - 1 if k else at,
-                          f"{name}.cnt: kernel {len(k):#x}, ours {len(o):#x}"))
-        for i in range(max(len(k), len(o))):
-            kr = k[i] if i < len(k) else None
-            orr = o[i] if i < len(o) else None
-            if kr is not None and orr is not None and kr.flags is None:
-                orr = replace(orr, flags=None)  # kernels that printed no flags
-            if kr != orr:
-                diffs.append((kr.lineno if kr else last,
-                              f"{name}[{i:#x}]: kernel {kr if kr else 'none'}; "
-                              f"ours {orr if orr else 'none'}"))
-    return diffs
-
-
-def _alloc_divergence(lines: Sequence[str], op: AllocOp, ours: int | None,
-                      before: tuple[list, list] | None) -> Divergence:
-    ctx: list[str] = []
-    if before is not None:
-        addrs = [a for a in (op.result, ours) if a is not None]
-        ctx = ["  log:", *_log_context(lines, op.lineno, after=2),
-               "  our state before the request:",
-               *_state_around(before[0], "memory", addrs),
-               *_state_around(before[1], "reserved", addrs)]
-    answer = f" (line {op.result_lineno})" if op.result_lineno else ""
-    return Divergence(
-        op.lineno, "alloc",
-        f"{op.func}({op.size:#x} bytes, align {op.align:#x}, nid {op.nid}, from {op.start:#x}, "
-        f"max_addr {op.end:#x}): kernel {_rng(op.result, op.size)}{answer}, ours "
-        f"{_rng(ours, op.size)}", tuple(ctx))
-
-
-def _dump_divergence(lines: Sequence[str], op: DumpOp, diffs: list[tuple[int, str]],
-                     first: bool) -> Divergence:
-    ctx = ["  differences:", *(f"    line {n}: {d}" for n, d in diffs[:12])]
-    if len(diffs) > 12:
-        ctx.append(f"    ... {len(diffs) - 12} more")
-    if first:
-        ctx += ["  log:", *_log_context(lines, diffs[0][0], before=3, after=1)]
-    return Divergence(op.lineno, "dump",
-                      f"MEMBLOCK configuration differs from ours ({len(diffs)} difference(s), "
-                      f"first at line {diffs[0][0]})", tuple(ctx))
-
-
-def _run(trace: Trace, plan: _Plan) -> Report:
-    """Replay ``trace`` with fully resolved settings; no inference.
+class _Engine:
+    """One replay of ``trace`` with fully resolved settings (``plan``); no inference.
 
     Resizing is allowed from the start (``memblock_allow_resize`` prints nothing; a log that
     shows doublings had it). Our memblock's warnings are collected, not printed; an operation
     our memblock refuses (e.g. a 64-bit address on a 32-bit replay) is a divergence.
     """
-    from arena.errors import ArenaError
 
-    s = plan.settings
-    mb = _new_memblock(s)
-    allocs: list[AllocResult] = []
-    dumps: list[DumpResult] = []
-    divs: list[Divergence] = []
-    lines = trace.lines
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for i, op in enumerate(trace.ops):
-            try:
-                if i == plan.nodes_before and plan.nodes_dump is not None:
-                    _apply_nodes(mb, plan.nodes_dump)
-                if isinstance(op, RangeOp):
-                    _apply_range(mb, op)
-                elif isinstance(op, AllocOp):
-                    before = None if divs else (_snapshot(mb.memory), _snapshot(mb.reserved))
-                    res = AllocResult(op, _alloc(mb, op))
-                    allocs.append(res)
-                    if not res.match:
-                        divs.append(_alloc_divergence(lines, op, res.ours, before))
-                        _force(mb, op, res.ours)
-                elif isinstance(op, DumpOp):
-                    ours_dump = parse_dump(mb.dump_all(log=False))
-                    diffs = _compare_dumps(op, ours_dump)
-                    dumps.append(DumpResult(op, ours_dump, tuple(f"line {n}: {d}"
-                                                                 for n, d in diffs)))
-                    if diffs:
-                        divs.append(_dump_divergence(lines, op, diffs, not divs))
-                elif getattr(mb, op.type_name).max != op.new_max:
-                    divs.append(Divergence(
-                        op.lineno, "double", f"kernel doubled {op.type_name} to {op.new_max} "
-                        f"entries; ours has {getattr(mb, op.type_name).max}"))
-                if i == plan.trim_after:
-                    mb.trim_memory(s.trim_memory)
-            except (ArenaError, TypeError, ValueError) as e:
-                if isinstance(op, AllocOp) and (not allocs or allocs[-1].op is not op):
-                    allocs.append(AllocResult(op, None, error=str(e)))
-                divs.append(Divergence(op.lineno, "error",
-                                       f"our memblock refused the operation: {e}",
-                                       tuple(_log_context(lines, op.lineno, 0, 0))))
-    notes = list(dict.fromkeys(str(w.message) for w in caught))
-    return Report(settings=s, inferred=[], allocations=allocs, dumps=dumps, divergences=divs,
-                  malformed=list(trace.malformed), memblock=mb, counts=trace.counts(),
-                  warnings=notes, ops=list(trace.ops))
+    def __init__(self, trace: Trace, plan: _Plan) -> None:
+        self.trace, self.plan, self.lines = trace, plan, trace.lines
+        self.mb = _new_memblock(plan.settings, plan.phys_map)
+        self.allocs: list[AllocResult] = []
+        self.dumps: list[DumpResult] = []
+        self.divs: list[Divergence] = []
+
+    def run(self) -> Report:
+        from arena.errors import ArenaError
+
+        first = 0 if self.plan.start_index is None else self.plan.start_index + 1
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.start()
+            for i in range(first, len(self.trace.ops)):
+                op = self.trace.ops[i]
+                try:
+                    self.step(i, op)
+                except (ArenaError, TypeError, ValueError, OverflowError) as e:
+                    if isinstance(op, AllocOp) and (not self.allocs
+                                                    or self.allocs[-1].op is not op):
+                        self.allocs.append(AllocResult(op, None, error=str(e)))
+                    self.divs.append(Divergence(op.lineno, "error",
+                                                f"our memblock refused the operation: {e}",
+                                                tuple(_log_context(self.lines, op.lineno, 0, 0))))
+        trace, plan = self.trace, self.plan
+        return Report(settings=plan.settings, inferred=[], allocations=self.allocs,
+                      dumps=self.dumps, divergences=self.divs, malformed=list(trace.malformed),
+                      memblock=self.mb, counts=trace.counts(),
+                      warnings=list(dict.fromkeys(str(w.message) for w in caught)),
+                      ops=list(trace.ops), start=plan.start,
+                      skipped=list(trace.ops[:max(0, first - 1)]), gap=trace.gap)
+
+    def start(self) -> None:
+        """Set up the start state: the one given by hand, or the start dump's."""
+        from arena.errors import ArenaError
+        from arena.trace_start import apply_given, load_dump
+
+        s, at = self.plan.settings, self.plan.start_index
+        dump = None if at is None else self.trace.ops[at]
+        try:
+            if isinstance(dump, DumpOp):
+                load_dump(self.mb, dump)
+                self.check_start(dump)
+            elif s.given_start:
+                apply_given(self.mb, s.memory, s.reserved, s.nomap)
+        except (ArenaError, TypeError, ValueError, OverflowError) as e:
+            line = dump.lineno if isinstance(dump, DumpOp) else 0
+            self.divs.append(Divergence(line, "start", f"our memblock refused the start "
+                                        f"state: {e}"))
+
+    def check_start(self, dump: DumpOp) -> None:
+        """Our state rebuilt from ``dump`` must print as the dump did."""
+        diffs = _compare_dumps(dump, parse_dump(self.mb.dump_all(log=False)))
+        if diffs:
+            self.divs.append(Divergence(dump.lineno, "start", "the start state rebuilt from "
+                                        f"the dump differs from it: {diffs[0][1]}"))
+
+    def step(self, i: int, op: Op) -> None:
+        """Replay operation ``i`` and compare what the log shows of it."""
+        mb, plan = self.mb, self.plan
+        if i == plan.nodes_before and plan.nodes_dump is not None:
+            _apply_nodes(mb, plan.nodes_dump)
+        if isinstance(op, RangeOp):
+            _apply_range(mb, op)
+        elif isinstance(op, AllocOp):
+            self.alloc(op)
+        elif isinstance(op, DumpOp):
+            ours = parse_dump(mb.dump_all(log=False))
+            diffs = _compare_dumps(op, ours)
+            self.dumps.append(DumpResult(op, ours, tuple(f"line {n}: {d}" for n, d in diffs)))
+            if diffs:
+                self.divs.append(_dump_divergence(self.lines, op, diffs, not self.divs))
+        elif getattr(mb, op.type_name).max != op.new_max:
+            self.divs.append(Divergence(
+                op.lineno, "double", f"kernel doubled {op.type_name} to {op.new_max} "
+                f"entries; ours has {getattr(mb, op.type_name).max}"))
+        if i == plan.trim_after:
+            mb.trim_memory(plan.settings.trim_memory)
+
+    def alloc(self, op: AllocOp) -> None:
+        mb = self.mb
+        before = None if self.divs else (_snapshot(mb.memory), _snapshot(mb.reserved))
+        res = AllocResult(op, _alloc(mb, op))
+        self.allocs.append(res)
+        if not res.match:
+            self.divs.append(_alloc_divergence(self.lines, op, res.ours, before))
+            _force(mb, op, res.ours)
+
+
+def _run(trace: Trace, plan: _Plan) -> Report:
+    """Replay ``trace`` with fully resolved settings (see :class:`_Engine`)."""
+    return _Engine(trace, plan).run()
 
 
 def _first_miss(report: Report) -> int:
@@ -1216,187 +763,14 @@ def replay(ops: Trace | Sequence[Op], settings: Settings | None = None) -> Repor
     return report
 
 
-# -- command line ------------------------------------------------------------------------------
-
-def _addr(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an address: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"negative address: {text!r}")
-    return value
+_CLI_NAMES = ("add_replay_arguments", "replay_command", "replay_main", "_settings_from")
 
 
-def _pow2(text: str) -> int:
-    value = _addr(text)
-    if value == 0 or value & (value - 1):
-        raise argparse.ArgumentTypeError(f"not a power of two: {text!r}")
-    return value
+def __getattr__(name: str) -> Any:
+    """The command-line functions live in :mod:`arena.trace_cli` (which imports this module);
+    they are reachable from here too, loaded on first use."""
+    if name in _CLI_NAMES:
+        import arena.trace_cli as cli
 
-
-def _version(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", text.strip())
-    if m is None:
-        raise argparse.ArgumentTypeError(f"kernel version must be X.Y: {text!r}")
-    return int(m[1]), int(m[2])
-
-
-def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``replay`` subcommand's arguments (the log and the settings) to ``parser``."""
-    parser.add_argument("log", help="kernel log booted with memblock=debug ('-' = stdin)")
-    g = parser.add_argument_group("settings the log cannot show (inferred when not given)")
-    g.add_argument("--phys-bits", type=int, choices=(32, 64),
-                   help="width of phys_addr_t (default: from the address digits)")
-    g.add_argument("--current-limit", type=_addr, metavar="ADDR",
-                   help="memblock.current_limit (default: HighMem start, else anywhere)")
-    d = g.add_mutually_exclusive_group()
-    d.add_argument("--bottom-up", dest="bottom_up", action="store_const", const=True,
-                   help="allocate bottom-up (default: the direction of the first results)")
-    d.add_argument("--top-down", dest="bottom_up", action="store_const", const=False,
-                   help="allocate top-down")
-    g.add_argument("--kernel-end", type=_addr, metavar="ADDR",
-                   help="end of the kernel image: pre-5.11 bottom-up starts there, with top-down "
-                        "fallback")
-    g.add_argument("--smp-cache-bytes", type=_pow2, metavar="N",
-                   help=f"SMP_CACHE_BYTES, the alignment of align=0 (default "
-                        f"{DEFAULT_SMP_CACHE_BYTES})")
-    g.add_argument("--page-size", type=_pow2, metavar="N",
-                   help=f"PAGE_SIZE (default {DEFAULT_PAGE_SIZE})")
-    g.add_argument("--trim-memory", type=_addr, metavar="ALIGN",
-                   help="memblock_trim_memory(ALIGN) after the initial adds (default: when the "
-                        "first dump shows page-trimmed memory)")
-    g.add_argument("--nodes-from-dump", action="store_const", const=True,
-                   help="take node ids from the first dump that shows them")
-    g.add_argument("--no-numa", dest="numa", action="store_const", const=False,
-                   help="a kernel without CONFIG_NUMA")
-    g.add_argument("--kernel-version", type=_version, metavar="X.Y",
-                   help="kernel version (default: 'Linux version' line or function names)")
-    g.add_argument("--no-infer", action="store_true",
-                   help="infer nothing: settings not given take their defaults")
-    o = parser.add_argument_group("output")
-    o.add_argument("--json", metavar="FILE", help="write the full report as JSON ('-' = stdout)")
-    o.add_argument("--svg", metavar="FILE", help="draw the final memory map as SVG")
-    o.add_argument("-v", "--verbose", action="store_true",
-                   help="list every allocation and dump with its result")
-
-
-def _settings_from(args: argparse.Namespace) -> Settings:
-    return Settings(phys_bits=args.phys_bits, current_limit=args.current_limit,
-                    bottom_up=args.bottom_up, kernel_end=args.kernel_end,
-                    smp_cache_bytes=args.smp_cache_bytes, page_size=args.page_size,
-                    trim_memory=args.trim_memory, nodes_from_dump=args.nodes_from_dump,
-                    numa=args.numa, kernel_version=args.kernel_version, infer=not args.no_infer)
-
-
-def _print_report(report: Report, name: str, out: TextIO, verbose: bool) -> None:
-    def say(text: str = "") -> None:
-        print(text, file=out)
-
-    c = report.counts
-    kinds = ", ".join(f"{c[k]} {k}" for k in ("add", "remove", "reserve", "free", "free_late",
-                                               "physmem_add", "alloc", "dump", "double") if k in c)
-    say(f"replay of {name}: {kinds or 'no memblock operations'}")
-    s = report.settings
-    say(f"settings: phys_bits={s.phys_bits} kernel={_show(s.kernel_version or 'newest')} "
-        f"direction={'bottom-up' if s.bottom_up else 'top-down'} current_limit="
-        f"{'anywhere' if s.current_limit is None else hex(s.current_limit)} "
-        f"numa={'on' if s.numa else 'off'} trim_memory="
-        f"{'none' if s.trim_memory is None else hex(s.trim_memory)} "
-        f"nodes_from_dump={'yes' if s.nodes_from_dump else 'no'} page_size={s.page_size} "
-        f"smp_cache_bytes={s.smp_cache_bytes}"
-        f"{'' if s.kernel_end is None else f' kernel_end={s.kernel_end:#x}'}")
-    for inf in report.inferred:
-        say(f"  {inf}")
-    for m in report.malformed:
-        say(str(m))
-    for w in report.warnings:
-        say(f"our memblock warned: {w}")
-    if verbose:
-        for r in report.allocations:
-            say(f"  line {r.op.lineno:5d} {'ok ' if r.match else 'BAD'} {r.op.func} "
-                f"{r.op.size:#x}: kernel {_rng(r.op.result, r.op.size)}, "
-                f"ours {_rng(r.ours, r.op.size)}")
-        for d in report.dumps:
-            say(f"  line {d.op.lineno:5d} {'ok ' if d.match else 'BAD'} MEMBLOCK configuration")
-    first = report.first_divergence
-    if first is None:
-        say("no divergence: every allocation and dump matches the kernel's")
-    else:
-        say(f"first divergence: {first}")
-        if len(report.divergences) > 1:
-            say(f"({len(report.divergences) - 1} more divergence(s); --json lists them all)")
-    say(report.summary_line())
-
-
-def read_log(path: str) -> tuple[str, str]:
-    """The text of the boot log at ``path`` (``-``: standard input) and a name to show for it.
-
-    Undecodable bytes become U+FFFD (e-mailed logs are not always clean UTF-8). Raises
-    ``OSError`` when the file cannot be read.
-    """
-    if path == "-":
-        return sys.stdin.read(), "<stdin>"
-    return Path(path).read_text(encoding="utf-8", errors="replace"), path
-
-
-def replay_command(args: argparse.Namespace) -> int:
-    """Run ``replay`` for parsed arguments (see :func:`add_replay_arguments`).
-
-    Prints the summary (its last line ``allocations reproduced: N/M, dumps matched: K/L``) and
-    returns the exit status: 0 when everything matches, 1 on any divergence or malformed line,
-    2 when the log cannot be read or the SVG cannot be drawn.
-    """
-    try:
-        text, name = read_log(args.log)
-    except OSError as e:
-        print(f"replay: cannot read {args.log}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    try:
-        settings = _settings_from(args)
-    except (TypeError, ValueError) as e:
-        print(f"replay: {e}", file=sys.stderr)
-        return 2
-    report = replay(parse(text), settings)
-    to_stdout_json = args.json == "-"
-    _print_report(report, name, sys.stderr if to_stdout_json else sys.stdout, args.verbose)
-    status = 0 if report.ok else 1
-    if args.json:
-        data = json.dumps(report.to_dict(), indent=2)
-        if to_stdout_json:
-            print(data)
-        else:
-            try:
-                Path(args.json).write_text(data + "\n", encoding="utf-8")
-            except OSError as e:
-                print(f"replay: cannot write {args.json}: {e.strerror or e}", file=sys.stderr)
-                return 2
-    if args.svg:
-        try:
-            from arena.render import callers_from_ops, svg
-        except ImportError as e:
-            print(f"replay: --svg needs arena.render, which is not available ({e})",
-                  file=sys.stderr)
-            return 2
-        drawing = svg(report.memblock, callers=callers_from_ops(report.ops),
-                      title=f"memblock after {name}")
-        try:
-            if isinstance(drawing, bytes):
-                Path(args.svg).write_bytes(drawing)
-            else:
-                Path(args.svg).write_text(drawing, encoding="utf-8")
-        except OSError as e:
-            print(f"replay: cannot write {args.svg}: {e.strerror or e}", file=sys.stderr)
-            return 2
-    return status
-
-
-def replay_main(argv: list[str] | None = None) -> int:
-    """``python -m arena replay LOG [settings]``: parse ``argv`` (default ``sys.argv[1:]``),
-    replay, print the summary; returns the exit status (see :func:`replay_command`)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m arena replay",
-        description="Replay a memblock=debug boot log on our memblock and compare every "
-                    "allocation and dump with the kernel's.")
-    add_replay_arguments(parser)
-    return replay_command(parser.parse_args(argv))
+        return getattr(cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -137,6 +137,7 @@ CALLS: dict[str, list[Param]] = {
     "mem_limit_remove_map": [Param(PHYS, _const(0x180000))],
     "cap_memory_range": RANGE,
     "trim_memory": [ALIGN],
+    "set_total_size": [MEMTYPE, Param(PHYS, lambda mb, b: mb.memory.total_size + 0x1000)],
     "free_late": RANGE,
     "phys_to_virt": RANGE,
     "virt_to_phys": [Param(VIEW, lambda mb, b: mb.phys_to_virt(b, 16))],
