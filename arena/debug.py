@@ -39,14 +39,14 @@ class Record(Unit):
     memblock block), ``node`` (node asked for, ``None`` = any) and ``freed_at`` (the freeing
     stack, debug) and ``quarantined`` (waiting in the quarantine)."""
 
-    __slots__ = ("block", "order", "node", "freed_at", "quarantined")
+    __slots__ = ("block", "order", "freed_at", "quarantined")
 
     def __init__(self, phys: int, boff: int, block: int, reserved: int, order: int, nid: int,
                  node: int | None, cb: Callable[[Any], None] | None) -> None:
         super().__init__(phys, boff, reserved, nid, None, cb)
         self.block = block
         self.order = order
-        self.node = node
+        self.node = node   # a Unit field, set here for the record's whole life
         self.freed_at: tuple[Frame, ...] = ()
         self.quarantined = False
 

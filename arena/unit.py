@@ -14,6 +14,7 @@ array, and give it back:
   the array handed out), ``view`` (that array, held strongly in the manual lifetime) or ``ref``
   (a weak reference to it in the garbage-collected one), ``size`` (bytes asked for), ``seq``
   (allocation number), ``align`` (alignment asked for, ``None`` = the arena's default),
+  ``node`` (node asked for, ``None`` = any),
   ``dirty`` (handed out before since its memory was last known to be zero), ``code``/``lasti``
   (the allocating frame, when callers are tracked), ``stack`` (the allocating stack, debug).
 """
@@ -38,7 +39,7 @@ class Unit:
     """One unit of memory an arena hands out (see the module docstring for the fields)."""
 
     __slots__ = ("phys", "boff", "csize", "nid", "home", "cb", "state", "key", "view", "ref",
-                 "size", "seq", "align", "dirty", "code", "lasti", "stack")
+                 "size", "seq", "align", "node", "dirty", "code", "lasti", "stack")
 
     def __init__(self, phys: int, boff: int, csize: int, nid: int, home: list[Any] | None,
                  cb: Callable[[Any], None] | None) -> None:
@@ -55,6 +56,7 @@ class Unit:
         self.size = 0
         self.seq = -1
         self.align: int | None = None
+        self.node: int | None = None
         self.dirty = False
         self.code: Any = None
         self.lasti = 0
