@@ -1,12 +1,14 @@
 """Tests of :mod:`arena.slab`, the kmalloc size-class caches, on their own: size classes, slab
 orders, carving, the freelists, partial/empty slab policy, shrinking, per-node caches, the
 any-node target, lookup by address, faults of the physical memory, ``check()`` and
-``slabinfo()``.
+``slabinfo()``, and that the slab layer holds no view of the memory.
 
 The page source is a real :class:`arena.memblock.Memblock` over a real
 :class:`arena.physmem.PhysicalMemory` (as :class:`arena.Arena` wires it); slots are taken and
-given back the way the arena's fast paths do (pop from ``cache.free``, append to
-``slot.free``, then ``slab_changed`` when the freelist holds 1 or all slots).
+given back the way the arena's fast paths do (pop from ``cache.free`` and mark the slot
+``LIVE``; mark it ``FREE``, append it to ``slot.home`` — its slab's freelist — then
+``slab_changed`` when the freelist holds 1 or all slots). Arrays are made over the memory's
+exporter at ``slot.boff``, as the arena makes them; the slab layer itself holds none.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from arena.physmem import PhysicalMemory
 from arena.slab import (
     KMALLOC_MAX_SIZE,
     KMALLOC_SIZES,
+    MAX_SLAB_ORDER,
     MIN_OBJECTS,
     NUMA_NO_NODE,
     Slab,
@@ -30,6 +33,7 @@ from arena.slab import (
     kmalloc_index,
     slab_order,
 )
+from arena.unit import FREE, LIVE
 
 PHYS_BASE = 1 << 30
 PS = 4096
@@ -44,8 +48,9 @@ class World:
         self.mb = Memblock(self.pm, page_size=PS, max_numnodes=4)
         for sl in self.pm.slices:
             self.mb.add_node(sl.phys_start, sl.size, sl.nid, MemblockFlags.NONE)
+        self.buf, delta = self.pm.exporter()
         self.sa = SlabAllocator(self.pm, self.pm.slices, page_size=PS, fast_align=align,
-                                granule=align)
+                                granule=align, buf_delta=delta)
         self.got: list[tuple[int, int, int, bool]] = []
         self.put: list[int] = []
 
@@ -66,24 +71,33 @@ class World:
             if cache is None:
                 return None
         slot = cache.free.pop()
-        slot.view = slot.sv[slot.off:slot.end]
+        assert slot.state == FREE
+        slot.view = np.ndarray((slot.csize,), np.uint8, self.buf, slot.boff)
+        slot.state = LIVE
         slot.size = cache.size
         slot.seq = 0
         return slot
 
     def give(self, slot: Slot) -> None:
         """Free one slot like the arena does."""
+        assert slot.state == LIVE
         slot.view = None
-        free = slot.free
+        slot.state = FREE
+        free = slot.home
+        assert free is slot.slab.free
         free.append(slot)
         if (len(free) == 1 or len(free) == slot.slab.nslots) and not slot.slab.is_cur:
             self.sa.slab_changed(slot.slab, self.put_pages)
 
-    def close(self) -> None:
+    def drop_views(self) -> None:
+        """Drop every array this world made (the slab layer holds none of its own)."""
         for slab in self.sa.slabs():
             for slot in slab.slots:
                 slot.view = None
-        self.sa.detach_views()
+        self.buf = None
+
+    def close(self) -> None:
+        self.drop_views()
         self.pm.close()
 
 
@@ -108,7 +122,8 @@ def reserved(w: World) -> list[tuple[int, int]]:
     (1, 1, 8), (8, 8, 8), (9, 1, 16), (33, 1, 64), (65, 1, 96), (65, 32, 96), (65, 64, 128),
     (97, 64, 128), (129, 64, 192), (129, 128, 256), (193, 1, 256), (257, 1, 512),
     (1000, 1, 1024), (2049, 1, 4096), (4096, 4096, 4096), (0, 1, 8), (0, 64, 64),
-    (1, 4096, 4096), (4097, 1, None), (1, 8192, None), (100, 1 << 20, None),
+    (1, 4096, 4096), (4097, 1, 8192), (8192, 4096, 8192), (8193, 1, None), (1, 8192, None),
+    (100, 1 << 20, None),
 ])
 def test_kmalloc_index(size, align, want):
     got = kmalloc_index(size, align, PS)
@@ -134,14 +149,21 @@ def test_slab_order(size, order):
     assert (PS << order) // size >= MIN_OBJECTS
 
 
+def test_slab_order_capped():
+    # kmalloc-8k would need order 4 for eight slots: the cap gives four slots of order 3.
+    assert slab_order(8192, PS) == MAX_SLAB_ORDER and (PS << MAX_SLAB_ORDER) // 8192 == 4
+
+
 def test_fast_table(w):
     fast = w.sa.fast
     assert 0 not in fast and -64 not in fast and KMALLOC_MAX_SIZE + 1 not in fast
-    assert [fast[n].size for n in (1, 64, 65, 128, 129, 192, 193, 4096)] == \
-        [64, 64, 128, 128, 192, 192, 256, 4096]
+    assert [fast[n].size for n in (1, 64, 65, 128, 129, 192, 193, 4096, 4097, 8192)] == \
+        [64, 64, 128, 128, 192, 192, 256, 4096, 8192, 8192]
     assert all(fast[n].nid == 1 for n in fast)          # any-node: the last node at first
     coarse = World(align=PS)
-    assert {c.size for c in coarse.sa.fast.values()} == {4096} and len(coarse.sa.fast) == PS
+    assert {c.size for c in coarse.sa.fast.values()} == {4096, 8192}
+    assert len(coarse.sa.fast) == KMALLOC_MAX_SIZE
+    assert {n for n, c in coarse.sa.fast.items() if c.size == 4096} == set(range(1, PS + 1))
     assert coarse.sa.index(1, 8) == idx(4096)         # one granule at least
     coarse.close()
 
@@ -154,7 +176,9 @@ def test_new_slab_simple(w):
     top = PHYS_BASE + 2 * SZ_64K
     # The slab is the highest free page (memblock top-down), the slot its highest 64 bytes.
     assert (slab.base, slab.nbytes, slab.nid, slab.order) == (top - PS, PS, 1, -1)
-    assert s.phys == top - 64 and s.off == PS - 64 and s.end == PS
+    assert s.phys == top - 64 and s.off == PS - 64 and s.csize == 64
+    assert s.home is slab.free and s.state == LIVE and s.nid == 1
+    assert s.boff == s.phys - (w.pm.exporter()[1]) and w.pm.phys_of(s.view) == s.phys
     assert reserved(w) == [(top - PS, PS)]
     assert w.got == [(PS, 0, NUMA_NO_NODE, False)]
     assert slab.is_cur and slab.cache.cur is slab and slab.inuse == 1 and slab.nslots == 64
@@ -234,7 +258,7 @@ def test_empty_slab_kept_as_spare_then_discarded(w):
     assert a in c.cache.partial and w.put == []    # the only empty one: kept as the spare
     for s in slots[8:16]:
         w.give(s)
-    assert w.put == [b.base] and b.view is None     # a second empty one goes back
+    assert w.put == [b.base]                        # a second empty one goes back
     assert c.cache.partial == [a] and w.sa.nslabs == 2
     assert all(w.sa.find(s.phys) == (None, None) for s in slots[8:16])
     for s in slots[16:]:
@@ -260,7 +284,7 @@ def test_shrink(w):
         w.give(s)
     before = w.sa.slab_bytes
     assert w.sa.shrink(w.put_pages) == before - PS   # everything but keep's slab
-    assert w.sa.nslabs == 1 and keep.slab.view is not None
+    assert w.sa.nslabs == 1 and w.sa.find(keep.phys) == (keep.slab, keep)
     assert w.sa.cache(idx(1024), NUMA_NO_NODE).cur is None
     assert w.sa.cache(idx(1024), NUMA_NO_NODE).free == []
     assert reserved(w) == [(keep.slab.base, PS)]
@@ -347,30 +371,45 @@ def test_failing_memory_gives_pages_back(w, step):
     assert w.take(idx(64)) is not None
 
 
-def test_detach_and_attach_views(w):
-    s = w.take(idx(64))
-    s.view[:] = 5
-    s.view = None                        # (the arena drops its arrays too)
-    w.sa.detach_views()
-    assert s.sv is None and s.mv is None and s.slab.view is None
-    w.sa.attach_views()
-    assert (s.sv[s.off:s.end] == 5).all() and s.mv is s.slab.mv
-    s.view = s.sv[s.off:s.end]
+def test_slab_layer_holds_no_view(w):
+    # Slabs in use, spare and partial, on both nodes; then every array the world made is
+    # dropped. The allocator stays alive with slots in use, and the memory still closes:
+    # nothing in the slab layer exports the mapping.
+    used = [w.take(idx(64)), w.take(idx(512), nid=0), w.take(idx(4096))]
+    spare = [w.take(idx(1024)) for _ in range(4)]
+    for s in spare:
+        s.view[:] = 5
+        w.give(s)
+    for s in used:
+        s.view[:] = 7
+    assert w.sa.nslabs == 4 and all(s.state == LIVE for s in used)
     w.sa.check()
+    w.sa.retire()
+    w.drop_views()
+    w.pm.close()                          # raises LiveViewsError if anything holds a view
+    assert w.pm.closed and w.sa.nslabs == 4 and all(s.state == LIVE for s in used)
 
 
 def test_check_catches_broken_invariants(w):
     s = w.take(idx(64))
     w.sa.check()
-    s.free.append(s)                      # in use and on the freelist
+    s.home.append(s)                      # in use and on the freelist
     with pytest.raises(AssertionError, match="neither in use nor free, or both") as ei:
         w.sa.check()
     assert "slabinfo - version: 2.1" in str(ei.value)
-    s.free.pop()
-    s.free.append(s.slab.free[0])         # twice on the freelist
+    s.home.pop()
+    s.home.append(s.slab.free[0])         # twice on the freelist
     with pytest.raises(AssertionError, match="twice"):
         w.sa.check()
-    s.free.pop()
+    s.home.pop()
+    s.state = FREE                        # marked free but on no freelist
+    with pytest.raises(AssertionError, match="neither in use nor free, or both"):
+        w.sa.check()
+    s.state = LIVE
+    home, s.home = s.home, []             # its home is not its slab's freelist
+    with pytest.raises(AssertionError, match="misplaced"):
+        w.sa.check()
+    s.home = home
     w.sa.nslabs += 1
     with pytest.raises(AssertionError, match="slab count"):
         w.sa.check()
@@ -394,4 +433,4 @@ def test_slot_and_slab_repr(w):
     s = w.take(idx(128))
     assert "kmalloc-128" in repr(s) and "in use" in repr(s)
     assert "1/32 in use" in repr(s.slab) and "kmalloc-128 node 1" in repr(s.slab.cache)
-    assert np.shares_memory(s.view, s.sv)
+    assert w.pm.phys_of(s.view) == s.phys and s.view.nbytes == 128
