@@ -168,7 +168,7 @@ def test_quarantine_delays_reuse(make):
     w = a.alloc(100)
     assert a.info(w).phys != phys                  # not handed out again at once
     a.free(w)
-    plain = make(debug=False)
+    plain = make(debug=False, lifetime="manual")   # reuse at free(), whatever still views it
     x = plain.alloc(100)
     p = plain.info(x).phys
     plain.free(x)
@@ -178,7 +178,7 @@ def test_quarantine_delays_reuse(make):
 
 
 def test_quarantine_budget_releases_oldest(make):
-    a = make(quarantine=2048)
+    a = make(quarantine=2048, lifetime="manual")  # leaving the quarantine = reused at once
     views = [a.alloc(1000) for _ in range(4)]
     phys = [a.info(v).phys for v in views]
     held = a.info(views[0]).reserved              # 1000 bytes + red zones, rounded up
@@ -209,14 +209,14 @@ def test_stack_recorded(make):
     assert info.caller.endswith("in alloc_here")
     assert any(s.endswith("in test_stack_recorded") for s in info.stack)
     a.free(v)
-    plain = make(debug=False)
+    plain = make(debug=False, track_callers=True)   # one frame without debug
     w = alloc_here(plain, 1)
     assert len(plain.info(w).stack) == 1
     plain.free(w)
 
 
 def test_leak_warned_on_close():
-    a = Arena(SZ_1M, debug=True)
+    a = Arena(SZ_1M, debug=True, lifetime="manual")  # never freed = leaked, arrays dropped or not
     alloc_here(a, 300)
     alloc_here(a, 200)
     with pytest.warns(ResourceWarning, match=r"2 x, 500 bytes, allocated at .*in alloc_here"):
