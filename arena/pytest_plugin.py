@@ -7,8 +7,12 @@ is the same idea for :class:`arena.Arena`). Registered through the ``pytest11`` 
 * The ``arena`` fixture gives each test a fresh :class:`arena.Arena` — by default 64 MiB
   (mapped ``MAP_NORESERVE``, so only touched pages cost RAM) in debug mode.
 * ``@pytest.mark.arena(size=..., debug=..., **kwargs)`` configures it: any keyword of
-  :class:`arena.Arena` (``nodes``, ``budget``, ``align``, ``quarantine``, ``hugepages``), plus
-  ``check_leaks=False`` to allow allocations still live at the end of the test.
+  :class:`arena.Arena` (``nodes``, ``budget``, ``align``, ``quarantine``, ``hugepages``,
+  ``lifetime``, ...), plus ``check_leaks=False`` to allow allocations still live at the end of
+  the test.
+* A leak is an allocation still live after the test body: in the default garbage-collected
+  lifetime, one never freed whose array is still referenced (a dropped array is reclaimed);
+  with ``lifetime="manual"``, any allocation never freed.
 * After the test body passes, the plugin runs :meth:`arena.Arena.check` (red zones and the
   quarantine in debug mode, memblock's invariants always) and :meth:`arena.Arena.leaks`; any
   finding fails the test (phase "call") with the full report — which allocation, how many

@@ -55,13 +55,25 @@ def test_write_after_free(arena):
     v[7] = 3
 
 
+KEPT = []
+
+
 def test_leak(arena):
-    make_buffer(arena)
+    KEPT.append(make_buffer(arena))       # still referenced after the test: a leak
+
+
+def test_dropped_is_no_leak(arena):
+    make_buffer(arena)                     # garbage-collected lifetime: reclaimed
+
+
+@pytest.mark.arena(lifetime="manual")
+def test_leak_manual(arena):
+    make_buffer(arena)                     # manual lifetime: never freed is a leak
 
 
 @pytest.mark.arena(check_leaks=False)
 def test_leak_allowed(arena):
-    make_buffer(arena)
+    KEPT.append(make_buffer(arena))
 
 
 @pytest.mark.arena(size=1 << 20, debug=False, nodes=2, budget=4096)
@@ -79,21 +91,23 @@ def test_own_failure(arena):
 def test_plugin_reports(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_cases=CASES)
     result = pytester.runpytest(*_plugin_args(), *QUIET, "-rf")
-    result.assert_outcomes(passed=3, failed=5)
+    result.assert_outcomes(passed=4, failed=6)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
         "FAILED test_cases.py::test_overrun - arena.errors.CorruptionError: arena: 1 m*",
         "FAILED test_cases.py::test_overrun_not_freed - Failed: arena: memory errors*",
         "FAILED test_cases.py::test_leak - Failed: arena: memory errors*",
+        "FAILED test_cases.py::test_leak_manual - Failed: arena: memory errors*",
     ])
     # Overruns name the bytes past the end and where the allocation was made.
     assert out.count("1 byte(s) past its end were written") >= 2
     assert "in make_buffer" in out and "test_cases.py:" in out
     assert "write after free to the 64-byte allocation" in out and "freed at:" in out
-    assert "leak: 1 allocation(s) still live (100 bytes)" in out
+    assert out.count("leak: 1 allocation(s) still live (100 bytes)") == 2
     # A test failing by itself reports its own assertion, not ours.
     assert "the test's own assertion" in out
-    for name in ("test_clean", "test_leak_allowed", "test_marker_configures"):
+    for name in ("test_clean", "test_dropped_is_no_leak", "test_leak_allowed",
+                 "test_marker_configures"):
         assert f"FAILED test_cases.py::{name}" not in out
 
 
