@@ -642,8 +642,8 @@ class Arena:
                     slab = unit.slab
                     if not slab.is_cur:
                         self._slab_changed(slab)
-                if self._returned:
-                    self._drain()
+                if self._autocheck:
+                    self._check_bookkeeping()
                 return
         finally:
             lock.release()
@@ -1555,13 +1555,14 @@ class Arena:
             held = [(u, _wref(u.view)) for u in self._byid.values() if u.view is not None]
             for u, _ in held:
                 u.view = None
+            buf = _wref(self._buf)   # arrays still alive hold it: they stay ours after a refusal
             self._mv.release()
             self._mv = self._buf = None
             try:
                 self._pm.close()
             except LiveViewsError:
                 if not defer:
-                    self._reattach(held)
+                    self._reattach(held, buf())
                     raise  # nothing changed
             leaks = format_leaks(leak_sites([self._info(u) for u in self._live_units()])) \
                 if self._debug else ""
@@ -1578,12 +1579,15 @@ class Arena:
         if leaks:
             warnings.warn(f"Arena closed with leaks: {leaks}", ResourceWarning, stacklevel=2)
 
-    def _reattach(self, held: list[tuple[Unit, Any]]) -> None:
-        """Undo the first step of a refused :meth:`close`: the exports, and each held unit
-        its array (a new array of its bytes if nobody but the arena held the old one; the
-        index is rebuilt, since a new array may take the ``id()`` of a dropped one)."""
-        self._buf, self._delta = self._pm.exporter()
-        self._mv = memoryview(self._buf).cast("B")
+    def _reattach(self, held: list[tuple[Unit, Any]], buf: Any) -> None:
+        """Undo the first step of a refused :meth:`close`: the exports (the same buffer
+        object if arrays still hold it), and each held unit its array (a new array of its bytes
+        if nobody but the arena held the old one; the index is rebuilt, since a new array may
+        take the ``id()`` of a dropped one)."""
+        if buf is None:
+            buf = self._pm.exporter()[0]
+        self._buf = buf
+        self._mv = memoryview(buf).cast("B")
         for unit, ref in held:
             view = ref()
             if view is None:

@@ -51,6 +51,10 @@ def make():
     made: list[Arena] = []
 
     def _make(size: int = 8 * SZ_1M, **kwargs) -> Arena:
+        # These tests prove the manual (C-style) lifetime with callers tracked; the
+        # garbage-collected lifetime has its own tests (test_arena_gc.py).
+        kwargs.setdefault("lifetime", "manual")
+        kwargs.setdefault("track_callers", True)
         a = Arena(size, **kwargs)
         made.append(a)
         return a
@@ -217,15 +221,16 @@ def test_free_twice(make):
     a.free(keep)
 
 
-def test_free_reused_address_is_the_new_allocation(make):
-    # Documented limit: once the address is handed out again, the old array is the new one.
+def test_free_of_a_stale_array_is_refused(make):
+    # The address was handed out again: the old array is not the new allocation.
     a = make()
     v = a.alloc(100)
     a.free(v)
     w = a.alloc(100)
     assert a.info(w).phys == a.physmem.phys_of(v)
-    a.free(v)
-    assert not a.owns(w)
+    with pytest.raises(DoubleFreeError, match="stale"):
+        a.free(v)            # the stale array is not the new allocation: nothing changes
+    assert a.owns(w) and not a.owns(v)
 
 
 def test_owns_info_live(make):
@@ -578,7 +583,7 @@ def test_stats_fields(make):
     assert (st.bytes_requested, st.bytes_allocated) == (1000, 1024)
     assert (st.total_bytes_allocated, st.max_memory, st.num_allocations) == (1152, 1152, 2)
     assert (st.live_allocations, st.budget, st.budget_remaining) == (1, SZ_1M, SZ_1M - 1024)
-    assert st.free_bytes == 4 * SZ_1M - 1024 and st.quarantined_bytes == 0
+    assert st.free_bytes == 4 * SZ_1M - st.slab_bytes and st.quarantined_bytes == 0
     assert [n.nid for n in st.per_node] == [0, 1]
     assert [n.bytes_allocated for n in st.per_node] == [0, 1024]
     assert [n.live_allocations for n in st.per_node] == [0, 1]
@@ -594,14 +599,14 @@ def test_stats_fields(make):
     out = io.StringIO()
     a.dump(file=out)
     assert out.getvalue().startswith("MEMBLOCK configuration:")
-    assert " reserved.cnt  = 0x1" in out.getvalue()
+    assert " reserved.cnt  = 0x2" in out.getvalue()   # one slab per node
     a.free(y)
 
 
 # -- lifetime -------------------------------------------------------------------------------------
 
 def test_close_and_use_after_close():
-    a = Arena(SZ_1M)
+    a = Arena(SZ_1M, lifetime="manual", track_callers=True)
     v = a.alloc(10)
     with pytest.raises(LiveViewsError):
         a.close()
@@ -622,7 +627,7 @@ def test_close_and_use_after_close():
 
 
 def test_context_manager():
-    with Arena(SZ_1M) as a:
+    with Arena(SZ_1M, lifetime="manual", track_callers=True) as a:
         v = a.alloc(10)
         a.free(v)
         del v
@@ -631,7 +636,7 @@ def test_context_manager():
 
 
 def test_context_manager_with_arrays_alive():
-    with Arena(SZ_1M, debug=True) as a:
+    with Arena(SZ_1M, debug=True, lifetime="manual") as a:
         v = a.alloc(10)
         v[:] = 4
         a.free(v)
@@ -639,7 +644,7 @@ def test_context_manager_with_arrays_alive():
     assert (v == POISON_FREE).all()               # the memory is still mapped
     with pytest.raises(ClosedError):
         a.alloc(1)
-    b = Arena(SZ_1M)
+    b = Arena(SZ_1M, lifetime="manual", track_callers=True)
     w = b.alloc(10)
     with pytest.raises(LiveViewsError):
         b.close()
@@ -760,9 +765,9 @@ def test_handover(make):
     assert a.buddy is buddy
     free_before = buddy.nr_free_pages()
     assert free_before * PAGE == a.stats().free_bytes
-    new = a.alloc(100, node=0)    # a node-specific request skips the size-class caches
+    new = a.alloc(100, node=0)    # a slot of a new one-page kmalloc-128 slab from the buddy
     info = a.info(new)
-    assert info.reserved == PAGE and info.phys % PAGE == 0      # a whole order-0 block
+    assert info.reserved == 128 and info.node == 0
     assert buddy.nr_free_pages() == free_before - 1
     two = a.alloc(5 * SZ_4K, node=1, strict_node=True)
     assert a.info(two).reserved == 8 * PAGE and a.info(two).node == 1
@@ -772,8 +777,10 @@ def test_handover(make):
     assert buddy.nr_free_pages() == free_before - 1 - 8 + 3
     a.free(new)
     a.free(two)
-    a.free(small)                  # shares its page with nothing whole: no page comes back
-    assert buddy.nr_free_pages() == free_before + 3
+    a.free(small)
+    assert buddy.nr_free_pages() == free_before - 1 - 8 + 3   # the caches keep what they had
+    a.release_unused()             # the slabs and the large block go back to the page allocator
+    assert buddy.nr_free_pages() == free_before + 3 + 1       # + small's slab, from memblock
     with pytest.raises(ArenaMemoryError, match="largest block"):
         a.alloc(8 * SZ_1M)
     with pytest.raises(HandoverError):

@@ -41,6 +41,10 @@ def make():
     made: list[Arena] = []
 
     def _make(size: int = 4 * SZ_1M, **kwargs) -> Arena:
+        # These tests prove the manual (C-style) lifetime with callers tracked; the
+        # garbage-collected lifetime has its own tests (test_arena_gc.py).
+        kwargs.setdefault("lifetime", "manual")
+        kwargs.setdefault("track_callers", True)
         a = Arena(size, **kwargs)
         made.append(a)
         return a
@@ -86,18 +90,38 @@ def test_small_requests_are_slots(make, nbytes, reserved):
 
 def test_what_memblock_keeps_serving(make):
     a = make(nodes=2)
-    cases = [a.alloc(0), a.alloc(4097), a.alloc(100, align=2 * PAGE), a.alloc(100, node=0),
-             a.alloc(100, node=1, strict_node=True), a.alloc_array(0, np.int8)]
+    # Requests no size class serves: small ones aligned beyond their class, and large ones
+    # whose class could never be retained (over the arena's retain limit).
+    cases = [a.alloc(100, align=2 * PAGE), a.alloc(a.large.limit + 1),
+             a.alloc(10, align=8 * PAGE, node=1, strict_node=True)]
     for v in cases:
         assert a.slab.find(a.info(v).phys) == (None, None)
-    assert a.stats().slab_bytes == 0 and a.memblock.reserved.cnt >= 1
+        assert a.info(v).reserved == _round_up(a.info(v).size, 64)   # exact, no class padding
+    assert a.stats().slab_bytes == 0 and a.stats().retained_bytes == 0
+    assert a.info(cases[2]).node == 1
     for v in cases:
         a.free(v)
     for arena in (make(debug=True), make(slab=False)):
-        assert arena.slab is None
+        assert arena.slab is None and arena.large is None
         w = arena.alloc(64)
         assert arena.memblock.reserved.total_size == (64 + 2 * 64 if arena.debug else 64)
         arena.free(w)
+
+
+def test_every_other_request_is_a_size_class(make):
+    a = make(nodes=2)
+    cases = [a.alloc(0), a.alloc(4097), a.alloc(100, node=0),
+             a.alloc(100, node=1, strict_node=True), a.alloc_array(0, np.int8)]
+    for v in cases:
+        assert is_slot(a, v)
+    assert [a.info(v).node for v in cases[2:4]] == [0, 1]
+    assert a.info(cases[1]).reserved == 8192
+    for v in cases:
+        a.free(v)
+
+
+def _round_up(x, a):
+    return (x + a - 1) & -a
 
 
 @pytest.mark.parametrize("align, reserved", [(1, 64), (8, 64), (64, 64), (128, 128),
@@ -216,12 +240,12 @@ def test_stats_exact(make):
     a = make(4 * SZ_1M, nodes=2)
     x = a.alloc(100)           # slot of 128
     y = a.alloc(1000)          # slot of 1024
-    z = a.alloc(100, node=0)   # memblock: 128
+    z = a.alloc(100, node=0)   # slot of 128 in node 0's own slab
     st = a.stats()
     assert (st.bytes_requested, st.bytes_allocated, st.live_allocations) == (1200, 1280, 3)
     assert (st.total_bytes_allocated, st.max_memory, st.num_allocations) == (1280, 1280, 3)
-    assert st.slab_bytes == PAGE + 2 * PAGE
-    assert st.free_bytes == a.capacity - st.slab_bytes - 128
+    assert st.slab_bytes == PAGE + 2 * PAGE + PAGE
+    assert st.free_bytes == a.capacity - st.slab_bytes
     assert st.free_bytes + a.memblock.reserved.total_size == a.capacity
     assert [n.live_allocations for n in st.per_node] == [1, 2]
     assert [n.bytes_allocated for n in st.per_node] == [128, 1152]
@@ -302,20 +326,25 @@ def test_double_free_remembered_after_the_slab_is_gone(make):
     a.free(v)
     with pytest.raises(DoubleFreeError):
         a.free(v)
-    assert a.release() > 0 and a.stats().slab_bytes == 0   # the slab went back
+    a.release_unused()
+    assert a.stats().slab_bytes == 0   # the slab went back
     with pytest.raises(DoubleFreeError, match="already freed"):
         a.free(v)
 
 
-def test_stale_array_is_the_new_allocation(make):
-    # Documented limit: once the slot is handed out again, the old array is the new one.
+def test_stale_array_is_not_the_new_allocation(make):
+    # The slot is handed out again: the old array is still told apart from the new one (it is
+    # not the array the arena made for the new allocation, nor derived from it).
     a = make()
     v = a.alloc(64)
     a.free(v)
     w = a.alloc(64)
-    assert a.info(w).phys == a.physmem.phys_of(v) and a.owns(v)
-    a.free(v)
-    assert not a.owns(w) and a.stats().live_allocations == 0
+    assert a.info(w).phys == a.physmem.phys_of(v) and not a.owns(v) and a.owns(w)
+    before = snapshot(a)
+    with pytest.raises(DoubleFreeError, match="stale"):
+        a.free(v)
+    assert snapshot(a) == before and a.stats().live_allocations == 1
+    a.free(w)
 
 
 def test_free_of_a_copy_with_a_reused_id(make):
@@ -445,7 +474,7 @@ def test_handover_with_slabs(make):
 # -- lifetime ------------------------------------------------------------------------------------
 
 def test_close_refused_changes_nothing():
-    a = Arena(SZ_1M)
+    a = Arena(SZ_1M, lifetime="manual", track_callers=True)
     v = a.alloc(64)
     leaked = a.alloc(64)
     leaked_phys = a.info(leaked).phys
@@ -471,7 +500,7 @@ def test_close_refused_changes_nothing():
 def test_alloc_and_free_racing_close():
     # The fast paths look the cache up before they take the lock: a close in between must
     # still end in ClosedError (the worker waits for the lock the main thread holds).
-    a = Arena(SZ_1M)
+    a = Arena(SZ_1M, lifetime="manual", track_callers=True)
     v = a.alloc(64)
     a.free(a.alloc(64))
     errors: list[BaseException] = []
@@ -496,7 +525,7 @@ def test_alloc_and_free_racing_close():
 
 
 def test_close_with_leaked_slot_in_context_manager():
-    with Arena(SZ_1M) as a:
+    with Arena(SZ_1M, lifetime="manual", track_callers=True) as a:
         a.alloc(100)                         # leaked; the array is dropped at once
     assert a.closed and a.physmem.closed
 
@@ -565,7 +594,7 @@ def test_fork_child_uses_the_caches(make):
 def test_arena_check_mode_uses_the_general_path(make, monkeypatch):
     monkeypatch.setenv("ARENA_CHECK", "1")
     a = make()
-    assert a._fast == {} and a._fastfree == {}
+    assert a._fast == {}
     calls = []
     real = a._check_bookkeeping
     monkeypatch.setattr(a, "_check_bookkeeping", lambda: (calls.append(1), real()))
@@ -599,5 +628,5 @@ def test_bookkeeping_check_catches_a_lost_slot(make):
         a.check()
     a._byid[id(v)] = slot
     assert a.check() == [] and isinstance(slot, Slot)
-    assert KMALLOC_SIZES[-1] == 4096 and ARENA_PHYS_BASE == 1 << 30
+    assert KMALLOC_SIZES[-1] == 8192 and ARENA_PHYS_BASE == 1 << 30
     a.free(v)
