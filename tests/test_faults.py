@@ -143,7 +143,7 @@ def test_failing_madv_dontneed_releases_nothing():
 def test_failing_madv_dontneed_in_arena_release_loses_nothing():
     cls = failing_madvise()
     with mock.patch("arena.physmem.mmap.mmap", cls):
-        a = Arena(1 << 20, nodes=2)
+        a = Arena(1 << 20, nodes=2, retain=0)   # no retained blocks: see the next test
     keep = [a.alloc(50_000) for _ in range(4)]
     for i, v in enumerate(keep):
         v[:] = i + 1
@@ -161,6 +161,28 @@ def test_failing_madv_dontneed_in_arena_release_loses_nothing():
     a.close()
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: Arena.release_unused gives retained large blocks "
+                   "back to memblock (_reclaim) before madvise(MADV_DONTNEED); when madvise "
+                   "fails the reclaim stays done (free_bytes and memblock.reserved changed)")
+def test_failing_madv_dontneed_in_arena_release_keeps_retained_blocks():
+    cls = failing_madvise()
+    with mock.patch("arena.physmem.mmap.mmap", cls):
+        a = Arena(1 << 20, nodes=2)
+    keep = [a.alloc(50_000) for _ in range(4)]
+    a.free(keep.pop(1))                             # its array dies: the block is retained
+    assert a.stats().retained_bytes > 0
+    before = arena_state(a), a.stats().retained_bytes
+    cls.fail = {MADV_DONTNEED}
+    try:
+        with pytest.raises(OSError, match="injected"):
+            a.release()
+        assert (arena_state(a), a.stats().retained_bytes) == before
+    finally:
+        cls.fail = set()
+        del keep
+        a.close()
+
+
 # -- exhausted resources in the middle of a sequence ------------------------------------------
 
 def test_budget_exhausted_mid_sequence():
@@ -172,12 +194,13 @@ def test_budget_exhausted_mid_sequence():
         e = exc.value
         assert (e.size, e.align) == (1000, 64) and e.free_bytes > 0
         assert arena_state(a) == before
-        assert a.alloc(900) is not None      # 9024 + 960 still fits
+        extra = a.alloc(900)                 # 9024 + 960 still fits (kept: a dropped
+        assert extra is not None             # array's memory would be reused at once)
         with pytest.raises(BudgetExceededError):
             a.alloc(64)
         a.free(views.pop())
         still_usable(a)
-        del views
+        del views, extra
 
 
 def test_budget_exhausted_mid_sequence_with_size_classes():
