@@ -180,7 +180,7 @@ def test_failing_madv_dontneed_in_arena_release_keeps_retained_blocks():
     finally:
         cls.fail = set()
         del keep
-        a.close()
+        a.close(defer=True)
 
 
 # -- exhausted resources in the middle of a sequence ------------------------------------------
