@@ -143,6 +143,7 @@ _U8 = np.dtype(np.uint8)
 _ndarray = np.ndarray
 _wref = weakref.ref
 _getframe = sys._getframe
+_getrefcount = sys.getrefcount
 
 
 def _align_arg(name: str, value: Any) -> int:
@@ -351,8 +352,9 @@ class Arena:
         self._virt_delta = (pm.view(pm.phys_base, 0).__array_interface__["data"][0]
                             - pm.phys_base)
         # Bookkeeping.
-        self._byid: dict[int, Unit] = {}          # id(array handed out) -> unit, live or held
-        self._returned: list[Unit] = []           # units whose last array died (no lock)
+        self._anchors: dict[int, Unit] = {}       # id(unit.anchor) -> unit, for every anchor
+        self._returned: list[Unit] = []           # units whose array handed out died (no lock)
+        self._lingering: list[Unit] = []          # ... while views derived from it live on
         self._make_cb = release_callbacks(self._returned.append) if self._gc else None
         self._records: dict[int, Record] = {}     # phys -> record handed out
         self._quarantine: deque[Record] = deque()
@@ -453,7 +455,7 @@ class Arena:
         state = " closed" if self._closed else ""
         dbg = " debug" if self._debug else ""
         return (f"<Arena {self._capacity:#x} bytes, {len(self._slices)} node(s), "
-                f"{len(self._byid)} live, {self._allocated - self._held} bytes "
+                f"{self._nlive()} live, {self._allocated - self._held} bytes "
                 f"allocated, lifetime={self.lifetime}{dbg}{state}>")
 
     # -- argument checks ---------------------------------------------------------------------
@@ -566,25 +568,20 @@ class Arena:
             if self._allocated + csize > self._limit:
                 return None
             free.pop()
-            boff = unit.boff
-            view = _ndarray(shape, dtype, self._buf, boff)
+            anchor = unit.anchor
+            if anchor is None:
+                anchor = self._make_anchor(unit)
+            if dtype is _U8:
+                view = anchor[:nbytes]   # a slice: half the cost of a new ndarray
+            else:
+                view = _ndarray(shape, dtype, anchor, 0)
             if zero and unit.dirty:
                 zeros = cache.zeros
                 if zeros is None:
                     view.fill(0)   # a memset
                 else:
+                    boff = unit.boff
                     self._mv[boff:boff + csize] = zeros   # half the cost of fill() at 64 B
-            # Objects the garbage collector tracks are made before the counters are read: a
-            # collection here may run a finalizer that frees memory of this arena.
-            cb = unit.cb
-            if cb is None:
-                unit.view = view
-            else:
-                unit.ref = _wref(view, cb)
-            if self._track:
-                frame = _caller(2)
-                unit.code = frame.f_code if frame is not None else None
-                unit.lasti = frame.f_lasti if frame is not None else 0
             unit.dirty = True
             unit.state = LIVE
             unit.size = nbytes
@@ -592,8 +589,6 @@ class Arena:
             unit.node = None
             unit.seq = seq = self._count
             self._count = seq + 1
-            unit.key = key = id(view)
-            self._byid[key] = unit
             allocated = self._allocated + csize
             self._allocated = allocated
             self._total_allocated += csize
@@ -601,8 +596,19 @@ class Arena:
                 self._peak = allocated
             if cache.large:
                 self._large.retained -= csize  # type: ignore[union-attr]
+            # Last, with the state consistent: the steps below make objects the garbage
+            # collector tracks, so a collection may run finalizers that use this arena.
+            cb = unit.cb
+            if cb is None:
+                unit.view = view
+            else:
+                unit.ref = _wref(view, cb)
             if self._nscopes:
                 self._scope_add(unit, seq)
+            if self._track:
+                frame = _caller(2)
+                unit.code = frame.f_code if frame is not None else None
+                unit.lasti = frame.f_lasti if frame is not None else 0
             return view
         finally:
             lock.release()
@@ -626,12 +632,11 @@ class Arena:
         lock = self._lock
         lock.acquire()
         try:
-            unit = self._byid.get(id(array))
+            unit = self._anchors.get(id(array.base)) if type(array) is _ndarray else None
             if unit is not None and unit.view is array and type(unit) is Slot \
                     and unit.state == LIVE:
-                # The manual lifetime's slot, written out: the arena holds the array, so the
-                # id lookup is exact.
-                del self._byid[unit.key]
+                # The manual lifetime's slot, written out: the arena holds the array it handed
+                # out, so the identity test is exact.
                 unit.view = None
                 unit.state = FREE
                 self._allocated -= unit.csize
@@ -779,33 +784,46 @@ class Arena:
     def _hand_out(self, unit: Unit, nbytes: int, zero: bool, dtype: np.dtype | None,
                   shape: tuple[int, ...] | None, cache: Any) -> np.ndarray:
         """Make the array of a unit taken from a class and file the allocation."""
-        view = _ndarray((nbytes,), _U8, self._buf, unit.boff)
+        anchor = unit.anchor if unit.anchor is not None else self._make_anchor(unit)
+        view = anchor[:nbytes]
         if zero and nbytes and unit.dirty:
             view.fill(0)
         if dtype is not None:
-            view = _ndarray(shape, dtype, self._buf, unit.boff)
+            view = _ndarray(shape, dtype, anchor, 0)
         self._file(unit, view, nbytes)
         return view
 
+    def _make_anchor(self, unit: Unit) -> np.ndarray:
+        """The unit's anchor (see :class:`arena.unit.Unit`), made and indexed."""
+        end = unit.block + unit.csize if type(unit) is Record else unit.phys + unit.csize
+        anchor = unit.anchor = _ndarray((end - unit.phys,), _U8, self._buf, unit.boff)
+        self._anchors[id(anchor)] = unit
+        return anchor
+
+    def _drop_anchor(self, unit: Unit) -> None:
+        """Forget the anchor of a unit whose memory goes back to its page source."""
+        anchor = unit.anchor
+        if anchor is not None:
+            del self._anchors[id(anchor)]
+            unit.anchor = None
+
     def _file(self, unit: Unit, view: np.ndarray, nbytes: int) -> None:
-        """Record a unit as handed out as ``view`` (counters, index, scope)."""
-        cb = unit.cb
-        if cb is None:
-            unit.view = view
-        else:
-            unit.ref = _wref(view, cb)
+        """Record a unit as handed out as ``view`` (counters, scope)."""
         unit.dirty = True
         unit.state = LIVE
         unit.size = nbytes
         unit.seq = seq = self._count
         self._count = seq + 1
-        unit.key = key = id(view)
-        self._byid[key] = unit
         csize = unit.csize
         self._allocated += csize
         self._total_allocated += csize
         if self._allocated > self._peak:
             self._peak = self._allocated
+        cb = unit.cb
+        if cb is None:
+            unit.view = view
+        else:
+            unit.ref = _wref(view, cb)
         if self._nscopes:
             self._scope_add(unit, seq)
 
@@ -879,10 +897,10 @@ class Arena:
                 pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
                 if nbytes and not zero:
                     pm.fill(phys, nbytes, POISON_INUSE)
-            view = _ndarray((nbytes,), _U8, self._buf, rec.boff)
-            if dtype is not None:
-                view = _ndarray(shape, dtype, self._buf, rec.boff)
+            anchor = self._make_anchor(rec)
+            view = anchor[:nbytes] if dtype is None else _ndarray(shape, dtype, anchor, 0)
         except BaseException:   # the memory failed: the block goes back, nothing changed
+            self._drop_anchor(rec)
             self._give_back(block, reserved, order)
             raise
         if self._make_cb is not None:
@@ -916,6 +934,7 @@ class Arena:
         """Give an empty slab back to where it came from (:data:`arena.slab.PutPages`)."""
         freed = self._freed
         for slot in slab.slots:
+            self._drop_anchor(slot)
             if slot.seq >= 0:
                 freed[slot.phys] = ()
                 freed.move_to_end(slot.phys)
@@ -925,6 +944,7 @@ class Arena:
 
     def _put_block(self, block: Block) -> None:
         """Give a large block back to where it came from, and its pages to the OS."""
+        self._drop_anchor(block)
         self._give_back(block.phys, block.nbytes, block.order)
         if self._buddy is None or block.order >= 0:
             self._pm.release(block.phys, block.nbytes)
@@ -1002,35 +1022,47 @@ class Arena:
     # -- giving units back -------------------------------------------------------------------
 
     def _drain(self) -> None:
-        """Give back the units whose last array died (garbage-collected lifetime). Runs
-        under the lock. In this lifetime it is the only way a unit goes back, so a unit on the
-        list is never on a free list too. O(units returned)."""
+        """Give back the units whose arrays are all gone (garbage-collected lifetime): those
+        whose array handed out died, once no view derived from it is left either (their
+        anchor's reference count says so; units whose derived views live on wait in a
+        list checked here each time). Runs under the lock. In this lifetime it is the only way
+        a unit goes back, so a unit on these lists is never on a free list too.
+        O(units returned + units waiting)."""
         returned = self._returned
-        byid = self._byid
+        if not returned and not self._lingering:
+            return
+        waiting = self._lingering
+        self._lingering = []
         while returned:
-            unit = returned.pop()
-            state = unit.state
-            if state == FREE:
+            waiting.append(returned.pop())
+        for unit in waiting:
+            if unit.state == FREE:
                 continue
-            if byid.get(unit.key) is unit:
-                del byid[unit.key]
-            unit.ref = None
-            self._allocated -= unit.csize
-            if state == HELD:
-                self._held -= unit.csize
-            if type(unit) is Record and self._debug:
-                if state == LIVE:   # dropped without free(): freed now
-                    report = redzone_report(self._pm.read, unit)
-                    if report:
-                        self._pending.append(report + "\n  (found when its last array died)")
-                    unit.state = FREE
-                    self._retire_records([unit], ())
-                elif unit.quarantined:
-                    unit.state = FREE   # the quarantine gives it back when it leaves
-                else:
-                    self._give(unit)
+            if _getrefcount(unit.anchor) > 2:   # the attribute and the argument
+                self._lingering.append(unit)
                 continue
-            self._give(unit)
+            self._reclaim_unit(unit)
+
+    def _reclaim_unit(self, unit: Unit) -> None:
+        """A unit nobody views any more goes back (held or not)."""
+        state = unit.state
+        unit.ref = None
+        self._allocated -= unit.csize
+        if state == HELD:
+            self._held -= unit.csize
+        if type(unit) is Record and self._debug:
+            if state == LIVE:   # dropped without free(): freed now
+                report = redzone_report(self._pm.read, unit)
+                if report:
+                    self._pending.append(report + "\n  (found when its last array died)")
+                unit.state = FREE
+                self._retire_records([unit], ())
+            elif unit.quarantined:
+                unit.state = FREE   # the quarantine gives it back when it leaves
+            else:
+                self._give(unit)
+            return
+        self._give(unit)
 
     def _give(self, unit: Unit) -> None:
         """Put a unit that nobody holds any more back where it belongs."""
@@ -1051,6 +1083,7 @@ class Arena:
         else:
             assert type(unit) is Record
             del self._records[unit.phys]
+            self._drop_anchor(unit)
             self._give_back(unit.block, unit.csize, unit.order)
 
     def _free_units(self, units: list[Unit], frame: Any) -> None:
@@ -1071,14 +1104,13 @@ class Arena:
             freed[unit.phys] = stack
             freed.move_to_end(unit.phys)
             if gc:
-                if unit.ref() is None:
-                    continue
+                if unit.ref is not None and unit.ref() is None:
+                    continue           # its callback queued it: _drain decides
                 unit.state = HELD      # reused when its last array dies (_drain)
                 self._held += unit.csize
                 if self._debug and type(unit) is Record:
                     self._retire_records([unit], stack)
                 continue
-            del self._byid[unit.key]
             self._allocated -= unit.csize
             if self._debug and type(unit) is Record:
                 unit.state = FREE
@@ -1122,55 +1154,51 @@ class Arena:
 
     # -- finding a unit from an array ----------------------------------------------------------
 
-    def _anchor(self, array: np.ndarray) -> Any:
-        """The array the arena made that ``array`` is or derives from, or ``None``."""
-        buf = self._buf
+    def _unit_of(self, array: np.ndarray) -> Unit | None:
+        """The unit whose anchor ``array`` derives from (through ``base``, memoryviews and
+        helper objects such as ``as_strided``'s), or ``None``. O(1)."""
         x: Any = array
-        for _ in range(4):
-            base = x.base if isinstance(x, np.ndarray) else getattr(x, "base", None)
-            if base is buf:
-                return x if isinstance(x, np.ndarray) else None
-            if isinstance(base, memoryview):
-                base = base.obj
+        for _ in range(6):
+            base = getattr(x, "base", None)
             if base is None:
                 return None
+            if type(base) is memoryview:
+                base = base.obj
+            unit = self._anchors.get(id(base))
+            if unit is not None and unit.anchor is base:
+                return unit
             x = base
         return None
 
     def _lookup(self, array: Any) -> Unit:
-        """The live unit ``array`` covers whole; raises as :meth:`free` documents. O(1) for an
-        array of this arena, O(live) to explain a refusal."""
+        """The live unit ``array`` covers whole; raises as :meth:`free` documents. O(1)."""
         if not isinstance(array, np.ndarray):
             raise TypeError(f"need a numpy array from this arena, not {type(array).__name__}")
-        anchor = self._anchor(array)
-        unit = None if anchor is None else self._byid.get(id(anchor))
-        if unit is not None and (unit.view is anchor or (
-                unit.ref is not None and unit.ref() is anchor)):
+        unit = self._unit_of(array)
+        if unit is not None and unit.state != FREE:
+            handed = unit.view if unit.ref is None else unit.ref()
             if unit.state == HELD:
                 where = self._freed.get(unit.phys)
                 at = f" (at {site(where[0])})" if where else ""
                 raise DoubleFreeError(f"the array at phys {unit.phys:#x} was already freed{at}")
+            if array is handed:
+                return unit
             whole = array.flags.c_contiguous or array.flags.f_contiguous
-            if array.nbytes != unit.size or not whole:
+            phys = self._pm.phys_of(array) if array.nbytes else unit.phys
+            if array.nbytes != unit.size or not whole or phys != unit.phys:
                 raise ForeignBufferError(
-                    f"the array ({array.nbytes} bytes at phys {unit.phys:#x}"
+                    f"the array ({array.nbytes} bytes at phys {phys:#x}"
                     f"{'' if whole else ', not contiguous'}) is not the whole of "
                     f"{self._describe(unit)}")
-            if array is not anchor:
-                phys = self._pm.phys_of(array) if array.nbytes else unit.phys
-                if phys != unit.phys:
-                    raise ForeignBufferError(f"the array at phys {phys:#x} is not the whole of "
-                                             f"{self._describe(unit)}")
             return unit
         try:
             phys = self._pm.phys_of(array)
         except ValueError as exc:
             raise ForeignBufferError(f"the array was not allocated by this arena: {exc}") from None
-        if anchor is not None or phys in self._freed:
+        if unit is not None or phys in self._freed:
             where = self._freed.get(phys)
             at = f" (at {site(where[0])})" if where else ""
-            raise DoubleFreeError(f"the array at phys {phys:#x} was already freed{at} (a stale "
-                                  f"array: its memory may have been reused since)")
+            raise DoubleFreeError(f"the array at phys {phys:#x} was already freed{at}")
         raise ForeignBufferError(f"the array at phys {phys:#x} ({array.nbytes} bytes) is not an "
                                  f"allocation of this arena (a slice of one, or never allocated)")
 
@@ -1213,7 +1241,11 @@ class Arena:
 
     def _live_units(self) -> list[Unit]:
         """Every live (not held) unit, in allocation order. O(live log live)."""
-        return sorted((u for u in self._byid.values() if u.state == LIVE), key=lambda u: u.seq)
+        return sorted((u for u in self._anchors.values() if u.state == LIVE),
+                      key=lambda u: u.seq)
+
+    def _nlive(self) -> int:
+        return sum(1 for u in self._anchors.values() if u.state == LIVE)
 
     def info(self, array: np.ndarray) -> AllocationInfo:
         """The :class:`AllocationInfo` of a live allocation (the array or a view :meth:`free`
@@ -1359,7 +1391,7 @@ class Arena:
             runs = self._free_runs()
             per: dict[int, list[int]] = {sl.nid: [0, 0] for sl in self._slices}
             requested = 0
-            for unit in self._byid.values():
+            for unit in self._anchors.values():
                 if unit.state == LIVE:
                     acc = per[unit.nid]
                     acc[0] += unit.csize
@@ -1466,16 +1498,17 @@ class Arena:
 
     def _bookkeeping_problem(self) -> str | None:
         """The first broken bookkeeping invariant in words, or None. O(live + slots)."""
-        units = list(self._byid.values())
+        units = [u for u in self._anchors.values() if u.state != FREE]
         if sum(u.csize for u in units) != self._allocated:
             return "bytes_allocated differs from the sum of the live blocks and slots"
         if sum(u.csize for u in units if u.state == HELD) != self._held:
             return "held bytes differ from the sum of the held units"
         if sum(r.csize for r in self._quarantine) != self._quarantined:
             return "quarantined bytes differ from the sum of the quarantined blocks"
-        for key, u in self._byid.items():
-            if u.key != key or u.state == FREE:
-                return f"{u!r} is filed under the wrong key or is free"
+        for key, u in self._anchors.items():
+            if u.anchor is None or id(u.anchor) != key:
+                return f"{u!r} is filed under the wrong anchor"
+        for u in units:
             if (u.view is None) == (u.ref is None):
                 return f"{u!r} holds its array both strongly and weakly, or neither"
             align = self._align if u.align is None else u.align
@@ -1543,19 +1576,23 @@ class Arena:
         without ``defer`` this raises :class:`arena.errors.LiveViewsError` and nothing changes;
         with ``defer=True`` (what leaving a ``with`` block does) the arena is retired anyway and
         the mapping goes away with the last array and the arena object (garbage collection).
-        Afterwards every method raises ClosedError. O(live).
+        Afterwards every method raises ClosedError. O(units).
         """
         defer = bool_arg("defer", defer)
         with self._lock:
             if self._closed:
                 return
             self._drain()
-            # The arena's own references to the memory go first: the arrays it holds (manual
-            # lifetime; weakly referenced meanwhile) and its exports of the mapping.
-            held = [(u, _wref(u.view)) for u in self._byid.values() if u.view is not None]
-            for u, _ in held:
-                u.view = None
-            buf = _wref(self._buf)   # arrays still alive hold it: they stay ours after a refusal
+            leaks = format_leaks(leak_sites([self._info(u) for u in self._live_units()])) \
+                if self._debug else ""
+            # The arena's own references to the memory go first (weakly held meanwhile: a
+            # refused close puts back the very objects the live arrays still use).
+            units = list(self._anchors.values())
+            held = [(u, _wref(u.anchor), None if u.view is None else _wref(u.view))
+                    for u in units]
+            for u in units:
+                u.anchor = u.view = None
+            buf = _wref(self._buf)
             self._mv.release()
             self._mv = self._buf = None
             try:
@@ -1564,11 +1601,8 @@ class Arena:
                 if not defer:
                     self._reattach(held, buf())
                     raise  # nothing changed
-            leaks = format_leaks(leak_sites([self._info(u) for u in self._live_units()])) \
-                if self._debug else ""
             self._closed = True
-            self._byid.clear()
-            self._records.clear()
+            self._anchors.clear()
             self._fast = {}
             if self._slab is not None:
                 self._slab.retire()   # a thread that found a cache before: no free slot now
@@ -1579,24 +1613,25 @@ class Arena:
         if leaks:
             warnings.warn(f"Arena closed with leaks: {leaks}", ResourceWarning, stacklevel=2)
 
-    def _reattach(self, held: list[tuple[Unit, Any]], buf: Any) -> None:
+    def _reattach(self, held: list[tuple[Unit, Any, Any]], buf: Any) -> None:
         """Undo the first step of a refused :meth:`close`: the exports (the same buffer
-        object if arrays still hold it), and each held unit its array (a new array of its bytes
-        if nobody but the arena held the old one; the index is rebuilt, since a new array may
-        take the ``id()`` of a dropped one)."""
+        object if arrays still hold it), each unit its anchor (the same object if arrays still
+        derive from it, else a new one) and, in the manual lifetime, its array."""
         if buf is None:
             buf = self._pm.exporter()[0]
         self._buf = buf
         self._mv = memoryview(buf).cast("B")
-        for unit, ref in held:
-            view = ref()
-            if view is None:
-                view = _ndarray((unit.size,), _U8, self._buf, unit.boff)
-            unit.view = view
-        live = [u for u in self._byid.values() if u.view is not None or u.ref is not None]
-        for u in live:
-            u.key = id(u.view) if u.view is not None else u.key
-        self._byid = {u.key: u for u in live}
+        self._anchors = {}
+        for unit, anchor_ref, view_ref in held:
+            anchor = anchor_ref()
+            if anchor is None:
+                self._make_anchor(unit)
+            else:
+                unit.anchor = anchor
+                self._anchors[id(anchor)] = unit
+            if view_ref is not None:
+                view = view_ref()
+                unit.view = view if view is not None else unit.anchor[:unit.size]
 
     def __enter__(self) -> Arena:
         self._open()

@@ -9,10 +9,13 @@ array, and give it back:
   of that byte in the buffer the arena makes arrays from), ``csize`` (bytes it holds: the size
   class, or the reservation), ``nid`` (node of its memory), ``home`` (the free list it goes back
   to; ``None`` for a one-off reservation), ``cb`` (the weak-reference callback of the garbage
-  collected lifetime, or ``None``);
-* per allocation: ``state`` (:data:`FREE`, :data:`LIVE`, :data:`HELD`), ``key`` (``id()`` of
-  the array handed out), ``view`` (that array, held strongly in the manual lifetime) or ``ref``
-  (a weak reference to it in the garbage-collected one), ``size`` (bytes asked for), ``seq``
+  collected lifetime, or ``None``), ``anchor`` (a uint8 array over the whole unit, made
+  straight over the mapping's buffer the first time the unit is handed out: every array handed
+  out is a view of it, and numpy makes it the ``base`` of every view derived from those, so
+  its reference count tells whether any array of the unit is alive);
+* per allocation: ``state`` (:data:`FREE`, :data:`LIVE`, :data:`HELD`), ``view`` (the array
+  handed out, held strongly in the manual lifetime) or ``ref`` (a weak reference to it in the
+  garbage-collected one), ``size`` (bytes asked for), ``seq``
   (allocation number), ``align`` (alignment asked for, ``None`` = the arena's default),
   ``node`` (node asked for, ``None`` = any),
   ``dirty`` (handed out before since its memory was last known to be zero), ``code``/``lasti``
@@ -38,7 +41,7 @@ HELD = 2
 class Unit:
     """One unit of memory an arena hands out (see the module docstring for the fields)."""
 
-    __slots__ = ("phys", "boff", "csize", "nid", "home", "cb", "state", "key", "view", "ref",
+    __slots__ = ("phys", "boff", "csize", "nid", "home", "cb", "anchor", "state", "view", "ref",
                  "size", "seq", "align", "node", "dirty", "code", "lasti", "stack")
 
     def __init__(self, phys: int, boff: int, csize: int, nid: int, home: list[Any] | None,
@@ -49,8 +52,8 @@ class Unit:
         self.nid = nid
         self.home = home
         self.cb = cb
+        self.anchor: Any = None
         self.state = FREE
-        self.key = 0
         self.view: Any = None
         self.ref: Any = None
         self.size = 0
