@@ -105,7 +105,7 @@ from arena.tracking import (
     leak_sites,
     site,
 )
-from arena.unit import FREE, HELD, LIVE, Unit, release_callbacks
+from arena.unit import FREE, HELD, LIVE, Unit
 
 __all__ = [
     "Arena",
@@ -135,6 +135,12 @@ LIFETIMES = ("gc", "manual")
 DECAY_SECONDS = 10.0
 #: Sizes a large class was asked for, remembered for the hot path (bounded).
 _FAST_LARGE_SIZES = 4096
+#: Units a young collection looks at (the newest ones: temporaries die young).
+_YOUNG_SCAN = 64
+#: A full collection runs once bytes allocated (or units handed out since the last one) pass
+#: twice what it left alive, and these floors: memory stays within about twice what is viewed.
+_GC_MIN_BYTES = 1 << 20
+_GC_MIN_UNITS = 4096
 
 _DEBUG_TRUE = frozenset({"1", "true", "yes", "on"})
 #: No budget: a bound no allocation total reaches (one comparison on the hot path).
@@ -234,7 +240,6 @@ class _Scope:
             a._nscopes -= 1
             if a._closed:
                 return
-            a._drain()
             units = [u for u, seq in self.units if u.seq == seq and u.state == LIVE]
             if units:
                 a._free_units(units, _caller(1))
@@ -353,9 +358,11 @@ class Arena:
                             - pm.phys_base)
         # Bookkeeping.
         self._anchors: dict[int, Unit] = {}       # id(unit.anchor) -> unit, for every anchor
-        self._returned: list[Unit] = []           # units whose array handed out died (no lock)
-        self._lingering: list[Unit] = []          # ... while views derived from it live on
-        self._make_cb = release_callbacks(self._returned.append) if self._gc else None
+        # Garbage-collected lifetime: units handed out since a collection last found them
+        # viewed (newest last), and the bounds that start a full collection.
+        self._young: list[Unit] = []
+        self._gc_bytes = _GC_MIN_BYTES
+        self._gc_units = _GC_MIN_UNITS
         self._records: dict[int, Record] = {}     # phys -> record handed out
         self._quarantine: deque[Record] = deque()
         self._quarantined = 0
@@ -376,8 +383,7 @@ class Arena:
         self._large: LargeCaches | None = None
         if slab and not debug:
             self._slab = SlabAllocator(pm, slices, page_size=pm.page_size, fast_align=align,
-                                       granule=align, buf_delta=self._delta,
-                                       make_cb=self._make_cb)
+                                       granule=align, buf_delta=self._delta)
             self._large = LargeCaches([sl.nid for sl in slices], pm.page_size, limit=retain,
                                       decay=decay)
         # Request size -> cache, for the hot path (empty: every call takes the general path).
@@ -562,7 +568,11 @@ class Arena:
         try:
             free = cache.free
             if not free:
-                return None
+                if not self._gc or not self._collect_young():
+                    return None
+                free = cache.free
+                if not free:
+                    return None
             unit = free[-1]
             csize = unit.csize
             if self._allocated + csize > self._limit:
@@ -571,10 +581,9 @@ class Arena:
             anchor = unit.anchor
             if anchor is None:
                 anchor = self._make_anchor(unit)
-            if dtype is _U8:
-                view = anchor[:nbytes]   # a slice: half the cost of a new ndarray
-            else:
-                view = _ndarray(shape, dtype, anchor, 0)
+            view = anchor[:nbytes]   # a slice: half the cost of a new ndarray
+            if dtype is not _U8:
+                view = view.view(dtype)
             if zero and unit.dirty:
                 zeros = cache.zeros
                 if zeros is None:
@@ -596,13 +605,13 @@ class Arena:
                 self._peak = allocated
             if cache.large:
                 self._large.retained -= csize  # type: ignore[union-attr]
+            if self._gc:
+                unit.vid = id(view)
+                self._young.append(unit)
+            else:
+                unit.view = view
             # Last, with the state consistent: the steps below make objects the garbage
             # collector tracks, so a collection may run finalizers that use this arena.
-            cb = unit.cb
-            if cb is None:
-                unit.view = view
-            else:
-                unit.ref = _wref(view, cb)
             if self._nscopes:
                 self._scope_add(unit, seq)
             if self._track:
@@ -650,12 +659,18 @@ class Arena:
                 if self._autocheck:
                     self._check_bookkeeping()
                 return
+            if unit is not None and unit.vid == id(array) and unit.state == LIVE \
+                    and not self._debug:
+                # The garbage-collected lifetime: the caller holds the array, so the unit is
+                # held until a collection finds it unviewed.
+                unit.state = HELD
+                self._held += unit.csize
+                return
         finally:
             lock.release()
         frame = _caller(1)
         with self._lock:
             self._open()
-            self._drain()
             unit = self._lookup(array)
             self._free_units([unit], frame)
 
@@ -677,7 +692,9 @@ class Arena:
         frame = _caller(2)
         with self._lock:
             self._open()
-            self._drain()
+            if self._gc and (self._allocated > self._gc_bytes or
+                             len(self._young) > self._gc_units):
+                self._collect_full()
             unit: Unit | None = None
             cache: Any = None
             if self._slab is not None:
@@ -711,7 +728,7 @@ class Arena:
             index = slab.index(nbytes, align)
             if index is None:   # aligned beyond what its class guarantees
                 return None, None
-            if self._allocated + slab.caches[slab.nids[0]][index].size > self._limit:
+            if not self._fits(slab.caches[slab.nids[0]][index].size):
                 return None, None   # the padding of the class would break the budget
             for attempt in (0, 1):
                 cache = slab.cache(index, nid)
@@ -727,7 +744,7 @@ class Arena:
         if align > MAX_ALIGN // 2 or nbytes == 0:
             return None, None
         size = large.class_size(nbytes)
-        if size > large.limit or self._allocated + size > self._limit:
+        if size > large.limit or not self._fits(size):
             return None, None   # never retained, or its padding would break the budget
         block = large.take(size, nid, strict, align)
         if block is not None:
@@ -767,10 +784,8 @@ class Arena:
             raise self._oom(nbytes, nbytes_block, align, nid, strict)
         got = self._nid_of(base)
         cache = large.cache(size, got)
-        block = Block(base, base - self._delta, nbytes_block, got, cache.free, None, order,
+        block = Block(base, base - self._delta, nbytes_block, got, cache.free, order,
                       nbytes_block)
-        if self._make_cb is not None:
-            block.cb = self._make_cb(block)
         try:
             self._pm.zero(base, nbytes_block)   # touches only pages written before
             self._pm.view(base, nbytes_block)   # records the block as written
@@ -789,7 +804,7 @@ class Arena:
         if zero and nbytes and unit.dirty:
             view.fill(0)
         if dtype is not None:
-            view = _ndarray(shape, dtype, anchor, 0)
+            view = view.view(dtype).reshape(shape)
         self._file(unit, view, nbytes)
         return view
 
@@ -819,11 +834,11 @@ class Arena:
         self._total_allocated += csize
         if self._allocated > self._peak:
             self._peak = self._allocated
-        cb = unit.cb
-        if cb is None:
-            unit.view = view
+        if self._gc:
+            unit.vid = id(view)
+            self._young.append(unit)
         else:
-            unit.ref = _wref(view, cb)
+            unit.view = view
         if self._nscopes:
             self._scope_add(unit, seq)
 
@@ -850,9 +865,15 @@ class Arena:
         if units is not None:
             units.append((unit, seq))
 
+    def _fits(self, nbytes: int) -> bool:
+        """``nbytes`` more fit in the budget (after a full collection if needed)."""
+        if self._allocated + nbytes <= self._limit:
+            return True
+        return self._collect_full() and self._allocated + nbytes <= self._limit
+
     def _check_budget(self, reserved: int, nbytes: int, align: int, nid: int) -> None:
         budget = self._budget
-        if budget is not None and self._allocated + reserved > budget:
+        if budget is not None and not self._fits(reserved):
             free, largest = self._free_summary()
             raise BudgetExceededError(
                 f"allocating {nbytes} bytes (holding {reserved}) would take the arena to "
@@ -886,7 +907,7 @@ class Arena:
         phys = block + left
         pm = self._pm
         rec = Record(phys, phys - self._delta, block, reserved, order, self._nid_of(block),
-                     None if nid == NUMA_NO_NODE else nid, None)
+                     None if nid == NUMA_NO_NODE else nid)
         try:
             if zero and nbytes:
                 pm.zero(phys, nbytes)   # touches only pages written before
@@ -898,13 +919,13 @@ class Arena:
                 if nbytes and not zero:
                     pm.fill(phys, nbytes, POISON_INUSE)
             anchor = self._make_anchor(rec)
-            view = anchor[:nbytes] if dtype is None else _ndarray(shape, dtype, anchor, 0)
+            view = anchor[:nbytes]
+            if dtype is not None:
+                view = view.view(dtype).reshape(shape)
         except BaseException:   # the memory failed: the block goes back, nothing changed
             self._drop_anchor(rec)
             self._give_back(block, reserved, order)
             raise
-        if self._make_cb is not None:
-            rec.cb = self._make_cb(rec)
         rec.align = align
         if self._track:
             self._remember_caller(rec, frame)
@@ -952,7 +973,7 @@ class Arena:
     def _reclaim(self) -> bool:
         """Give every retained block and empty slab back (before failing a request for want
         of memory); True if anything went back."""
-        got = 0
+        got = int(self._collect_full())
         if self._large is not None:
             got += self._large.release(self._put_block)
         if self._slab is not None:
@@ -1021,32 +1042,52 @@ class Arena:
 
     # -- giving units back -------------------------------------------------------------------
 
-    def _drain(self) -> None:
-        """Give back the units whose arrays are all gone (garbage-collected lifetime): those
-        whose array handed out died, once no view derived from it is left either (their
-        anchor's reference count says so; units whose derived views live on wait in a
-        list checked here each time). Runs under the lock. In this lifetime it is the only way
-        a unit goes back, so a unit on these lists is never on a free list too.
-        O(units returned + units waiting)."""
-        returned = self._returned
-        if not returned and not self._lingering:
-            return
-        waiting = self._lingering
-        self._lingering = []
-        while returned:
-            waiting.append(returned.pop())
-        for unit in waiting:
+    def _collect_young(self) -> bool:
+        """Garbage-collected lifetime: give back the newest units handed out that no array
+        views any more (their anchor's reference count is the arena's own). True if any went
+        back. Runs under the lock, when a free list runs dry. O(:data:`_YOUNG_SCAN`)."""
+        young = self._young
+        if len(young) > self._gc_units:
+            return self._collect_full()
+        lo = max(0, len(young) - _YOUNG_SCAN)
+        keep = []
+        got = False
+        for unit in young[lo:]:
             if unit.state == FREE:
                 continue
             if _getrefcount(unit.anchor) > 2:   # the attribute and the argument
-                self._lingering.append(unit)
+                keep.append(unit)
+            else:
+                self._reclaim_unit(unit)
+                got = True
+        young[lo:] = keep
+        return got
+
+    def _collect_full(self) -> bool:
+        """Garbage-collected lifetime: give back every unit no array views any more, and set
+        the bounds of the next full collection. True if any went back. O(units handed out)."""
+        if not self._gc:
+            return False
+        keep: list[Unit] = []
+        seen: set[int] = set()
+        got = False
+        for unit in self._young:
+            if unit.state == FREE or id(unit) in seen:
                 continue
-            self._reclaim_unit(unit)
+            if _getrefcount(unit.anchor) > 2:
+                seen.add(id(unit))
+                keep.append(unit)
+            else:
+                self._reclaim_unit(unit)
+                got = True
+        self._young = keep
+        self._gc_bytes = max(2 * self._allocated, _GC_MIN_BYTES)
+        self._gc_units = max(2 * len(keep), _GC_MIN_UNITS)
+        return got
 
     def _reclaim_unit(self, unit: Unit) -> None:
         """A unit nobody views any more goes back (held or not)."""
         state = unit.state
-        unit.ref = None
         self._allocated -= unit.csize
         if state == HELD:
             self._held -= unit.csize
@@ -1068,7 +1109,7 @@ class Arena:
         """Put a unit that nobody holds any more back where it belongs."""
         unit.state = FREE
         unit.view = None
-        unit.ref = None
+        unit.vid = 0
         if type(unit) is Slot:
             home = unit.home
             home.append(unit)  # type: ignore[union-attr]
@@ -1088,8 +1129,8 @@ class Arena:
 
     def _free_units(self, units: list[Unit], frame: Any) -> None:
         """The free core (free, scope exit, reset): check everything, then change state. In the
-        garbage-collected lifetime a unit whose array is alive is held; one whose array died
-        is left to :meth:`_drain` (its callback has queued it)."""
+        garbage-collected lifetime a unit an array still views is held (a collection gives it
+        back once none does)."""
         stack = capture(frame, self._stack_depth) if self._debug else ()
         records = [u for u in units if type(u) is Record]
         if self._debug and records:
@@ -1104,9 +1145,10 @@ class Arena:
             freed[unit.phys] = stack
             freed.move_to_end(unit.phys)
             if gc:
-                if unit.ref is not None and unit.ref() is None:
-                    continue           # its callback queued it: _drain decides
-                unit.state = HELD      # reused when its last array dies (_drain)
+                if _getrefcount(unit.anchor) <= 2:   # nobody views it: back at once
+                    self._reclaim_unit(unit)
+                    continue
+                unit.state = HELD
                 self._held += unit.csize
                 if self._debug and type(unit) is Record:
                     self._retire_records([unit], stack)
@@ -1120,7 +1162,6 @@ class Arena:
                 self._give(unit)
         while len(freed) > FREED_MEMORY:
             freed.popitem(last=False)
-        self._drain()
         if self._autocheck:
             self._check_bookkeeping()
 
@@ -1176,7 +1217,7 @@ class Arena:
             raise TypeError(f"need a numpy array from this arena, not {type(array).__name__}")
         unit = self._unit_of(array)
         if unit is not None and unit.state != FREE:
-            handed = unit.view if unit.ref is None else unit.ref()
+            handed = unit.view if not self._gc else (array if unit.vid == id(array) else None)
             if unit.state == HELD:
                 where = self._freed.get(unit.phys)
                 at = f" (at {site(where[0])})" if where else ""
@@ -1207,7 +1248,7 @@ class Arena:
         whole). TypeError for a non-array, ClosedError. O(1)."""
         with self._lock:
             self._open()
-            self._drain()
+            self._collect_full()
             try:
                 self._lookup(array)
             except (ForeignBufferError, DoubleFreeError):
@@ -1252,14 +1293,14 @@ class Arena:
         accepts). Raises like :meth:`free`. O(1)."""
         with self._lock:
             self._open()
-            self._drain()
+            self._collect_full()
             return self._info(self._lookup(array))
 
     def live(self) -> list[AllocationInfo]:
         """Every live allocation, in allocation order. O(live log live)."""
         with self._lock:
             self._open()
-            self._drain()
+            self._collect_full()
             return [self._info(u) for u in self._live_units()]
 
     def leaks(self) -> list[LeakSite]:
@@ -1273,7 +1314,7 @@ class Arena:
         """
         with self._lock:
             self._open()
-            self._drain()
+            self._collect_full()
             return leak_sites([self._info(u) for u in self._live_units()])
 
     def format_leaks(self) -> str:
@@ -1301,7 +1342,7 @@ class Arena:
         frame = _caller(1)
         with self._lock:
             self._open()
-            self._drain()
+            self._collect_full()
             self._free_units(self._live_units(), frame)
             self._reclaim()
 
@@ -1313,7 +1354,7 @@ class Arena:
         OSError if ``madvise`` fails, ClosedError. O(free ranges + slabs + pages / 4096)."""
         with self._lock:
             self._open()
-            self._drain()
+            self._collect_full()
             before = self._pm.resident_bytes()
             self._reclaim()
             ps = self._page_size
@@ -1350,7 +1391,7 @@ class Arena:
             if self._buddy is not None:
                 raise HandoverError("handover() was already called")
             buddy = BuddyAllocator(self._pm, page_size=self._page_size, max_order=max_order)
-            self._drain()
+            self._collect_full()
             self._reclaim()
             self._mb.free_all(buddy)
             self._buddy = buddy
@@ -1387,7 +1428,7 @@ class Arena:
         """
         with self._lock:
             self._open()
-            self._drain()
+            self._collect_full()
             runs = self._free_runs()
             per: dict[int, list[int]] = {sl.nid: [0, 0] for sl in self._slices}
             requested = 0
@@ -1458,7 +1499,7 @@ class Arena:
         repair = bool_arg("repair", repair)
         with self._lock:
             self._open()
-            self._drain()
+            self._collect_full()
             if self._buddy is None:
                 self._mb.check()
             else:
@@ -1509,8 +1550,8 @@ class Arena:
             if u.anchor is None or id(u.anchor) != key:
                 return f"{u!r} is filed under the wrong anchor"
         for u in units:
-            if (u.view is None) == (u.ref is None):
-                return f"{u!r} holds its array both strongly and weakly, or neither"
+            if (u.view is None) != self._gc:
+                return f"{u!r} holds its array in the wrong lifetime"
             align = self._align if u.align is None else u.align
             if u.phys % align or u.seq >= self._count or u.size > u.csize:
                 return f"{u!r} is misaligned, misnumbered or larger than its unit"
@@ -1582,7 +1623,7 @@ class Arena:
         with self._lock:
             if self._closed:
                 return
-            self._drain()
+            self._collect_full()
             leaks = format_leaks(leak_sites([self._info(u) for u in self._live_units()])) \
                 if self._debug else ""
             # The arena's own references to the memory go first (weakly held meanwhile: a

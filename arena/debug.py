@@ -11,7 +11,6 @@ after free is found when the block leaves it (or at :meth:`arena.Arena.check`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -42,8 +41,8 @@ class Record(Unit):
     __slots__ = ("block", "order", "freed_at", "quarantined")
 
     def __init__(self, phys: int, boff: int, block: int, reserved: int, order: int, nid: int,
-                 node: int | None, cb: Callable[[Any], None] | None) -> None:
-        super().__init__(phys, boff, reserved, nid, None, cb)
+                 node: int | None) -> None:
+        super().__init__(phys, boff, reserved, nid, None)
         self.block = block
         self.order = order
         self.node = node   # a Unit field, set here for the record's whole life

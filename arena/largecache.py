@@ -48,8 +48,8 @@ class Block(Unit):
     __slots__ = ("order", "nbytes", "freed")
 
     def __init__(self, phys: int, boff: int, csize: int, nid: int, home: list[Any],
-                 cb: Callable[[Any], None] | None, order: int, nbytes: int) -> None:
-        super().__init__(phys, boff, csize, nid, home, cb)
+                 order: int, nbytes: int) -> None:
+        super().__init__(phys, boff, csize, nid, home)
         self.order = order
         self.nbytes = nbytes
         self.freed = 0.0

@@ -116,9 +116,8 @@ class Slot(Unit):
 
     __slots__ = ("slab", "off")
 
-    def __init__(self, slab: Slab, off: int, boff: int,
-                 cb: Callable[[Any], None] | None) -> None:
-        super().__init__(slab.base + off, boff, slab.cache.size, slab.nid, slab.free, cb)
+    def __init__(self, slab: Slab, off: int, boff: int) -> None:
+        super().__init__(slab.base + off, boff, slab.cache.size, slab.nid, slab.free)
         self.slab = slab
         self.off = off
 
@@ -133,14 +132,14 @@ class Slab:
     Kernel counterpart: a slab (``struct slab``). ``base`` physical address; ``nbytes``;
     ``order`` — the buddy order it came with, or -1 for a memblock block; ``nid`` its node;
     ``cache``; ``slots`` (by index, ascending address); ``free`` (the freelist: free slots, the
-    next one to hand out last). ``boff`` is the buffer offset of ``base`` and ``make_cb`` the
-    slots' callback factory (see :class:`arena.unit.Unit`).
+    next one to hand out last). ``boff`` is the buffer offset of ``base`` (see
+    :class:`arena.unit.Unit`).
     """
 
     __slots__ = ("base", "nbytes", "order", "nid", "cache", "slots", "free", "nslots", "is_cur")
 
-    def __init__(self, cache: KmemCache, base: int, order: int, nid: int, boff: int = 0,
-                 make_cb: Callable[[Unit], Callable[[Any], None]] | None = None) -> None:
+    def __init__(self, cache: KmemCache, base: int, order: int, nid: int,
+                 boff: int = 0) -> None:
         self.base = base
         self.nbytes = cache.slab_bytes
         self.order = order
@@ -150,10 +149,7 @@ class Slab:
         self.free: list[Slot] = []
         self.nslots = cache.slab_bytes // cache.size
         size = cache.size
-        self.slots = [Slot(self, i * size, boff + i * size, None) for i in range(self.nslots)]
-        if make_cb is not None:
-            for slot in self.slots:
-                slot.cb = make_cb(slot)
+        self.slots = [Slot(self, i * size, boff + i * size) for i in range(self.nslots)]
         self.free.extend(self.slots)  # pop() takes the highest address first (top-down)
 
     @property
@@ -234,11 +230,9 @@ class SlabAllocator:
     """
 
     def __init__(self, physmem: Any, slices: list[Any], *, page_size: int, fast_align: int,
-                 granule: int, buf_delta: int = 0,
-                 make_cb: Callable[[Unit], Callable[[Any], None]] | None = None) -> None:
+                 granule: int, buf_delta: int = 0) -> None:
         self._pm = physmem
         self._buf_delta = buf_delta
-        self._make_cb = make_cb
         self.nids = [sl[0] for sl in slices]
         self._starts = [sl[1] for sl in slices]
         self.page_size = page_size
@@ -360,7 +354,7 @@ class SlabAllocator:
         base, order = block
         got = self._nid_of(base)
         cache = self.caches[got][index]
-        slab = Slab(cache, base, order, got, base - self._buf_delta, self._make_cb)
+        slab = Slab(cache, base, order, got, base - self._buf_delta)
         pm = self._pm
         try:
             pm.zero(base, cache.slab_bytes)
