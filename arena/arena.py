@@ -383,7 +383,8 @@ class Arena:
         self._large: LargeCaches | None = None
         if slab and not debug:
             self._slab = SlabAllocator(pm, slices, page_size=pm.page_size, fast_align=align,
-                                       granule=align, buf_delta=self._delta)
+                                       granule=align, buf_delta=self._delta,
+                                       keep_empty=retain // 16)
             self._large = LargeCaches([sl.nid for sl in slices], pm.page_size, limit=retain,
                                       decay=decay)
         # Request size -> cache, for the hot path (empty: every call takes the general path).
@@ -512,7 +513,7 @@ class Arena:
         if align is None and node is None and strict_node is False and type(nbytes) is int:
             cache = self._fast.get(nbytes)
             if cache is not None and (zero is True or zero is False):
-                view = self._take(cache, nbytes, (nbytes,), _U8, zero)
+                view = self._take(cache, nbytes, None, _U8, zero)
                 if view is not None:
                     return view
         return self._alloc(nbytes, align, node, strict_node, zero, None, None)
@@ -526,16 +527,22 @@ class Arena:
         are refused (TypeError). Free it with :meth:`free` (or any view derived from it that
         covers it whole). O(1) for a size served before.
         """
-        if align is None and node is None and strict_node is False and type(shape) is int \
-                and shape > 0:
+        if align is None and node is None and strict_node is False:
             dt = _FAST_DTYPES.get(dtype)
             if dt is not None and dt.alignment <= self._align:
-                nbytes = shape * dt.itemsize
-                cache = self._fast.get(nbytes)
-                if cache is not None and (zero is True or zero is False):
-                    view = self._take(cache, nbytes, (shape,), dt, zero)
-                    if view is not None:
-                        return view
+                dims: Any = (shape,) if type(shape) is int else shape
+                nbytes = dt.itemsize
+                if type(dims) is tuple:
+                    for d in dims:
+                        if type(d) is not int or d <= 0:
+                            nbytes = 0
+                            break
+                        nbytes *= d
+                    cache = self._fast.get(nbytes)
+                    if cache is not None and (zero is True or zero is False):
+                        view = self._take(cache, nbytes, dims, dt, zero)
+                        if view is not None:
+                            return view
         dt = np.dtype(dtype)
         if dt.hasobject:
             raise TypeError(f"dtype {dt} holds Python objects, which cannot live in raw memory")
@@ -557,7 +564,7 @@ class Arena:
             align = dt.alignment
         return self._alloc(nbytes, align, node, strict_node, zero, dt, dims)
 
-    def _take(self, cache: Any, nbytes: int, shape: tuple[int, ...], dtype: np.dtype,
+    def _take(self, cache: Any, nbytes: int, shape: tuple[int, ...] | None, dtype: np.dtype,
               zero: bool) -> np.ndarray | None:
         """Hand out the newest free unit of ``cache`` (a size class at the default alignment,
         any node) as an array of ``shape`` and ``dtype``; ``None`` if the cache has no free
@@ -582,8 +589,11 @@ class Arena:
             if anchor is None:
                 anchor = self._make_anchor(unit)
             view = anchor[:nbytes]   # a slice: half the cost of a new ndarray
-            if dtype is not _U8:
-                view = view.view(dtype)
+            if shape is not None:
+                if dtype is not _U8:
+                    view = view.view(dtype)
+                if len(shape) != 1:
+                    view = view.reshape(shape)
             if zero and unit.dirty:
                 zeros = cache.zeros
                 if zeros is None:
@@ -712,7 +722,7 @@ class Arena:
             if self._track:
                 self._remember_caller(unit, frame)
             if cache is not None and nid == NUMA_NO_NODE and align == self._align \
-                    and nbytes and dtype is None and not self._autocheck:
+                    and nbytes and not self._autocheck:
                 self._remember_fast(nbytes, cache)
             if self._autocheck:
                 self._check_bookkeeping()

@@ -22,17 +22,18 @@ Invariants (checked by :meth:`SlabAllocator.check`, O(slabs + slots)):
   exactly once.
 * A cache's current slab ``cur`` is the one allocations pop from: ``cache.free is
   cur.free`` (``cache.free`` is a fresh empty list when there is no current slab). ``partial``
-  holds the cache's other slabs with at least one free slot, at most one of them completely
-  free; a full slab that is not current is on no list (``pages`` finds it).
+  holds the cache's other slabs with at least one free slot, at most ``max_empty`` of them
+  completely free; a full slab that is not current is on no list (``pages`` finds it).
 * A slot that was never handed out since its slab was made (``seq`` -1) reads as zero.
 
 Policy (measured reasons in comments): slabs hold at least :data:`MIN_OBJECTS` slots (the
 kernel's ``calculate_order()`` aims at several per slab; the page source costs tens of µs per
 block here, so a slab amortises it over its slots); slots are handed out top-down (highest
 address first, like memblock's default) and reused last-in first-out; a slab that becomes
-empty stays while it is the cache's current slab or the only free one, so that an
-allocate/free loop never takes pages from the page source and gives them back (the kernel's
-``min_partial``); :meth:`SlabAllocator.shrink` (``kmem_cache_shrink()``) gives every empty slab
+empty stays while it is the cache's current slab or one of its ``max_empty`` spares (the
+kernel's ``min_partial``; here as many as ``keep_empty`` bytes allow, at least one), so that a
+program that frees a batch and allocates it again never takes pages from the page source and
+gives them back; :meth:`SlabAllocator.shrink` (``kmem_cache_shrink()``) gives every empty slab
 back.
 
 Not thread-safe: the arena serialises every call with its lock.
@@ -172,7 +173,7 @@ class KmemCache:
     """
 
     __slots__ = ("index", "size", "align", "nid", "slab_bytes", "slab_order", "cur", "free",
-                 "partial", "name", "zeros", "large")
+                 "partial", "name", "zeros", "large", "max_empty")
 
     def __init__(self, index: int, nid: int, page_size: int) -> None:
         self.index = index
@@ -187,6 +188,7 @@ class KmemCache:
         self.name = f"kmalloc-{self.size}"
         self.zeros = _ZEROS[index]
         self.large = False   # see arena.largecache.LargeCache
+        self.max_empty = 1   # empty slabs kept besides the current one
 
     def _set_cur(self, slab: Slab | None) -> None:
         if self.cur is not None:
@@ -230,7 +232,7 @@ class SlabAllocator:
     """
 
     def __init__(self, physmem: Any, slices: list[Any], *, page_size: int, fast_align: int,
-                 granule: int, buf_delta: int = 0) -> None:
+                 granule: int, buf_delta: int = 0, keep_empty: int = 0) -> None:
         self._pm = physmem
         self._buf_delta = buf_delta
         self.nids = [sl[0] for sl in slices]
@@ -240,6 +242,9 @@ class SlabAllocator:
         self.caches: dict[int, list[KmemCache]] = {
             nid: [KmemCache(i, nid, page_size) for i in range(len(KMALLOC_SIZES))]
             for nid in self.nids}
+        for caches in self.caches.values():
+            for cache in caches:
+                cache.max_empty = max(1, keep_empty // cache.slab_bytes)
         #: Per class, the cache that any-node requests use.
         self.targets: list[KmemCache] = list(self.caches[self.nids[-1]])
         #: page number -> slab, for every page of every slab.
@@ -377,7 +382,7 @@ class SlabAllocator:
 
         Kernel counterpart: the slow part of ``__slab_free()``: a full slab with a free slot
         joins the partial list; an empty slab that is not current is discarded when the cache
-        already has a free one (otherwise it stays as the spare). O(partial).
+        already keeps ``max_empty`` empty ones (otherwise it stays as a spare). O(partial).
         """
         cache = slab.cache
         if slab.is_cur:
@@ -387,8 +392,13 @@ class SlabAllocator:
             cache.partial.append(slab)
         if n == slab.nslots:
             cur = cache.cur
-            if (cur is not None and len(cur.free) == cur.nslots) or any(
-                    len(p.free) == p.nslots for p in cache.partial if p is not slab):
+            spares = int(cur is not None and len(cur.free) == cur.nslots)
+            for p in cache.partial:
+                if p is not slab and len(p.free) == p.nslots:
+                    spares += 1
+                    if spares >= cache.max_empty:
+                        break
+            if spares >= cache.max_empty:
                 self.discard(slab, put_pages)
 
     def discard(self, slab: Slab, put_pages: PutPages) -> None:
@@ -508,8 +518,8 @@ class SlabAllocator:
                     return f"{cache!r}: a partial slab is full, current or not its own"
                 if len({id(p) for p in cache.partial}) != len(cache.partial):
                     return f"{cache!r}: a slab is twice on the partial list"
-                if sum(len(p.free) == p.nslots for p in cache.partial) > 1:
-                    return f"{cache!r} keeps more than one empty partial slab"
+                if sum(len(p.free) == p.nslots for p in cache.partial) > cache.max_empty:
+                    return f"{cache!r} keeps more than {cache.max_empty} empty partial slabs"
                 if nid != cache.nid:
                     return f"{cache!r} is filed under node {nid}"
         for slab in slabs:

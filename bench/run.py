@@ -2,7 +2,7 @@
 one process, writes ``bench/RESULTS.md`` (machine, versions, every table, each target against
 its goal) and ``bench/scaling.svg`` (the scaling curves), and prints the target summary.
 
-Options: ``--quick`` (a short run, under a minute), ``--only small,large,memblock,replay``,
+Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay``,
 ``--out DIR`` (where to write; default ``bench/``), ``--no-write``.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_large, bench_memblock, bench_replay, bench_small  # noqa: E402
+from bench import bench_arena, bench_large, bench_memblock, bench_replay, bench_small  # noqa: E402
 from bench.common import BENCH_DIR, Config, FamilyResult, fmt_bytes, machine_info, progress  # noqa: E402
 from bench.plot import Panel, write_svg  # noqa: E402
 
@@ -24,6 +24,7 @@ __all__ = ["FAMILIES", "main", "render_markdown"]
 
 #: key -> module with ``run(cfg) -> FamilyResult``, in report order.
 FAMILIES = {
+    "arena": bench_arena,
     "small": bench_small,
     "large": bench_large,
     "memblock": bench_memblock,
@@ -66,8 +67,10 @@ def render_markdown(results: list[FamilyResult], info: dict[str, str], cfg: Conf
         out += ["", "## Scaling curves", "", f"![scaling curves]({plot})", "",
                 "Left: family 3, time per operation against the number of reserved regions "
                 "(solid `Memblock`, dashed the linear reference; one colour per operation). "
-                "Right: family 2, time per zeroed allocation + free against its size (dashed: "
-                "the baselines). Log-log axes; bars are the interquartile range."]
+                "Middle: family 2, time per zeroed allocation + free against its size (dashed: "
+                "the baselines). Right: family 0, the steady state (each size served before) "
+                "of a zeroed allocation and its release in both lifetimes against `np.zeros`, "
+                "64 B to 64 MiB. Log-log axes; bars are the interquartile range."]
     for res in results:
         out += ["", f"## {res.title}", "", res.intro, ""]
         for table in res.tables:
@@ -92,6 +95,9 @@ def _plot(results: list[FamilyResult], path: Path) -> bool:
     if "large" in series:
         panels.append(Panel("zeroed allocation + free (family 2)", "size", series["large"],
                             fmt_bytes))
+    if "arena" in series:
+        panels.append(Panel("steady state, 64 B .. 64 MiB (family 0)", "size",
+                            series["arena"], fmt_bytes))
     if not panels:
         return False
     write_svg(str(path), panels, "log-log; points are medians, bars the interquartile range")
