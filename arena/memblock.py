@@ -46,6 +46,7 @@ setters, iterators, set_node, the allocation chain, queries and limits, dump, ha
 
 from __future__ import annotations
 
+import copy
 import logging
 import operator
 import os
@@ -2727,37 +2728,35 @@ class Memblock:
         order; ``pfn = phys // page_size``; ``nid`` is the memory region's node (0 without NUMA
         or when the region has no valid node). Afterwards every allocation method raises
         :class:`HandoverError`. O(n + blocks).
+
+        All or nothing: a buddy that does not fit (another ``page_size``, another
+        ``physmem``, pages it already manages or that lie outside its memory) is refused with
+        ``ValueError`` before the first page, and memblock is left exactly as it was.
         """
         if self._handed_over:
             raise HandoverError("free_all() was already called")
-        if not hasattr(buddy, "boot_free"):
-            raise TypeError(f"buddy must have boot_free(pfn, order, nid), not "
-                            f"{type(buddy).__name__}")
-        max_order = getattr(buddy, "max_order", 10)
-        max_order = int_arg("buddy.max_order", max_order)
-        self.kho_scratch_only = False
-        self._setclr_flag(self.memory, 0, self._mask, False, _HOTPLUG)
-        if self._numa and self._v_set_node_pass:
-            while True:
-                old_max = self.reserved.max
-                # (set_node on reserved leaves memory as it is)
-                for b, s, _, n in list(self.memory.regions):
-                    self._set_node(b, s, self.reserved, n)
-                if self.reserved.max == old_max:
-                    break
-        ps = self._page_size
-        sh = self._page_shift
+        max_order = self._check_buddy(buddy)
+        saved = self._snapshot()
+        try:
+            self.kho_scratch_only = False
+            self._setclr_flag(self.memory, 0, self._mask, False, _HOTPLUG)
+            if self._numa and self._v_set_node_pass:
+                while True:
+                    old_max = self.reserved.max
+                    # (set_node on reserved leaves memory as it is)
+                    for b, s, _, n in list(self.memory.regions):
+                        self._set_node(b, s, self.reserved, n)
+                    if self.reserved.max == old_max:
+                        break
+            ranges = self._free_page_ranges()
+            self._check_pages_fit(buddy, ranges)
+        except BaseException:
+            self._restore(saved)
+            raise
         boot_free = buddy.boot_free
         pages = 0
-        for start, end, nid in self._next_mem_range(self.memory, self.reserved, NUMA_NO_NODE,
-                                                    _NONE):
-            s = (start + ps - 1) >> sh
-            e = end >> sh
-            if s >= e:
-                continue
+        for s, e, nid in ranges:
             pages += e - s
-            if not self._numa_valid_node(nid):
-                nid = 0
             while s < e:
                 order = min(max_order, (s & -s).bit_length() - 1) if s else max_order
                 while s + (1 << order) > e:
@@ -2768,6 +2767,63 @@ class Memblock:
         self._handed_over = True
         self._done()
         return pages
+
+    def _check_buddy(self, buddy: Any) -> int:
+        """The hand-over's checks of the page allocator itself; returns its ``max_order``."""
+        if not hasattr(buddy, "boot_free"):
+            raise TypeError(f"buddy must have boot_free(pfn, order, nid), not "
+                            f"{type(buddy).__name__}")
+        max_order = int_arg("buddy.max_order", getattr(buddy, "max_order", 10))
+        if not 0 <= max_order < 64:
+            raise ValueError(f"buddy.max_order {max_order} is not an order (0..63)")
+        ps = getattr(buddy, "page_size", None)
+        if ps is not None and int_arg("buddy.page_size", ps) != self._page_size:
+            raise ValueError(f"the buddy allocator's page_size is {ps}, memblock's is "
+                             f"{self._page_size}: page frame numbers would mean other "
+                             f"addresses (nothing was handed over)")
+        pm = getattr(buddy, "physmem", None)
+        if pm is not None and self._physmem is not None and pm is not self._physmem:
+            raise ValueError("the buddy allocator manages another PhysicalMemory than "
+                             "memblock's (nothing was handed over)")
+        return max_order
+
+    def _free_page_ranges(self) -> list[tuple[int, int, int]]:
+        """``(first pfn, end pfn, nid)`` of the whole pages of every free range, ascending."""
+        ps = self._page_size
+        sh = self._page_shift
+        out = []
+        for start, end, nid in self._next_mem_range(self.memory, self.reserved, NUMA_NO_NODE,
+                                                    _NONE):
+            s = (start + ps - 1) >> sh
+            e = end >> sh
+            if s < e:
+                out.append((s, e, nid if self._numa_valid_node(nid) else 0))
+        return out
+
+    def _check_pages_fit(self, buddy: Any, ranges: list[tuple[int, int, int]]) -> None:
+        """Refuse (ValueError) pages the buddy allocator already manages or cannot hold."""
+        sh = self._page_shift
+        overlaps = getattr(buddy, "overlaps_managed", None)
+        pm = getattr(buddy, "physmem", None)
+        for s, e, _ in ranges:
+            if overlaps is not None and overlaps(s, e - s):
+                raise ValueError(f"pages [{s:#x}, {e:#x}) are already managed (in part) by the "
+                                 f"page allocator: nothing was handed over")
+            if pm is not None and not pm.contains(s << sh, (e - s) << sh):
+                raise ValueError(f"pages [{s:#x}, {e:#x}) lie outside the buddy allocator's "
+                                 f"physical memory: nothing was handed over")
+
+    def _snapshot(self) -> tuple:
+        """Everything :meth:`free_all` may change before the first page is handed over."""
+        return (copy.deepcopy((self.memory, self.reserved, self.physmem)),
+                self.kho_scratch_only, self._current_limit)
+
+    def _restore(self, saved: tuple) -> None:
+        """Put back a :meth:`_snapshot` (in place: callers may hold the type objects)."""
+        types, self.kho_scratch_only, self._current_limit = saved
+        for live, old in zip((self.memory, self.reserved, self.physmem), types, strict=True):
+            for name in MemblockType.__slots__:
+                setattr(live, name, getattr(old, name))
 
     def free_late(self, base: int, size: int) -> None:
         """``memblock_free_late()``: after :meth:`free_all`, give the whole pages of
