@@ -8,8 +8,11 @@ Invariants (checked by :meth:`Memblock.check`, O(n)):
 * Each array is **minimal**: two neighbours that touch (``a.base + a.size == b.base``) and have
   equal ``nid`` and ``flags`` are merged into one region. Documented kernel exceptions:
   ``cap_memory_range`` leaves NOMAP pieces split (spec §3.6).
-* ``total_size`` is the sum of the sizes, except after ``trim_memory`` (spec §7.5: the kernel
-  does not lower ``total_size`` when it trims a region, so the total stays inflated).
+* ``total_size`` is the sum of the sizes plus what ``trim_memory`` left behind, modulo
+  ``2**phys_addr_bits`` (the kernel does not adjust ``total_size`` when it trims a region in
+  place: a shrunk region leaves the total inflated, one whose start wrapped to 0 near the top
+  of the address space grew and leaves it short). That difference is tracked exactly
+  (``_total_excess``) until an add into an empty array resets the total.
 * ``cnt <= max``. Empty arrays have ``cnt == 0`` (kernels up to 6.10 kept an "empty dummy
   entry": ``cnt == 1``, see ``kernel_version``).
 * Storage (below): no chunk is empty or longer than its limit, each chunk's key is its first
@@ -261,7 +264,7 @@ class MemblockType:
     """``struct memblock_type``: one region array (``memory``, ``reserved`` or ``physmem``).
 
     Attributes: ``name``, ``cnt`` (live regions), ``max`` (capacity; doubles on growth),
-    ``total_size`` (bytes; the sum of sizes except the trim quirk), ``regions`` (a read-only
+    ``total_size`` (bytes; the sum of sizes except for the trim quirk), ``regions`` (a read-only
     sequence of :class:`Region`).
 
     Storage: the regions in address order, cut into chunks of at most ``_CHUNK_MAX`` (lists
@@ -276,7 +279,7 @@ class MemblockType:
     __slots__ = (
         "name", "max", "total_size", "_code", "_cb", "_cs", "_cf", "_cn", "_mins", "_gm",
         "_n", "_flat", "_pos", "_cmax", "_dummy", "_dummy_nid", "_array_phys",
-        "_may_be_nonminimal", "_total_inflated", "_unsorted",
+        "_may_be_nonminimal", "_total_excess", "_unsorted",
     )
 
     def __init__(self, name: str, capacity: int, phys_typecode: str, dummy: bool) -> None:
@@ -298,7 +301,7 @@ class MemblockType:
         self._dummy_nid = 0        # the static dummy has nid 0; one left by removal MAX_NUMNODES
         self._array_phys: int | None = None   # None: the static initial array
         self._may_be_nonminimal = False       # set by cap_memory_range (spec §3.6)
-        self._total_inflated = False          # set by trim_memory (spec §7.5)
+        self._total_excess = 0                # total_size - sum of sizes (mod 2**bits): trims
         self._unsorted = False                # trim_memory's round_up wrapped (kernel quirk)
 
     @property
@@ -1173,6 +1176,7 @@ class Memblock:
                 self._warn(f"memblock: empty {t.name} array has total_size {t.total_size:#x}")
             t._splice(0, 0, 0, [base], [size], [flags], [nid])
             t.total_size = size
+            t._total_excess = 0
             return 0
         w = _window(t, base, end)
         if t._n * 2 + 1 > t.max:
@@ -2636,9 +2640,11 @@ class Memblock:
             if s < e:
                 if s < ob:
                     t._unsorted = True   # round_up wrapped to 0: the kernel's array is unsorted
+                # total_size keeps the old size: record the difference (negative if the
+                # region grew because its start wrapped to 0)
+                t._total_excess = (t._total_excess + S[i] - (e - s)) & mask
                 B[i] = s
                 S[i] = e - s
-                t._total_inflated = True
                 i += 1
             else:
                 t.total_size = (t.total_size - S[i]) & mask
@@ -2883,11 +2889,9 @@ class Memblock:
                 prev_f = f
                 prev_n = n
                 i += 1
-        if t._total_inflated:
-            if t.total_size < total:
-                return f"{t.name}.total_size {t.total_size:#x} < sum {total:#x}"
-        elif t.total_size != total:
-            return f"{t.name}.total_size {t.total_size:#x} != sum of sizes {total:#x}"
+        if (total + t._total_excess) & mask != t.total_size:
+            extra = (f" + {t._total_excess:#x} left by trim_memory" if t._total_excess else "")
+            return f"{t.name}.total_size {t.total_size:#x} != sum of sizes {total:#x}{extra}"
         return None
 
     def check(self) -> None:
