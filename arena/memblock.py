@@ -608,6 +608,19 @@ class MemblockType:
                                          for j in range(max(a, 1), b))]) for a, b in spans])
         self._n = n
         self._flat = self._pos = None
+        if self._unsorted:
+            self._settle(B, S, F, N)
+
+    def _settle(self, B: list, S: list, F: list, N: list) -> None:
+        """An unsorted array (trim_memory's wrap) whose regions are in order again, without
+        overlaps, goes back to the sorted lookups; the kernel did not merge while it was
+        unsorted, so touching equal neighbours may remain (then it is marked non-minimal)."""
+        if any(B[i] + S[i] > B[i + 1] for i in range(len(B) - 1)):
+            return
+        self._unsorted = False
+        if any(B[i] + S[i] == B[i + 1] and F[i] == F[i + 1] and N[i] == N[i + 1]
+               for i in range(len(B) - 1)):
+            self._may_be_nonminimal = True
 
 
 class _Column(Sequence):
@@ -696,6 +709,8 @@ class _Window:
         have become longer (after a removal), -1 if none."""
         if self.chunk:
             t._commit(self.c, self.B, self.k, grown)
+        elif t._unsorted:             # a whole-array window (see _window)
+            t._load(self.B, self.S, self.F, self.N)
         else:
             t._splice(self.c, self.o, self.k, self.B, self.S, self.F, self.N)
 
@@ -703,8 +718,11 @@ class _Window:
 def _window(t: MemblockType, base: int, end: int) -> _Window:
     """The regions ``[base, end)`` overlaps, with one neighbour on each side (the merge window).
     O(log n), plus O(k) when the window spans chunks."""
-    if not t._n:
-        return _Window.copy(t, 0, 0, 0, 0)
+    if not t._n or t._unsorted:
+        # Empty, or left unsorted by trim_memory: the kernel's loops walk the whole array
+        # from index 0 (they stop at the first region at or above ``end`` in array order),
+        # so the window is all of it and the loops run on it unchanged.
+        return _Window.copy(t, 0, 0, t._n, 0)
     # Most calls: the window lies inside one chunk.
     cb = t._cb
     c = bisect_right(t._mins, base) - 1 if len(cb) > 1 else 0
@@ -1126,7 +1144,7 @@ class Memblock:
 
     def _merge_store(self, t: MemblockType, w: _Window, start_rgn: int, end_rgn: int) -> None:
         """Merge (:meth:`_merge_regions`) and store the window back into ``t``."""
-        if self._v_window_merge or not t._may_be_nonminimal:
+        if self._v_window_merge or not (t._may_be_nonminimal or t._unsorted):
             self._merge_regions(t, w, start_rgn, end_rgn)
             w.store(t)
         else:
@@ -2460,7 +2478,20 @@ class Memblock:
     @staticmethod
     def _search(t: MemblockType, addr: int) -> tuple[int, int] | None:
         """``memblock_search()``: position of the region containing ``addr``, None if none.
-        O(log n)."""
+        O(log n). On an array trim_memory left unsorted this is the kernel's binary search
+        probe by probe (it may find, or miss, what a sorted lookup would not)."""
+        if t._unsorted:
+            B, S = t._columns()[:2]
+            left, right = 0, len(B)
+            while left < right:
+                mid = (left + right) >> 1
+                if addr < B[mid]:
+                    right = mid
+                elif addr >= B[mid] + S[mid]:
+                    left = mid + 1
+                else:
+                    return t._locate(mid)
+            return None
         p = t._prev(*t._bisect_right(addr))
         if p is not None and addr < t._cb[p[0]][p[1]] + t._cs[p[0]][p[1]]:
             return p
@@ -2494,6 +2525,9 @@ class Memblock:
         """``memblock_overlaps_region()``: some region intersects ``[base, base + size)``
         (size 0: ``base`` strictly inside a region). O(log n)."""
         end = base + min(size, self._mask - base)
+        if t._unsorted:              # the kernel's loop over every region
+            B, S = t._columns()[:2]
+            return any(base < b + s and b < end for b, s in zip(B, S, strict=True))
         # Regions starting below ``end``; the last of them ends highest (sorted, disjoint).
         p = t._prev(*t._bisect_left(end))
         return p is not None and t._cb[p[0]][p[1]] + t._cs[p[0]][p[1]] > base
@@ -2639,7 +2673,9 @@ class Memblock:
             changed = True
             if s < e:
                 if s < ob:
-                    t._unsorted = True   # round_up wrapped to 0: the kernel's array is unsorted
+                    # round_up wrapped to 0: the kernel's array may now be unsorted and
+                    # overlapping (t._load below tells, and goes back to sorted lookups if not)
+                    t._unsorted = True
                 # total_size keeps the old size: record the difference (negative if the
                 # region grew because its start wrapped to 0)
                 t._total_excess = (t._total_excess + S[i] - (e - s)) & mask
@@ -2859,6 +2895,9 @@ class Memblock:
         if t.cnt > t.max:
             return f"{t.name}: cnt {t.cnt} > max {t.max}"
         mask = self._mask
+        unsorted = t._unsorted
+        if unsorted and t is not self.memory:
+            return f"{t.name} is marked unsorted (only trim_memory, on memory, does that)"
         total = 0
         prev_end = -1
         prev_f = prev_n = None
@@ -2873,11 +2912,13 @@ class Memblock:
                     return f"{t.name}[{i}] has size 0"
                 if b + s > mask:
                     return f"{t.name}[{i}] ends past PHYS_ADDR_MAX"
-                if b < prev_end:
+                if unsorted:
+                    pass          # the kernel's array after a wrapping trim_memory: no order
+                elif b < prev_end:
                     return f"{t.name}[{i}] overlaps or is out of order"
-                if i and b - prev_end > gm[c]:
+                elif i and b - prev_end > gm[c]:
                     return f"{t.name}[{i}]: gap {b - prev_end:#x} above the bound of chunk {c}"
-                if (b == prev_end and f == prev_f and n == prev_n
+                elif (b == prev_end and f == prev_f and n == prev_n
                         and not t._may_be_nonminimal):
                     return f"{t.name}[{i - 1}] and [{i}] should have been merged"
                 if not self._numa and n:
