@@ -2622,14 +2622,16 @@ class Memblock:
         ret, w, s, e = self._isolate_range(t, base, size)
         if ret:
             return
+        lo = hi = 0                      # the isolated regions, as indices of the whole array
         if w is not None and s < e:
+            g0 = t._index(w.c, w.o)
+            lo, hi = g0 + s, g0 + e
             w.store(t)
-        # Remove every region outside the range except NOMAP ones (after the isolation, the
-        # regions inside are those within [base, end)). O(n).
-        end = base + min(size, self._mask - base)
+        # Remove every region before and after the isolated ones except NOMAP ones, by index
+        # as the kernel does (on a sorted array: the regions outside [base, end); on one that
+        # trim_memory left unsorted the isolated indices are what counts). O(n).
         B, S, F, N = t._extract(0, 0, t._n) if t._n else ([], [], [], [])
-        keep = [i for i in range(len(B))
-                if F[i] & _NOMAP or (base <= B[i] and B[i] + S[i] <= end)]
+        keep = [i for i in range(len(B)) if F[i] & _NOMAP or lo <= i < hi]
         if len(keep) < len(B):
             t.total_size = (t.total_size - sum(S) + sum(S[i] for i in keep)) & self._mask
             t._load([B[i] for i in keep], [S[i] for i in keep], [F[i] for i in keep],

@@ -119,7 +119,8 @@ class LinearMemblock:
     :meth:`remove`, :meth:`allow_resize`, :meth:`set_bottom_up`, :meth:`set_current_limit`,
     :meth:`phys_alloc`, :meth:`phys_alloc_range`, :meth:`alloc_range_nid`,
     :meth:`for_each_free_mem_range` (and ``_reverse``), :meth:`trim_memory`,
-    :meth:`mark_nomap`, :meth:`clear_nomap`, :meth:`mark_hotplug`, :meth:`set_node`, and the
+    :meth:`mark_nomap`, :meth:`clear_nomap`, :meth:`mark_hotplug`, :meth:`set_node`,
+    :meth:`cap_memory_range`, and the
     queries :meth:`is_memory`, :meth:`is_reserved`, :meth:`is_region_memory`,
     :meth:`overlaps_region`, :meth:`is_region_reserved`. Every call is O(n) in the regions.
     Bad arguments (not an int, negative, wider than 64 bits) raise TypeError/ValueError
@@ -405,6 +406,24 @@ class LinearMemblock:
             else:
                 t.total_size = (t.total_size - sz) & PHYS_ADDR_MAX
                 del r[i]
+
+    def cap_memory_range(self, base: int, size: int) -> None:
+        """``memblock_cap_memory_range()``: isolate, then drop every memory region before and
+        after the isolated ones (by index) unless NOMAP, and reserved outside the range."""
+        base, size = _u64("base", base), _u64("size", size)
+        t = self.memory
+        if not size or not t.total_size:
+            return
+        ret, start_rgn, end_rgn = self._isolate_range(t, base, size)
+        if ret:
+            return
+        r = t.regions
+        for i in [*range(len(r) - 1, end_rgn - 1, -1), *range(start_rgn - 1, -1, -1)]:
+            if not r[i][2] & NOMAP:
+                t.total_size = (t.total_size - r[i][1]) & PHYS_ADDR_MAX
+                del r[i]
+        self._remove_range(self.reserved, 0, base)
+        self._remove_range(self.reserved, (base + size) & PHYS_ADDR_MAX, PHYS_ADDR_MAX)
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -137,6 +137,17 @@ def test_remove_walks_linearly_and_sorted_lookups_come_back():
     assert mb.is_memory(0xf00000) and not mb.is_memory(0xeff000)
 
 
+def test_cap_memory_range_removes_by_index():
+    """cap [0xa00000, 0xf00000) on the wrapped pair isolates indices 0..2 as remove() does
+    (the lower piece [0, 0xa00000) of the wrapped region among them) and keeps those, dropping
+    only what lies after them: [0xf00000, 2**64 - 1 MiB)."""
+    mb = wrapped_pair()
+    mb.cap_memory_range(0xa00000, 0x500000)
+    assert regions(mb.memory) == [(0xa00000, 0x500000, HM, 0), (0, 0xa00000, 0, 1),
+                                  (0xa00000, 0x500000, 0, 1)]
+    mb.check()
+
+
 def test_set_node_and_flags_follow_the_linear_walk():
     mb = wrapped_pair()
     ref = LinearMemblock()
@@ -174,6 +185,7 @@ OPS = st.one_of(
     st.tuples(st.sampled_from(("reserve", "reserve_kern", "phys_free", "remove")), ADDR, SIZE),
     st.tuples(st.just("trim_memory"), ALIGN),
     st.tuples(st.just("trim_memory"), ALIGN),
+    st.tuples(st.just("cap_memory_range"), ADDR, SIZE),
     st.tuples(st.sampled_from(("mark_nomap", "clear_nomap", "mark_hotplug")), ADDR, SIZE),
     st.tuples(st.just("set_node"), ADDR, SIZE, st.sampled_from(("memory", "reserved")), NID),
     st.tuples(st.sampled_from(("is_memory", "is_reserved")), ADDR),
