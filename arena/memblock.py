@@ -1421,8 +1421,9 @@ class Memblock:
         """``memblock_free(void *ptr, size)``: free an allocation given as a view or address.
 
         ``view_or_phys``: a numpy view from an ``alloc*`` method (``size`` defaults to its
-        ``nbytes``), a physical address (then ``size`` is required), or ``None`` (the kernel's
-        NULL: nothing happens). Returns what :meth:`phys_free` returns (0 for ``None``; the
+        ``nbytes``; the empty array of a size-0 allocation outside the PhysicalMemory frees
+        nothing and returns 0), a physical address (then ``size`` is required), or ``None``
+        (the kernel's NULL: nothing happens). Returns what :meth:`phys_free` returns (0 for ``None``; the
         kernel's function is void). Raises ``ValueError`` for a view of other memory.
         O(log n + k).
         """
@@ -1431,6 +1432,12 @@ class Memblock:
         if isinstance(view_or_phys, np.ndarray):
             if self._physmem is None:
                 raise ValueError("free(view): this Memblock has no PhysicalMemory")
+            if not view_or_phys.nbytes and not size:
+                try:
+                    phys = self._physmem.phys_of(view_or_phys)
+                except ValueError:
+                    return 0    # a size-0 allocation outside the memory: 0 bytes to free
+                return self.phys_free(phys, 0)
             phys = self._physmem.phys_of(view_or_phys)
             if size is None:
                 size = view_or_phys.nbytes
@@ -2175,7 +2182,11 @@ class Memblock:
             flags &= ~_MIRROR
 
     def _covered(self, found: int, size: int) -> None:
-        """Refuse (ValueError) to hand out memory the PhysicalMemory does not have."""
+        """Refuse (ValueError) to hand out memory the PhysicalMemory does not have. Size 0
+        hands out no bytes: always fine (the caller then returns a detached empty view when
+        ``found`` is not a position of the memory)."""
+        if not size:
+            return
         pm = self._physmem
         lo = pm.phys_base
         if found < lo or found + size > lo + pm.size:
@@ -2317,6 +2328,10 @@ class Memblock:
         self._done()
         if not found:
             return None
+        if not size and not pm.contains(found, 0):
+            # The kernel returns its pointer to 0 bytes (memblock_reserve_kern(found, 0) is a
+            # no-op) even where this PhysicalMemory has no position: an empty array then.
+            return np.empty(0, np.uint8)
         try:
             if zero and size:
                 pm.zero(found, size)  # before view(), which marks the pages possibly written
@@ -2335,7 +2350,9 @@ class Memblock:
 
         ``max_addr`` is capped at ``current_limit`` (0/1 = ``current_limit``); if nothing fits
         above ``min_addr`` the search is retried from 0; node ``nid`` first, then any node.
-        Returns a uint8 view of ``size`` bytes, or ``None``. O(m + log n) per attempt.
+        Returns a uint8 view of ``size`` bytes, or ``None``. Size 0 returns what the kernel
+        returns: an empty view at the chosen address, or (when that address is no position
+        of the PhysicalMemory) an empty array of no memory. O(m + log n) per attempt.
         """
         return self._alloc_mem("memblock_alloc_try_nid", size, align, min_addr, max_addr, nid,
                                False, True)
