@@ -1208,9 +1208,12 @@ class Memblock:
                 rbase = B[idx]
                 if rbase >= end:
                     break
+                rend = rbase + S[idx]
+                if rend <= cur:          # (only an unsorted array has such regions here)
+                    idx += 1
+                    continue
                 if rbase > cur:
                     nr_new += 1
-                rend = rbase + S[idx]
                 cur = rend if rend < end else end
                 idx += 1
             if cur < end:

@@ -137,6 +137,24 @@ def test_remove_walks_linearly_and_sorted_lookups_come_back():
     assert mb.is_memory(0xf00000) and not mb.is_memory(0xeff000)
 
 
+def test_counting_pass_skips_regions_below_the_cursor():
+    """cnt 3, max 4: the add needs a counting pass. It must skip the regions that end at or
+    below its cursor, as the kernel's loop does: regions 0 and 1 lie wholly below the new
+    range, so one new region is counted and the array does not double (a pass that took
+    their ends as the cursor counted three)."""
+    mb = Memblock(init_regions=4)
+    mb.allow_resize()
+    mb.add_node(0x100000, 0x4000000, 0)
+    mb.add_node(0x8000000, 0x100000, 1)
+    mb.add(TOP - 0x23456, 0x20000)
+    mb.trim_memory(MiB)
+    assert mb.memory._unsorted and mb.memory.max == 4
+    assert mb.add(TOP - 1, 1) == 0
+    assert mb.memory.max == 4 and mb.reserved.cnt == 0
+    assert regions(mb.memory)[3] == (TOP - 1, 1, 0, 64)
+    mb.check()
+
+
 def test_cap_memory_range_removes_by_index():
     """cap [0xa00000, 0xf00000) on the wrapped pair isolates indices 0..2 as remove() does
     (the lower piece [0, 0xa00000) of the wrapped region among them) and keeps those, dropping
