@@ -21,11 +21,13 @@ Invariants (checked by :meth:`PhysicalMemory.check`, O(number of written interva
   :meth:`release` removes from it; :meth:`zero` and :meth:`read` use it to leave never-written
   pages untouched (no page fault, no RSS). It does not depend on ``mincore``, so it stays
   correct with swap.
-* The "viewed" record (same layout) holds every page a :meth:`view` ever covered. A view made
-  before a :meth:`release` stays usable, so a released page that was viewed may be written
-  again behind the record's back: :meth:`zero` and :meth:`read` treat such a page as possibly
-  written unless the host's page table (``/proc/self/pagemap``) shows it neither present nor
-  swapped out, i.e. still the untouched zero page (without that file: always possibly written).
+* The "released" record (same layout) holds every page that was possibly written when a
+  :meth:`release` gave it back (every view marks its pages possibly written, so this covers
+  every page a view made before a release can still reach). Such a view stays usable and may
+  write the page again behind the written record's back: :meth:`zero` and :meth:`read` treat
+  a released page as possibly written unless the host's page table (``/proc/self/pagemap``)
+  shows it neither present nor swapped out, i.e. still untouched since the release (without
+  that file: always possibly written). Views themselves cost nothing extra.
 * ``slices`` cover the memory in ascending, consecutive, non-empty, page-aligned pieces.
 
 NUMA without libnuma: ``mbind``, ``get_mempolicy`` and ``move_pages`` are called through
@@ -464,7 +466,7 @@ class PhysicalMemory:
         self._slices = slices
         self._hugepages = bool(hugepages)
         self._written: list[int] = []
-        self._viewed: list[int] = []
+        self._released: list[int] = []
         # Choose the offset whose real address is congruent to phys_base modulo 1 GiB.
         full = np.frombuffer(mm, np.uint8)
         start = full.__array_interface__["data"][0]
@@ -630,11 +632,12 @@ class PhysicalMemory:
 
     def _dirty_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
         """The parts of ``[start, end)`` that may hold non-zero bytes, ascending: the written
-        record, plus the viewed pages outside it that the host has not left untouched (a view
-        from before a :meth:`release` may have written them). O(intervals + such pages)."""
+        record, plus the released pages outside it that the host has not left untouched (a
+        view from before the :meth:`release` may have written them). O(intervals + such
+        pages)."""
         out = self._written_pieces(start, end)
         suspect = []
-        for a, b in _pieces(self._viewed, start, end):
+        for a, b in _pieces(self._released, start, end):
             for c, d in _subtract(a, b, out):
                 suspect += self._touched_pieces(c, d)
         if suspect:
@@ -721,7 +724,6 @@ class PhysicalMemory:
                                  f"exactly {size} bytes")
         if size:
             self._mark_written(off, off + size)
-            _add_pages(self._viewed, off, off + size)
             arr = base[off:off + size]
         elif off < self._size:
             arr = base[off:off + 1][:0]  # numpy keeps the address only if the slice starts there
@@ -847,7 +849,7 @@ class PhysicalMemory:
         Kernel counterpart: none (the kernel never returns RAM). ``phys`` and ``size`` must be
         whole pages. Afterwards the range reads as zero and costs no RSS until touched again;
         views over it stay valid, and what they write later is seen by :meth:`read` and cleared
-        by :meth:`zero` (module docstring: the "viewed" record). Raises TypeError/ValueError (nothing released), ClosedError.
+        by :meth:`zero` (module docstring: the "released" record). Raises TypeError/ValueError (nothing released), ClosedError.
         O(pages) in the kernel, O(log intervals) here.
         """
         self._open()
@@ -857,6 +859,8 @@ class PhysicalMemory:
                              f"{PAGE_SIZE}-byte pages")
         assert self._mm is not None
         self._mm.madvise(MADV_DONTNEED, self._off + off, size)
+        for a, b in self._written_pieces(off, off + size):
+            _add_pages(self._released, a, b)       # a view may still reach these pages
         self._unmark_written(off, off + size)
 
     def node_of_page(self, phys: int) -> int | None:
@@ -894,7 +898,7 @@ class PhysicalMemory:
         self._open()
         ok = all(len(w) % 2 == 0 and all(x % PAGE_SIZE == 0 for x in w)
                  and all(a < b for a, b in pairwise(w)) and (not w or (w[0] >= 0
-                 and w[-1] <= self._size)) for w in (self._written, self._viewed))
+                 and w[-1] <= self._size)) for w in (self._written, self._released))
         w = self._written
         pos = self._phys_base
         for sl in self._slices:
@@ -930,7 +934,7 @@ class PhysicalMemory:
                 "Nothing was closed.") from None
         self._mm = None
         self._written = []
-        self._viewed = []
+        self._released = []
 
     def __enter__(self) -> PhysicalMemory:
         self._open()

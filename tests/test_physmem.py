@@ -32,7 +32,7 @@ def addr(a: np.ndarray) -> int:
 
 def snapshot(mem: PhysicalMemory) -> tuple:
     """Everything observable about a memory's state (contents via the record-aware read)."""
-    return (list(mem._written), list(mem._viewed), mem.read(mem.phys_base, mem.size),
+    return (list(mem._written), list(mem._released), mem.read(mem.phys_base, mem.size),
             mem.resident_bytes())
 
 
