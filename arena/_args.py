@@ -8,11 +8,11 @@ Python, but passing it as a size or an address is always a mistake).
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["bool_arg", "int_arg"]
+__all__ = ["bool_arg", "file_arg", "int_arg"]
 
 
 def int_arg(name: str, value: Any) -> int:
@@ -35,3 +35,14 @@ def bool_arg(name: str, value: Any, *, allow_int: bool = False) -> bool:
     if allow_int and isinstance(value, (int, np.integer)):
         return bool(value)
     raise TypeError(f"{name} must be a bool, not {type(value).__name__} ({value!r})")
+
+
+def file_arg(name: str, value: Any) -> IO[str] | None:
+    """A ``file=`` argument of a printing function: ``None`` (standard output) or an object
+    with a callable ``write`` (what :func:`print` needs), returned unchanged; ``TypeError``
+    naming the parameter for anything else (``file=-1`` would otherwise fail deep inside
+    :func:`print` with an ``AttributeError``). Check it before doing any work."""
+    if value is None or callable(getattr(value, "write", None)):
+        return value
+    raise TypeError(f"{name} must be a text stream with a write() method (or None for "
+                    f"standard output), not {type(value).__name__} ({value!r})")

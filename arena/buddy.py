@@ -332,15 +332,18 @@ class BuddyAllocator:
         picked = self._pick(order, node, strict_node)
         if picked is None:
             return None
-        nid, pfn = picked
+        nid, pfn, order = picked
         self._rmqueue(order, nid)
         self._maybe_check()
         return pfn << self._page_shift
 
-    def _pick(self, order: object, node: object, strict_node: object) -> tuple[int, int] | None:
-        """Validate an allocation request; ``(nid, pfn)`` of the block :meth:`_rmqueue` will
-        hand out (the head of the smallest fitting list on the first node that has one: a
-        split keeps the lower half, so that head is the block's start), or ``None``.
+    def _pick(self, order: object, node: object,
+              strict_node: object) -> tuple[int, int, int] | None:
+        """Validate an allocation request; ``(nid, pfn, order)`` of the block :meth:`_rmqueue`
+        will hand out (the head of the smallest fitting list on the first node that has one: a
+        split keeps the lower half, so that head is the block's start), or ``None``. ``order``
+        is the argument as a Python int: callers use it, never the raw argument (a numpy
+        ``int8`` would overflow in the page arithmetic after the block was taken).
 
         Takes nothing: callers do every step that can fail before the state changes.
         """
@@ -358,7 +361,7 @@ class BuddyAllocator:
             lists = self._lists[candidate]
             for current in range(order, self._max_order + 1):
                 if lists[current]:
-                    return candidate, next(iter(lists[current]))
+                    return candidate, next(iter(lists[current])), order
         return None
 
     def alloc_pages(self, order: int, *, node: int | None = None, strict_node: bool = False) -> np.ndarray | None:
@@ -375,10 +378,10 @@ class BuddyAllocator:
         picked = self._pick(order, node, strict_node)
         if picked is None:
             return None
-        nid, pfn = picked
+        nid, pfn, order = picked
         # The view first: if the memory refuses (closed, a fault), no page has been taken.
-        view = self._physmem.view(pfn << self._page_shift, self._page_size << int(order))
-        self._rmqueue(int(order), nid)
+        view = self._physmem.view(pfn << self._page_shift, self._page_size << order)
+        self._rmqueue(order, nid)
         self._maybe_check()
         return view
 

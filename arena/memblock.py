@@ -8,8 +8,11 @@ Invariants (checked by :meth:`Memblock.check`, O(n)):
 * Each array is **minimal**: two neighbours that touch (``a.base + a.size == b.base``) and have
   equal ``nid`` and ``flags`` are merged into one region. Documented kernel exceptions:
   ``cap_memory_range`` leaves NOMAP pieces split (spec §3.6).
-* ``total_size`` is the sum of the sizes, except after ``trim_memory`` (spec §7.5: the kernel
-  does not lower ``total_size`` when it trims a region, so the total stays inflated).
+* ``total_size`` is the sum of the sizes plus what ``trim_memory`` left behind, modulo
+  ``2**phys_addr_bits`` (the kernel does not adjust ``total_size`` when it trims a region in
+  place: a shrunk region leaves the total inflated, one whose start wrapped to 0 near the top
+  of the address space grew and leaves it short). That difference is tracked exactly
+  (``_total_excess``) until an add into an empty array resets the total.
 * ``cnt <= max``. Empty arrays have ``cnt == 0`` (kernels up to 6.10 kept an "empty dummy
   entry": ``cnt == 1``, see ``kernel_version``).
 * Storage (below): no chunk is empty or longer than its limit, each chunk's key is its first
@@ -46,6 +49,7 @@ setters, iterators, set_node, the allocation chain, queries and limits, dump, ha
 
 from __future__ import annotations
 
+import copy
 import logging
 import operator
 import os
@@ -260,7 +264,7 @@ class MemblockType:
     """``struct memblock_type``: one region array (``memory``, ``reserved`` or ``physmem``).
 
     Attributes: ``name``, ``cnt`` (live regions), ``max`` (capacity; doubles on growth),
-    ``total_size`` (bytes; the sum of sizes except the trim quirk), ``regions`` (a read-only
+    ``total_size`` (bytes; the sum of sizes except for the trim quirk), ``regions`` (a read-only
     sequence of :class:`Region`).
 
     Storage: the regions in address order, cut into chunks of at most ``_CHUNK_MAX`` (lists
@@ -275,7 +279,7 @@ class MemblockType:
     __slots__ = (
         "name", "max", "total_size", "_code", "_cb", "_cs", "_cf", "_cn", "_mins", "_gm",
         "_n", "_flat", "_pos", "_cmax", "_dummy", "_dummy_nid", "_array_phys",
-        "_may_be_nonminimal", "_total_inflated", "_unsorted",
+        "_may_be_nonminimal", "_total_excess", "_unsorted",
     )
 
     def __init__(self, name: str, capacity: int, phys_typecode: str, dummy: bool) -> None:
@@ -297,7 +301,7 @@ class MemblockType:
         self._dummy_nid = 0        # the static dummy has nid 0; one left by removal MAX_NUMNODES
         self._array_phys: int | None = None   # None: the static initial array
         self._may_be_nonminimal = False       # set by cap_memory_range (spec §3.6)
-        self._total_inflated = False          # set by trim_memory (spec §7.5)
+        self._total_excess = 0                # total_size - sum of sizes (mod 2**bits): trims
         self._unsorted = False                # trim_memory's round_up wrapped (kernel quirk)
 
     @property
@@ -604,6 +608,19 @@ class MemblockType:
                                          for j in range(max(a, 1), b))]) for a, b in spans])
         self._n = n
         self._flat = self._pos = None
+        if self._unsorted:
+            self._settle(B, S, F, N)
+
+    def _settle(self, B: list, S: list, F: list, N: list) -> None:
+        """An unsorted array (trim_memory's wrap) whose regions are in order again, without
+        overlaps, goes back to the sorted lookups; the kernel did not merge while it was
+        unsorted, so touching equal neighbours may remain (then it is marked non-minimal)."""
+        if any(B[i] + S[i] > B[i + 1] for i in range(len(B) - 1)):
+            return
+        self._unsorted = False
+        if any(B[i] + S[i] == B[i + 1] and F[i] == F[i + 1] and N[i] == N[i + 1]
+               for i in range(len(B) - 1)):
+            self._may_be_nonminimal = True
 
 
 class _Column(Sequence):
@@ -692,6 +709,8 @@ class _Window:
         have become longer (after a removal), -1 if none."""
         if self.chunk:
             t._commit(self.c, self.B, self.k, grown)
+        elif t._unsorted:             # a whole-array window (see _window)
+            t._load(self.B, self.S, self.F, self.N)
         else:
             t._splice(self.c, self.o, self.k, self.B, self.S, self.F, self.N)
 
@@ -699,8 +718,11 @@ class _Window:
 def _window(t: MemblockType, base: int, end: int) -> _Window:
     """The regions ``[base, end)`` overlaps, with one neighbour on each side (the merge window).
     O(log n), plus O(k) when the window spans chunks."""
-    if not t._n:
-        return _Window.copy(t, 0, 0, 0, 0)
+    if not t._n or t._unsorted:
+        # Empty, or left unsorted by trim_memory: the kernel's loops walk the whole array
+        # from index 0 (they stop at the first region at or above ``end`` in array order),
+        # so the window is all of it and the loops run on it unchanged.
+        return _Window.copy(t, 0, 0, t._n, 0)
     # Most calls: the window lies inside one chunk.
     cb = t._cb
     c = bisect_right(t._mins, base) - 1 if len(cb) > 1 else 0
@@ -1122,7 +1144,7 @@ class Memblock:
 
     def _merge_store(self, t: MemblockType, w: _Window, start_rgn: int, end_rgn: int) -> None:
         """Merge (:meth:`_merge_regions`) and store the window back into ``t``."""
-        if self._v_window_merge or not t._may_be_nonminimal:
+        if self._v_window_merge or not (t._may_be_nonminimal or t._unsorted):
             self._merge_regions(t, w, start_rgn, end_rgn)
             w.store(t)
         else:
@@ -1172,6 +1194,7 @@ class Memblock:
                 self._warn(f"memblock: empty {t.name} array has total_size {t.total_size:#x}")
             t._splice(0, 0, 0, [base], [size], [flags], [nid])
             t.total_size = size
+            t._total_excess = 0
             return 0
         w = _window(t, base, end)
         if t._n * 2 + 1 > t.max:
@@ -1185,9 +1208,12 @@ class Memblock:
                 rbase = B[idx]
                 if rbase >= end:
                     break
+                rend = rbase + S[idx]
+                if rend <= cur:          # (only an unsorted array has such regions here)
+                    idx += 1
+                    continue
                 if rbase > cur:
                     nr_new += 1
-                rend = rbase + S[idx]
                 cur = rend if rend < end else end
                 idx += 1
             if cur < end:
@@ -1398,8 +1424,9 @@ class Memblock:
         """``memblock_free(void *ptr, size)``: free an allocation given as a view or address.
 
         ``view_or_phys``: a numpy view from an ``alloc*`` method (``size`` defaults to its
-        ``nbytes``), a physical address (then ``size`` is required), or ``None`` (the kernel's
-        NULL: nothing happens). Returns what :meth:`phys_free` returns (0 for ``None``; the
+        ``nbytes``; the empty array of a size-0 allocation outside the PhysicalMemory frees
+        nothing and returns 0), a physical address (then ``size`` is required), or ``None``
+        (the kernel's NULL: nothing happens). Returns what :meth:`phys_free` returns (0 for ``None``; the
         kernel's function is void). Raises ``ValueError`` for a view of other memory.
         O(log n + k).
         """
@@ -1408,6 +1435,12 @@ class Memblock:
         if isinstance(view_or_phys, np.ndarray):
             if self._physmem is None:
                 raise ValueError("free(view): this Memblock has no PhysicalMemory")
+            if not view_or_phys.nbytes and not size:
+                try:
+                    phys = self._physmem.phys_of(view_or_phys)
+                except ValueError:
+                    return 0    # a size-0 allocation outside the memory: 0 bytes to free
+                return self.phys_free(phys, 0)
             phys = self._physmem.phys_of(view_or_phys)
             if size is None:
                 size = view_or_phys.nbytes
@@ -2152,7 +2185,11 @@ class Memblock:
             flags &= ~_MIRROR
 
     def _covered(self, found: int, size: int) -> None:
-        """Refuse (ValueError) to hand out memory the PhysicalMemory does not have."""
+        """Refuse (ValueError) to hand out memory the PhysicalMemory does not have. Size 0
+        hands out no bytes: always fine (the caller then returns a detached empty view when
+        ``found`` is not a position of the memory)."""
+        if not size:
+            return
         pm = self._physmem
         lo = pm.phys_base
         if found < lo or found + size > lo + pm.size:
@@ -2294,6 +2331,10 @@ class Memblock:
         self._done()
         if not found:
             return None
+        if not size and not pm.contains(found, 0):
+            # The kernel returns its pointer to 0 bytes (memblock_reserve_kern(found, 0) is a
+            # no-op) even where this PhysicalMemory has no position: an empty array then.
+            return np.empty(0, np.uint8)
         try:
             if zero and size:
                 pm.zero(found, size)  # before view(), which marks the pages possibly written
@@ -2312,7 +2353,9 @@ class Memblock:
 
         ``max_addr`` is capped at ``current_limit`` (0/1 = ``current_limit``); if nothing fits
         above ``min_addr`` the search is retried from 0; node ``nid`` first, then any node.
-        Returns a uint8 view of ``size`` bytes, or ``None``. O(m + log n) per attempt.
+        Returns a uint8 view of ``size`` bytes, or ``None``. Size 0 returns what the kernel
+        returns: an empty view at the chosen address, or (when that address is no position
+        of the PhysicalMemory) an empty array of no memory. O(m + log n) per attempt.
         """
         return self._alloc_mem("memblock_alloc_try_nid", size, align, min_addr, max_addr, nid,
                                False, True)
@@ -2455,7 +2498,20 @@ class Memblock:
     @staticmethod
     def _search(t: MemblockType, addr: int) -> tuple[int, int] | None:
         """``memblock_search()``: position of the region containing ``addr``, None if none.
-        O(log n)."""
+        O(log n). On an array trim_memory left unsorted this is the kernel's binary search
+        probe by probe (it may find, or miss, what a sorted lookup would not)."""
+        if t._unsorted:
+            B, S = t._columns()[:2]
+            left, right = 0, len(B)
+            while left < right:
+                mid = (left + right) >> 1
+                if addr < B[mid]:
+                    right = mid
+                elif addr >= B[mid] + S[mid]:
+                    left = mid + 1
+                else:
+                    return t._locate(mid)
+            return None
         p = t._prev(*t._bisect_right(addr))
         if p is not None and addr < t._cb[p[0]][p[1]] + t._cs[p[0]][p[1]]:
             return p
@@ -2489,6 +2545,9 @@ class Memblock:
         """``memblock_overlaps_region()``: some region intersects ``[base, base + size)``
         (size 0: ``base`` strictly inside a region). O(log n)."""
         end = base + min(size, self._mask - base)
+        if t._unsorted:              # the kernel's loop over every region
+            B, S = t._columns()[:2]
+            return any(base < b + s and b < end for b, s in zip(B, S, strict=True))
         # Regions starting below ``end``; the last of them ends highest (sorted, disjoint).
         p = t._prev(*t._bisect_left(end))
         return p is not None and t._cb[p[0]][p[1]] + t._cs[p[0]][p[1]] > base
@@ -2583,14 +2642,16 @@ class Memblock:
         ret, w, s, e = self._isolate_range(t, base, size)
         if ret:
             return
+        lo = hi = 0                      # the isolated regions, as indices of the whole array
         if w is not None and s < e:
+            g0 = t._index(w.c, w.o)
+            lo, hi = g0 + s, g0 + e
             w.store(t)
-        # Remove every region outside the range except NOMAP ones (after the isolation, the
-        # regions inside are those within [base, end)). O(n).
-        end = base + min(size, self._mask - base)
+        # Remove every region before and after the isolated ones except NOMAP ones, by index
+        # as the kernel does (on a sorted array: the regions outside [base, end); on one that
+        # trim_memory left unsorted the isolated indices are what counts). O(n).
         B, S, F, N = t._extract(0, 0, t._n) if t._n else ([], [], [], [])
-        keep = [i for i in range(len(B))
-                if F[i] & _NOMAP or (base <= B[i] and B[i] + S[i] <= end)]
+        keep = [i for i in range(len(B)) if F[i] & _NOMAP or lo <= i < hi]
         if len(keep) < len(B):
             t.total_size = (t.total_size - sum(S) + sum(S[i] for i in keep)) & self._mask
             t._load([B[i] for i in keep], [S[i] for i in keep], [F[i] for i in keep],
@@ -2634,10 +2695,14 @@ class Memblock:
             changed = True
             if s < e:
                 if s < ob:
-                    t._unsorted = True   # round_up wrapped to 0: the kernel's array is unsorted
+                    # round_up wrapped to 0: the kernel's array may now be unsorted and
+                    # overlapping (t._load below tells, and goes back to sorted lookups if not)
+                    t._unsorted = True
+                # total_size keeps the old size: record the difference (negative if the
+                # region grew because its start wrapped to 0)
+                t._total_excess = (t._total_excess + S[i] - (e - s)) & mask
                 B[i] = s
                 S[i] = e - s
-                t._total_inflated = True
                 i += 1
             else:
                 t.total_size = (t.total_size - S[i]) & mask
@@ -2745,37 +2810,35 @@ class Memblock:
         order; ``pfn = phys // page_size``; ``nid`` is the memory region's node (0 without NUMA
         or when the region has no valid node). Afterwards every allocation method raises
         :class:`HandoverError`. O(n + blocks).
+
+        All or nothing: a buddy that does not fit (another ``page_size``, another
+        ``physmem``, pages it already manages or that lie outside its memory) is refused with
+        ``ValueError`` before the first page, and memblock is left exactly as it was.
         """
         if self._handed_over:
             raise HandoverError("free_all() was already called")
-        if not hasattr(buddy, "boot_free"):
-            raise TypeError(f"buddy must have boot_free(pfn, order, nid), not "
-                            f"{type(buddy).__name__}")
-        max_order = getattr(buddy, "max_order", 10)
-        max_order = int_arg("buddy.max_order", max_order)
-        self.kho_scratch_only = False
-        self._setclr_flag(self.memory, 0, self._mask, False, _HOTPLUG)
-        if self._numa and self._v_set_node_pass:
-            while True:
-                old_max = self.reserved.max
-                # (set_node on reserved leaves memory as it is)
-                for b, s, _, n in list(self.memory.regions):
-                    self._set_node(b, s, self.reserved, n)
-                if self.reserved.max == old_max:
-                    break
-        ps = self._page_size
-        sh = self._page_shift
+        max_order = self._check_buddy(buddy)
+        saved = self._snapshot()
+        try:
+            self.kho_scratch_only = False
+            self._setclr_flag(self.memory, 0, self._mask, False, _HOTPLUG)
+            if self._numa and self._v_set_node_pass:
+                while True:
+                    old_max = self.reserved.max
+                    # (set_node on reserved leaves memory as it is)
+                    for b, s, _, n in list(self.memory.regions):
+                        self._set_node(b, s, self.reserved, n)
+                    if self.reserved.max == old_max:
+                        break
+            ranges = self._free_page_ranges()
+            self._check_pages_fit(buddy, ranges)
+        except BaseException:
+            self._restore(saved)
+            raise
         boot_free = buddy.boot_free
         pages = 0
-        for start, end, nid in self._next_mem_range(self.memory, self.reserved, NUMA_NO_NODE,
-                                                    _NONE):
-            s = (start + ps - 1) >> sh
-            e = end >> sh
-            if s >= e:
-                continue
+        for s, e, nid in ranges:
             pages += e - s
-            if not self._numa_valid_node(nid):
-                nid = 0
             while s < e:
                 order = min(max_order, (s & -s).bit_length() - 1) if s else max_order
                 while s + (1 << order) > e:
@@ -2786,6 +2849,63 @@ class Memblock:
         self._handed_over = True
         self._done()
         return pages
+
+    def _check_buddy(self, buddy: Any) -> int:
+        """The hand-over's checks of the page allocator itself; returns its ``max_order``."""
+        if not hasattr(buddy, "boot_free"):
+            raise TypeError(f"buddy must have boot_free(pfn, order, nid), not "
+                            f"{type(buddy).__name__}")
+        max_order = int_arg("buddy.max_order", getattr(buddy, "max_order", 10))
+        if not 0 <= max_order < 64:
+            raise ValueError(f"buddy.max_order {max_order} is not an order (0..63)")
+        ps = getattr(buddy, "page_size", None)
+        if ps is not None and int_arg("buddy.page_size", ps) != self._page_size:
+            raise ValueError(f"the buddy allocator's page_size is {ps}, memblock's is "
+                             f"{self._page_size}: page frame numbers would mean other "
+                             f"addresses (nothing was handed over)")
+        pm = getattr(buddy, "physmem", None)
+        if pm is not None and self._physmem is not None and pm is not self._physmem:
+            raise ValueError("the buddy allocator manages another PhysicalMemory than "
+                             "memblock's (nothing was handed over)")
+        return max_order
+
+    def _free_page_ranges(self) -> list[tuple[int, int, int]]:
+        """``(first pfn, end pfn, nid)`` of the whole pages of every free range, ascending."""
+        ps = self._page_size
+        sh = self._page_shift
+        out = []
+        for start, end, nid in self._next_mem_range(self.memory, self.reserved, NUMA_NO_NODE,
+                                                    _NONE):
+            s = (start + ps - 1) >> sh
+            e = end >> sh
+            if s < e:
+                out.append((s, e, nid if self._numa_valid_node(nid) else 0))
+        return out
+
+    def _check_pages_fit(self, buddy: Any, ranges: list[tuple[int, int, int]]) -> None:
+        """Refuse (ValueError) pages the buddy allocator already manages or cannot hold."""
+        sh = self._page_shift
+        overlaps = getattr(buddy, "overlaps_managed", None)
+        pm = getattr(buddy, "physmem", None)
+        for s, e, _ in ranges:
+            if overlaps is not None and overlaps(s, e - s):
+                raise ValueError(f"pages [{s:#x}, {e:#x}) are already managed (in part) by the "
+                                 f"page allocator: nothing was handed over")
+            if pm is not None and not pm.contains(s << sh, (e - s) << sh):
+                raise ValueError(f"pages [{s:#x}, {e:#x}) lie outside the buddy allocator's "
+                                 f"physical memory: nothing was handed over")
+
+    def _snapshot(self) -> tuple:
+        """Everything :meth:`free_all` may change before the first page is handed over."""
+        return (copy.deepcopy((self.memory, self.reserved, self.physmem)),
+                self.kho_scratch_only, self._current_limit)
+
+    def _restore(self, saved: tuple) -> None:
+        """Put back a :meth:`_snapshot` (in place: callers may hold the type objects)."""
+        types, self.kho_scratch_only, self._current_limit = saved
+        for live, old in zip((self.memory, self.reserved, self.physmem), types, strict=True):
+            for name in MemblockType.__slots__:
+                setattr(live, name, getattr(old, name))
 
     def free_late(self, base: int, size: int) -> None:
         """``memblock_free_late()``: after :meth:`free_all`, give the whole pages of
@@ -2815,6 +2935,9 @@ class Memblock:
         if t.cnt > t.max:
             return f"{t.name}: cnt {t.cnt} > max {t.max}"
         mask = self._mask
+        unsorted = t._unsorted
+        if unsorted and t is not self.memory:
+            return f"{t.name} is marked unsorted (only trim_memory, on memory, does that)"
         total = 0
         prev_end = -1
         prev_f = prev_n = None
@@ -2829,11 +2952,13 @@ class Memblock:
                     return f"{t.name}[{i}] has size 0"
                 if b + s > mask:
                     return f"{t.name}[{i}] ends past PHYS_ADDR_MAX"
-                if b < prev_end:
+                if unsorted:
+                    pass          # the kernel's array after a wrapping trim_memory: no order
+                elif b < prev_end:
                     return f"{t.name}[{i}] overlaps or is out of order"
-                if i and b - prev_end > gm[c]:
+                elif i and b - prev_end > gm[c]:
                     return f"{t.name}[{i}]: gap {b - prev_end:#x} above the bound of chunk {c}"
-                if (b == prev_end and f == prev_f and n == prev_n
+                elif (b == prev_end and f == prev_f and n == prev_n
                         and not t._may_be_nonminimal):
                     return f"{t.name}[{i - 1}] and [{i}] should have been merged"
                 if not self._numa and n:
@@ -2845,11 +2970,9 @@ class Memblock:
                 prev_f = f
                 prev_n = n
                 i += 1
-        if t._total_inflated:
-            if t.total_size < total:
-                return f"{t.name}.total_size {t.total_size:#x} < sum {total:#x}"
-        elif t.total_size != total:
-            return f"{t.name}.total_size {t.total_size:#x} != sum of sizes {total:#x}"
+        if (total + t._total_excess) & mask != t.total_size:
+            extra = (f" + {t._total_excess:#x} left by trim_memory" if t._total_excess else "")
+            return f"{t.name}.total_size {t.total_size:#x} != sum of sizes {total:#x}{extra}"
         return None
 
     def array_bytes(self) -> int:

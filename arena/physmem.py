@@ -21,6 +21,13 @@ Invariants (checked by :meth:`PhysicalMemory.check`, O(number of written interva
   :meth:`release` removes from it; :meth:`zero` and :meth:`read` use it to leave never-written
   pages untouched (no page fault, no RSS). It does not depend on ``mincore``, so it stays
   correct with swap.
+* The "released" record (same layout) holds every page that was possibly written when a
+  :meth:`release` gave it back (every view marks its pages possibly written, so this covers
+  every page a view made before a release can still reach). Such a view stays usable and may
+  write the page again behind the written record's back: :meth:`zero` and :meth:`read` treat
+  a released page as possibly written unless the host's page table (``/proc/self/pagemap``)
+  shows it neither present nor swapped out, i.e. still untouched since the release (without
+  that file: always possibly written). Views themselves cost nothing extra.
 * ``slices`` cover the memory in ascending, consecutive, non-empty, page-aligned pieces.
 
 NUMA without libnuma: ``mbind``, ``get_mempolicy`` and ``move_pages`` are called through
@@ -117,6 +124,76 @@ class BindStatus(NamedTuple):
     def bound(self) -> bool:
         """True if the slice is bound to a host node."""
         return self.host_node is not None
+
+
+# -- page interval records: flat sorted lists [s0, e0, s1, e1, ...] of byte offsets ----------
+
+
+def _add_pages(w: list[int], start: int, end: int) -> None:
+    """Add the pages overlapping ``[start, end)`` to record ``w``. O(log n) + list splice."""
+    mask = PAGE_SIZE - 1
+    start &= ~mask
+    end = (end + mask) & ~mask
+    i = bisect.bisect_left(w, start)
+    j = bisect.bisect_right(w, end)
+    if i == j and i & 1:  # already inside one interval: the common case
+        return
+    new = []
+    if not i & 1:
+        new.append(start)
+    if not j & 1:
+        new.append(end)
+    w[i:j] = new
+
+
+def _remove_range(w: list[int], start: int, end: int) -> None:
+    """Remove ``[start, end)`` (page aligned) from record ``w``."""
+    i = bisect.bisect_left(w, start)
+    j = bisect.bisect_right(w, end)
+    new = []
+    if i & 1:
+        new.append(start)
+    if j & 1:
+        new.append(end)
+    w[i:j] = new
+
+
+def _pieces(w: list[int], start: int, end: int) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` inside record ``w``, ascending."""
+    k = bisect.bisect_right(w, start)
+    k -= k & 1
+    out = []
+    while k < len(w) and w[k] < end:
+        a, b = max(w[k], start), min(w[k + 1], end)
+        if a < b:
+            out.append((a, b))
+        k += 2
+    return out
+
+
+def _subtract(start: int, end: int, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``[start, end)`` minus the ascending, disjoint ``pieces``."""
+    out = []
+    for a, b in pieces:
+        if b <= start or a >= end:
+            continue
+        if a > start:
+            out.append((start, a))
+        start = max(start, b)
+    if start < end:
+        out.append((start, end))
+    return out
+
+
+def _union(x: list[tuple[int, int]], y: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The union of two lists of disjoint intervals, ascending and merged."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(x + y):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def parse_size(value: Any, *, name: str = "size", allow_zero: bool = False) -> int:
@@ -389,6 +466,7 @@ class PhysicalMemory:
         self._slices = slices
         self._hugepages = bool(hugepages)
         self._written: list[int] = []
+        self._released: list[int] = []
         # Choose the offset whose real address is congruent to phys_base modulo 1 GiB.
         full = np.frombuffer(mm, np.uint8)
         start = full.__array_interface__["data"][0]
@@ -543,42 +621,54 @@ class PhysicalMemory:
 
     def _mark_written(self, start: int, end: int) -> None:
         """Add the pages overlapping byte offsets ``[start, end)``. O(log n) + list splice."""
-        mask = PAGE_SIZE - 1
-        start &= ~mask
-        end = (end + mask) & ~mask
-        w = self._written
-        i = bisect.bisect_left(w, start)
-        j = bisect.bisect_right(w, end)
-        if i == j and i & 1:  # already inside one interval: the common case
-            return
-        new = []
-        if not i & 1:
-            new.append(start)
-        if not j & 1:
-            new.append(end)
-        w[i:j] = new
+        _add_pages(self._written, start, end)
 
     def _unmark_written(self, start: int, end: int) -> None:
         """Remove byte offsets ``[start, end)`` (page aligned) from the record."""
-        w = self._written
-        i = bisect.bisect_left(w, start)
-        j = bisect.bisect_right(w, end)
-        new = []
-        if i & 1:
-            new.append(start)
-        if j & 1:
-            new.append(end)
-        w[i:j] = new
+        _remove_range(self._written, start, end)
 
     def _written_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
         """The parts of ``[start, end)`` that may have been written, ascending."""
-        w = self._written
-        k = bisect.bisect_right(w, start)
-        k -= k & 1
-        out = []
-        while k < len(w) and w[k] < end:
-            out.append((max(w[k], start), min(w[k + 1], end)))
-            k += 2
+        return _pieces(self._written, start, end)
+
+    def _dirty_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of ``[start, end)`` that may hold non-zero bytes, ascending: the written
+        record, plus the released pages outside it that the host has not left untouched (a
+        view from before the :meth:`release` may have written them). O(intervals + such
+        pages)."""
+        out = self._written_pieces(start, end)
+        suspect = []
+        for a, b in _pieces(self._released, start, end):
+            for c, d in _subtract(a, b, out):
+                suspect += self._touched_pieces(c, d)
+        if suspect:
+            out = _union(out, suspect)
+        return out
+
+    def _touched_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of ``[start, end)`` whose pages are present or swapped out (from
+        ``/proc/self/pagemap``); all of it if the file cannot be read."""
+        first = (self._addr + start) // PAGE_SIZE
+        last = (self._addr + end - 1) // PAGE_SIZE
+        try:
+            fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+            try:
+                raw = os.pread(fd, (last - first + 1) * 8, first * 8)
+            finally:
+                os.close(fd)
+        except OSError:
+            return [(start, end)]
+        if len(raw) != (last - first + 1) * 8:
+            return [(start, end)]
+        used = (np.frombuffer(raw, np.uint64) >> np.uint64(62)) != 0   # present or swapped
+        out: list[tuple[int, int]] = []
+        for i in np.flatnonzero(used).tolist():
+            lo = max(start, (first + i) * PAGE_SIZE - self._addr)
+            hi = min(end, (first + i + 1) * PAGE_SIZE - self._addr)
+            if out and out[-1][1] == lo:
+                out[-1] = (out[-1][0], hi)
+            else:
+                out.append((lo, hi))
         return out
 
     # -- views -----------------------------------------------------------------------------
@@ -618,6 +708,9 @@ class PhysicalMemory:
             dt = np.dtype(dtype)
             if dt.hasobject:
                 raise TypeError(f"view: dtype {dt} holds Python objects; use a plain dtype")
+            if not dt.itemsize:
+                raise ValueError(f"view: dtype {dt!r} has itemsize 0; no number of its items "
+                                 f"makes {size} bytes")
             if size % dt.itemsize or (off + self._phys_base) % dt.alignment:
                 raise ValueError(f"view: [{phys:#x}, +{size:#x}) does not fit whole, aligned "
                                  f"{dt} items (itemsize {dt.itemsize}, alignment "
@@ -730,7 +823,7 @@ class PhysicalMemory:
         self._zero(base, off, size)
 
     def _zero(self, base: np.ndarray, off: int, size: int) -> None:
-        for a, b in self._written_pieces(off, off + size):
+        for a, b in self._dirty_pieces(off, off + size):
             base[a:b].fill(0)
 
     def read(self, phys: int, size: int) -> bytes:
@@ -741,7 +834,7 @@ class PhysicalMemory:
         """
         base = self._open()
         off, size = self._offset(phys, size, "read")
-        pieces = self._written_pieces(off, off + size)
+        pieces = self._dirty_pieces(off, off + size)
         if len(pieces) == 1 and pieces[0] == (off, off + size):
             return base[off:off + size].tobytes()
         out = np.zeros(size, np.uint8)
@@ -775,7 +868,8 @@ class PhysicalMemory:
 
         Kernel counterpart: none (the kernel never returns RAM). ``phys`` and ``size`` must be
         whole pages. Afterwards the range reads as zero and costs no RSS until touched again;
-        views over it stay valid. Raises TypeError/ValueError (nothing released), ClosedError.
+        views over it stay valid, and what they write later is seen by :meth:`read` and cleared
+        by :meth:`zero` (module docstring: the "released" record). Raises TypeError/ValueError (nothing released), ClosedError.
         O(pages) in the kernel, O(log intervals) here.
         """
         self._open()
@@ -785,6 +879,8 @@ class PhysicalMemory:
                              f"{PAGE_SIZE}-byte pages")
         assert self._mm is not None
         self._mm.madvise(MADV_DONTNEED, self._off + off, size)
+        for a, b in self._written_pieces(off, off + size):
+            _add_pages(self._released, a, b)       # a view may still reach these pages
         self._unmark_written(off, off + size)
 
     def node_of_page(self, phys: int) -> int | None:
@@ -820,10 +916,10 @@ class PhysicalMemory:
         O(written intervals + nodes).
         """
         self._open()
+        ok = all(len(w) % 2 == 0 and all(x % PAGE_SIZE == 0 for x in w)
+                 and all(a < b for a, b in pairwise(w)) and (not w or (w[0] >= 0
+                 and w[-1] <= self._size)) for w in (self._written, self._released))
         w = self._written
-        ok = (len(w) % 2 == 0 and all(x % PAGE_SIZE == 0 for x in w)
-              and all(a < b for a, b in pairwise(w)) and (not w or (w[0] >= 0
-              and w[-1] <= self._size)))
         pos = self._phys_base
         for sl in self._slices:
             ok = ok and sl.phys_start == pos and sl.size > 0 and sl.size % PAGE_SIZE == 0
@@ -859,6 +955,7 @@ class PhysicalMemory:
                 "Nothing was closed.") from None
         self._mm = None
         self._written = []
+        self._released = []
 
     def __enter__(self) -> PhysicalMemory:
         self._open()

@@ -3,6 +3,7 @@
 Kernel counterpart: none (the kernel's KUnit tests run with SLUB debugging and kmemleak; this
 is the same idea for :class:`arena.Arena`). Registered through the ``pytest11`` entry point
 ``arena``; without the installed entry point, load it with ``-p arena.pytest_plugin``.
+Works with pytest >= 7.4 and pluggy >= 1.0 (the oldest pair is tested).
 
 * The ``arena`` fixture gives each test a fresh :class:`arena.Arena` — by default 64 MiB
   (mapped ``MAP_NORESERVE``, so only touched pages cost RAM) in debug mode.
@@ -99,13 +100,15 @@ def _teardown(a: Arena) -> None:
     a.close(defer=True)  # arrays still referenced (say, by a traceback): the GC unmaps later
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+# A plain implementation marked ``trylast`` runs after pytest's own ``pytest_runtest_call``
+# (which runs the test body) and is skipped when the body raised. It needs no hook wrapper:
+# new-style wrappers (``wrapper=True``) need pluggy >= 1.1, and raising from an old-style
+# ``hookwrapper`` draws a warning from newer pluggy; this form works the same on every pair.
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
     """After a passing test body, fail the test if its arena has leaks or corruption."""
-    result = yield
     a = item.stash.get(_ARENA_KEY, None)
     if a is not None and not a.closed:
         report = arena_report(a, check_leaks=item.stash.get(_LEAKS_KEY, True))
         if report:
             pytest.fail(report, pytrace=False)
-    return result

@@ -13,8 +13,11 @@ exception classes) and is used
   both region arrays. Any fast path added to ``Memblock`` must keep that test green.
 
 Invariants (as the kernel's): each region list is sorted by base, non-overlapping and minimal
-(touching neighbours with equal nid and flags are merged); ``total_size`` is the sum of the
-sizes; ``cnt == len(regions) <= max``.
+(touching neighbours with equal nid and flags are merged) and ``total_size`` is the sum of the
+sizes, until :meth:`trim_memory` breaks them as the kernel's does (it does not lower the total,
+and a region within ``align`` of the top of the address space wraps to start at 0, leaving
+the list unsorted; every loop here then simply goes on walking it); ``cnt == len(regions)
+<= max``.
 
 Data: a region is a plain tuple ``(base, size, flags, nid)`` (the field order of
 :class:`arena.memblock.Region`, so the two compare equal); each type keeps a Python list of them.
@@ -115,7 +118,11 @@ class LinearMemblock:
     :meth:`add`, :meth:`add_node`, :meth:`reserve`, :meth:`reserve_kern`, :meth:`phys_free`,
     :meth:`remove`, :meth:`allow_resize`, :meth:`set_bottom_up`, :meth:`set_current_limit`,
     :meth:`phys_alloc`, :meth:`phys_alloc_range`, :meth:`alloc_range_nid`,
-    :meth:`for_each_free_mem_range` (and ``_reverse``). Every call is O(n) in the regions.
+    :meth:`for_each_free_mem_range` (and ``_reverse``), :meth:`trim_memory`,
+    :meth:`mark_nomap`, :meth:`clear_nomap`, :meth:`mark_hotplug`, :meth:`set_node`,
+    :meth:`cap_memory_range`, and the
+    queries :meth:`is_memory`, :meth:`is_reserved`, :meth:`is_region_memory`,
+    :meth:`overlaps_region`, :meth:`is_region_reserved`. Every call is O(n) in the regions.
     Bad arguments (not an int, negative, wider than 64 bits) raise TypeError/ValueError
     before anything changes.
     """
@@ -338,6 +345,135 @@ class LinearMemblock:
     def phys_free(self, base: int, size: int) -> int:
         """``memblock_phys_free()``: un-reserve ``[base, base + size)`` (before slab)."""
         return self._remove_range(self.reserved, _u64("base", base), _u64("size", size))
+
+    # -- flags, nodes, trimming ------------------------------------------------------------------
+
+    def _setclr_flag(self, t: LinearType, base: int, size: int, set_: bool, flag: int) -> int:
+        """``memblock_setclr_flag()``: isolate, set or clear ``flag`` inside, merge the window."""
+        ret, start_rgn, end_rgn = self._isolate_range(t, base, size)
+        if ret:
+            return ret
+        r = t.regions
+        for i in range(start_rgn, end_rgn):
+            b, sz, f, n = r[i]
+            r[i] = (b, sz, f | flag if set_ else f & ~flag, n)
+        self._merge_regions(t, start_rgn, end_rgn)
+        return 0
+
+    def mark_nomap(self, base: int, size: int) -> int:
+        """``memblock_mark_nomap()``."""
+        return self._setclr_flag(self.memory, _u64("base", base), _u64("size", size), True, NOMAP)
+
+    def clear_nomap(self, base: int, size: int) -> int:
+        """``memblock_clear_nomap()``."""
+        return self._setclr_flag(self.memory, _u64("base", base), _u64("size", size), False,
+                                 NOMAP)
+
+    def mark_hotplug(self, base: int, size: int) -> int:
+        """``memblock_mark_hotplug()``."""
+        return self._setclr_flag(self.memory, _u64("base", base), _u64("size", size), True,
+                                 HOTPLUG)
+
+    def set_node(self, base: int, size: int, type: str, nid: int) -> int:  # noqa: A002
+        """``memblock_set_node()`` on ``"memory"`` or ``"reserved"``."""
+        base, size, nid = _u64("base", base), _u64("size", size), _c_int("nid", nid)
+        t = self._type(type)
+        ret, start_rgn, end_rgn = self._isolate_range(t, base, size)
+        if ret:
+            return ret
+        r = t.regions
+        for i in range(start_rgn, end_rgn):
+            r[i] = (*r[i][:3], nid)
+        self._merge_regions(t, start_rgn, end_rgn)
+        return 0
+
+    def trim_memory(self, align: int) -> None:
+        """``memblock_trim_memory()``: round every memory region in to ``align`` (the mask
+        macros: any ``align``, wrapping); shrunk regions keep their old size in
+        ``total_size``; vanishing ones are removed and the same index is looked at again."""
+        align = _u64("align", align)
+        t = self.memory
+        r = t.regions
+        i = 0
+        while i < len(r):
+            b, sz, f, n = r[i]
+            start, end = _round_up(b, align), _round_down(b + sz, align)
+            if start == b and end == b + sz:
+                i += 1
+            elif start < end:
+                r[i] = (start, end - start, f, n)
+                i += 1
+            else:
+                t.total_size = (t.total_size - sz) & PHYS_ADDR_MAX
+                del r[i]
+
+    def cap_memory_range(self, base: int, size: int) -> None:
+        """``memblock_cap_memory_range()``: isolate, then drop every memory region before and
+        after the isolated ones (by index) unless NOMAP, and reserved outside the range."""
+        base, size = _u64("base", base), _u64("size", size)
+        t = self.memory
+        if not size or not t.total_size:
+            return
+        ret, start_rgn, end_rgn = self._isolate_range(t, base, size)
+        if ret:
+            return
+        r = t.regions
+        for i in [*range(len(r) - 1, end_rgn - 1, -1), *range(start_rgn - 1, -1, -1)]:
+            if not r[i][2] & NOMAP:
+                t.total_size = (t.total_size - r[i][1]) & PHYS_ADDR_MAX
+                del r[i]
+        self._remove_range(self.reserved, 0, base)
+        self._remove_range(self.reserved, (base + size) & PHYS_ADDR_MAX, PHYS_ADDR_MAX)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def _type(self, name: str) -> LinearType:
+        if name not in ("memory", "reserved"):
+            raise ValueError(f"type must be 'memory' or 'reserved', not {name!r}")
+        return self.memory if name == "memory" else self.reserved
+
+    @staticmethod
+    def _search(t: LinearType, addr: int) -> int:
+        """``memblock_search()``: the binary search, probe by probe; -1 if it finds nothing
+        (on an unsorted array it may miss a region that holds ``addr``, or find one)."""
+        r = t.regions
+        left, right = 0, len(r)
+        while left < right:
+            mid = (left + right) // 2
+            if addr < r[mid][0]:
+                right = mid
+            elif addr >= r[mid][0] + r[mid][1]:
+                left = mid + 1
+            else:
+                return mid
+        return -1
+
+    def is_memory(self, addr: int) -> bool:
+        """``memblock_is_memory()``."""
+        return self._search(self.memory, _u64("addr", addr)) != -1
+
+    def is_reserved(self, addr: int) -> bool:
+        """``memblock_is_reserved()``."""
+        return self._search(self.reserved, _u64("addr", addr)) != -1
+
+    def is_region_memory(self, base: int, size: int) -> bool:
+        """``memblock_is_region_memory()``: the region the search finds holds the range."""
+        base, size = _u64("base", base), _u64("size", size)
+        i = self._search(self.memory, base)
+        if i == -1:
+            return False
+        b, sz = self.memory.regions[i][:2]
+        return b + sz >= base + min(size, PHYS_ADDR_MAX - base)
+
+    def overlaps_region(self, type: str, base: int, size: int) -> bool:  # noqa: A002
+        """``memblock_overlaps_region()``: any region (in array order) meets the range."""
+        base, size = _u64("base", base), _u64("size", size)
+        end = base + min(size, PHYS_ADDR_MAX - base)
+        return any(base < b + sz and b < end for b, sz, _, _ in self._type(type).regions)
+
+    def is_region_reserved(self, base: int, size: int) -> bool:
+        """``memblock_is_region_reserved()``."""
+        return self.overlaps_region("reserved", base, size)
 
     # -- free-range iteration (spec §5.1, §5.2) -------------------------------------------------
 

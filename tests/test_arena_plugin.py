@@ -3,7 +3,11 @@ leaks, overruns and writes after free, with the report in the failure message.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +127,59 @@ def test_plugin_marker_registered_and_strict(pytester: pytest.Pytester) -> None:
     assert "arena(size=..." in pytester.runpytest(*_plugin_args(), "--markers").stdout.str()
     result.assert_outcomes(errors=1)
     assert "keyword arguments only" in result.stdout.str()
+
+
+# -- the oldest supported pytest / pluggy pair ------------------------------------------------
+
+OLDEST = ("pytest==7.4.*", "pluggy==1.0.*")    # pyproject.toml's minimums (test extra)
+
+OLD_CASES = '''
+import pluggy
+import pytest
+
+
+def test_versions():
+    assert pytest.__version__.startswith("7.4."), pytest.__version__
+    assert pluggy.__version__.startswith("1.0."), pluggy.__version__
+
+
+def test_clean(arena):
+    arena.free(arena.alloc(100))
+
+
+def test_leak(arena):
+    arena.alloc(100)
+
+
+def test_without_the_fixture():
+    pass
+'''
+
+
+def test_plugin_on_the_oldest_supported_pytest_and_pluggy(tmp_path) -> None:
+    """pytest 7.4 with pluggy 1.0 (a pair pytest 7.4 allows): loading the plugin must not break
+    the run, and it still fails a leaking test. The two packages are installed from PyPI into
+    a private directory put first on ``sys.path`` of a child interpreter (numpy and the rest
+    come from this environment); without PyPI the test is skipped."""
+    target = tmp_path / "site"
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-input", "--retries", "1", "--timeout", "20", "--target", str(target), *OLDEST],
+        capture_output=True, text=True, timeout=600)
+    if pip.returncode:
+        pytest.skip(f"pip could not install {' and '.join(OLDEST)} (PyPI unreachable?): "
+                    + (pip.stderr.strip().splitlines() or ["no message"])[-1])
+    (tmp_path / "test_old.py").write_text(OLD_CASES)
+    repo = Path(arena.pytest_plugin.__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(target), str(repo))),
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("PYTEST_ADDOPTS", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "arena.pytest_plugin", *QUIET,
+         "-o", "addopts=", "test_old.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = run.stdout + run.stderr
+    assert "unexpected keyword argument" not in out, out
+    assert "3 passed" in out and "1 failed" in out, out
+    assert "FAILED test_old.py::test_leak" in out, out
+    assert "leak: 1 allocation(s) still live (100 bytes)" in out, out

@@ -323,6 +323,40 @@ def test_alloc_bad_input_changes_nothing(two_nodes, kwargs, exc):
     assert state(b) == before
 
 
+NP_INTS = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64]
+
+
+@pytest.mark.parametrize("kind", NP_INTS)
+def test_numpy_integer_arguments_are_converted_first(kind):
+    """numpy integers of every width work as order and node: an ``int8`` order used to take
+    the block off the free list and then overflow in the page counters (1024 free pages do
+    not fit an int8), leaving ``nr_free_pages`` wrong and ``check()`` failing."""
+    b = BuddyAllocator()
+    b.boot_free(0, 10, 0)
+    b.boot_free(1024, 10, 1)
+    assert b.alloc_pages_phys(kind(7), node=kind(1)) == 1024 * PAGE
+    assert b.nr_free_pages(kind(1)) == 1024 - 128 and b.nr_free_pages() == 2048 - 128
+    b.check()
+    b.free_pages(1024 * PAGE, kind(7))
+    assert b.nr_free_pages() == 2048
+    assert list(b.free_blocks()) == [(0, 10, 0), (1024, 10, 1)]
+    b.check()
+
+
+@pytest.mark.parametrize("kind", NP_INTS)
+def test_numpy_integer_order_for_views(pm, kind):
+    b = BuddyAllocator(pm)
+    base = pm.phys_base // PAGE
+    hand_over(b, base, base + 1024)
+    v = b.alloc_pages(kind(7), node=kind(0), strict_node=np.bool_(True))
+    assert v.nbytes == 128 * PAGE and b.nr_free_pages() == 1024 - 128
+    b.check()
+    b.free_pages(v, kind(7))
+    assert b.nr_free_pages() == 1024
+    b.check()
+    del v
+
+
 @pytest.mark.parametrize("method", ["nr_free_pages", "managed_pages", "free_area", "free_blocks"])
 def test_queries_unknown_node(two_nodes, method):
     with pytest.raises(ValueError, match="unknown node"):

@@ -92,6 +92,53 @@ def test_free_all_simple():
     assert rec.calls == [(1, 0, 0), (2, 1, 0), (4, 2, 0), (8, 3, 0), (16, 4, 0), (32, 2, 0), (36, 0, 0)]
 
 
+def _refusal_layout() -> Memblock:
+    """Two nodes of memory, one part hot-pluggable, a reservation, NUMA: every pass of
+    free_all (HOTPLUG clearing, nid stamping of reserved) would change something."""
+    mb = Memblock()
+    mb.add_node(0x100000, SZ_4M, 0)
+    mb.add_node(0x100000 + SZ_4M, SZ_4M, 1)
+    mb.mark_hotplug(0x200000, SZ_1M)
+    mb.reserve(0x140000, 0x2800)
+    mb.reserve(0x100000 + SZ_4M + 0x3000, 0x1000)
+    return mb
+
+
+def _assert_refused(mb: Memblock, buddy: BuddyAllocator, match: str) -> None:
+    before = (mb.dump_all(log=False), mb.memory.max, mb.reserved.max, mb.kho_scratch_only)
+    managed = buddy.managed_pages()
+    with pytest.raises(ValueError, match=match):
+        mb.free_all(buddy)
+    assert (mb.dump_all(log=False), mb.memory.max, mb.reserved.max,
+            mb.kho_scratch_only) == before
+    assert not mb.handed_over
+    assert buddy.managed_pages() == managed          # not one page handed over
+    mb.check()
+    buddy.check()
+
+
+def test_free_all_refuses_another_page_size_before_the_first_page():
+    mb = _refusal_layout()
+    _assert_refused(mb, BuddyAllocator(page_size=2 * PAGE), "page_size")
+    hand_over(mb)                                     # a fitting buddy still gets everything
+
+
+def test_free_all_refuses_pages_outside_the_buddys_memory_before_the_first_page():
+    """The buddy's memory covers the first node only: the second node's pages used to fail
+    halfway, leaving the buddy with the first node while memblock had not handed over."""
+    from arena.physmem import PhysicalMemory
+    with PhysicalMemory(SZ_4M + SZ_1M) as pm:
+        mb = _refusal_layout()
+        _assert_refused(mb, BuddyAllocator(pm), "outside")
+
+
+def test_free_all_refuses_pages_already_managed_before_the_first_page():
+    mb = _refusal_layout()
+    buddy = BuddyAllocator()
+    buddy.boot_free((0x100000 + SZ_4M + SZ_1M) // PAGE, 0, 1)    # one page of node 1
+    _assert_refused(mb, buddy, "already managed")
+
+
 def test_free_all_from_pfn_zero():
     """pfn 0 starts with MAX_PAGE_ORDER (ctz(0) is not used)."""
     mb = Memblock()

@@ -442,6 +442,28 @@ def test_alloc_outside_physmem_is_refused_before_reserving(pm):
     assert mb.phys_alloc(0x1000, 0x1000) == pm.phys_end + 0x1ff000  # the phys_* family may
 
 
+@pytest.mark.parametrize("name, args", [
+    ("alloc", [0, 0x1000]), ("alloc_raw", [0, 0x1000]), ("alloc_from", [0, 0x1000, 0]),
+    ("alloc_node", [0, 0x1000, 0]), ("alloc_try_nid", [0, 0x1000, 0, 0, -1]),
+    ("alloc_try_nid_raw", [0, 0x1000, 0, 0, -1]), ("alloc_exact_nid_raw", [0, 0x1000, 0, 0, -1]),
+    ("alloc_or_panic", [0, 0x1000]),
+])
+def test_size_zero_alloc_outside_physmem_returns_what_the_kernel_returns(pm, name, args):
+    """Size 0 with memory only outside the PhysicalMemory: the kernel returns the candidate
+    (reserving 0 bytes is a no-op), so this is an empty array, not a ValueError with an
+    inverted range; nothing is reserved and freeing it frees nothing."""
+    mb = Memblock(pm)
+    mb.add(pm.phys_end + 0x100000, 0x100000)
+    before = (mb.dump_all(log=False), mb.reserved.max)
+    view = getattr(mb, name)(*args)
+    assert view is not None and view.size == 0 and view.dtype == np.uint8
+    assert (mb.dump_all(log=False), mb.reserved.max) == before
+    assert mb.free(view) == 0
+    assert (mb.dump_all(log=False), mb.reserved.max) == before
+    assert mb.phys_alloc(0, 0x1000) == pm.phys_end + 0x200000      # the address it stands for
+    mb.check()
+
+
 def test_calls_after_free_all_refused(pm):
     class Buddy:
         max_order = 10

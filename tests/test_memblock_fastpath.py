@@ -47,10 +47,23 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 def addrs(top: int) -> st.SearchStrategy[int]:
+    """Addresses in the first pages, and near 0, the 4 GiB line and the top of the address
+    space (for 32-bit the last two are the same line)."""
     return st.one_of(
         st.builds(lambda p, o: p * PAGE + o, st.integers(0, 48),
                   st.sampled_from((0, 0, 0, 64, 100, 2048))),
-        st.sampled_from((top - 2 * PAGE, top - PAGE, top - 64, top - 1, top)))
+        st.sampled_from((top - 2 * PAGE, top - PAGE, top - 64, top - 1, top)),
+        st.builds(lambda p, d: min(max(p + d, 0), top), st.sampled_from((0, 1 << 32, top)),
+                  st.sampled_from((0, 1, -1, 64, -64, PAGE, -PAGE, 3 * PAGE, -3 * PAGE,
+                                   1 << 20, -(1 << 20)))))
+
+
+def trim_aligns(top: int) -> st.SearchStrategy[int]:
+    """Any alignment, as the kernel's round_up/round_down mask macros take it: 0, powers of
+    two, non-powers of two (bit masks, not multiples), and up to the whole address space."""
+    return st.one_of(st.sampled_from((PAGE, 3 * PAGE, 20 * PAGE, 0, 1, 3, 0x1001, 1 << 20,
+                                      1 << 31, top // 2 + 1, top // 3, top)),
+                     st.integers(0, top))
 
 
 def sizes(top: int) -> st.SearchStrategy[int]:
@@ -83,8 +96,12 @@ def ops(top: int) -> st.SearchStrategy[tuple]:
         st.tuples(st.just("phys_alloc_range"), s, align, limit, limit),
         st.tuples(st.just("alloc_range_nid"), s, align, limit, limit, nid, st.booleans()),
         st.tuples(st.just("phys_alloc_try_nid"), s, align, nid),
-        st.tuples(st.sampled_from(("trim_memory", "enforce_memory_limit")),
-                  st.sampled_from((PAGE, 3 * PAGE, 20 * PAGE, 0))),
+        st.tuples(st.just("enforce_memory_limit"), st.sampled_from((PAGE, 3 * PAGE, 20 * PAGE, 0))),
+        st.tuples(st.just("trim_memory"), trim_aligns(top)),
+        st.tuples(st.sampled_from(("is_memory", "is_reserved", "is_map_memory")), a),
+        st.tuples(st.sampled_from(("is_region_memory", "is_region_reserved")), a, s),
+        st.tuples(st.just("overlaps_region"), st.sampled_from(("memory", "reserved")), a, s),
+        st.tuples(st.just("phys_alloc"), st.just(0), align),
         st.tuples(st.just("cap_memory_range"), a, s),
     )
 
@@ -193,14 +210,35 @@ REF_OPS = st.one_of(
     st.tuples(st.just("alloc_range_nid"), sizes((1 << 64) - 1), st.sampled_from(ALIGNS),
               addrs((1 << 64) - 1), addrs((1 << 64) - 1), st.sampled_from(NIDS),
               st.booleans()),
+    st.tuples(st.just("phys_alloc"), st.just(0), st.sampled_from(ALIGNS)),
+    st.tuples(st.just("trim_memory"), trim_aligns((1 << 64) - 1)),
+    st.tuples(st.sampled_from(("mark_nomap", "clear_nomap", "mark_hotplug")),
+              addrs((1 << 64) - 1), sizes((1 << 64) - 1)),
+    st.tuples(st.just("set_node"), addrs((1 << 64) - 1), sizes((1 << 64) - 1),
+              st.sampled_from(("memory", "reserved")), st.sampled_from(NIDS)),
+    st.tuples(st.sampled_from(("is_memory", "is_reserved")), addrs((1 << 64) - 1)),
+    st.tuples(st.sampled_from(("is_region_memory", "is_region_reserved")),
+              addrs((1 << 64) - 1), sizes((1 << 64) - 1)),
+    st.tuples(st.just("overlaps_region"), st.sampled_from(("memory", "reserved")),
+              addrs((1 << 64) - 1), sizes((1 << 64) - 1)),
 )
 
 
+# 8 GiB from the 4 GiB line (survives most trims) and memory just below 2**64 (a trim with an
+# alignment above 0x23456 wraps its start to 0, leaving the array unsorted).
+TOP_MEMORY = [("add_node", 1 << 32, 1 << 33, 1, 0), ("add_node", (1 << 64) - 0x23456, 0x20000, 2, 0)]
+
+
 @settings(max_examples=100, deadline=None)
-@given(steps=st.lists(REF_OPS, max_size=60), init=st.sampled_from((4, 8, 128)))
-def test_small_chunks_against_linear_ref(steps, init):
+@given(steps=st.lists(REF_OPS, max_size=60), init=st.sampled_from((4, 8, 128)),
+       top=st.booleans(), align=trim_aligns((1 << 64) - 1))
+def test_small_chunks_against_linear_ref(steps, init, top, align):
     """Chunked storage and the fast search against ``bench.linear_ref.LinearMemblock`` (lists of
-    tuples, the kernel's loops): every result and both arrays after every step."""
+    tuples, the kernel's loops): every result and both arrays after every step; half the runs
+    start with memory at the top of the address space and a trim with any alignment, which
+    often leaves the array unsorted."""
+    if top:
+        steps = [*TOP_MEMORY, ("trim_memory", align), *steps]
     mb = Memblock(None, init_regions=init)
     mb.memory._cmax = mb.reserved._cmax = 4
     ref = LinearMemblock(init_regions=init)
@@ -208,6 +246,8 @@ def test_small_chunks_against_linear_ref(steps, init):
     ref.allow_resize()
     for i, op in enumerate([*SETUP[:2], *steps]):
         got, want = apply(mb, op)[0], apply(ref, op)[0]
+        if got[0] == want[0] == "MemblockBug":
+            break                    # both BUG (the texts differ); the kernel stops here
         assert got == want, f"step {i} {op!r}"
         for name in ("memory", "reserved"):
             ours, theirs = getattr(mb, name), getattr(ref, name)

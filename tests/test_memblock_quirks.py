@@ -16,7 +16,7 @@ import warnings
 
 import pytest
 
-from arena.errors import MemblockPanic
+from arena.errors import MemblockBug, MemblockPanic
 from arena.memblock import (
     MEMBLOCK_ALLOC_ACCESSIBLE,
     MEMBLOCK_ALLOC_ANYWHERE,
@@ -237,6 +237,45 @@ def test_trim_memory_zero_after_trim_leaves_residue():
         mb.trim_memory(0)
     assert mb.memory.cnt == 0
     assert mb.memory.total_size == 0x1000
+
+
+def test_trim_wrapping_start_leaves_total_short_and_check_accepts_it(monkeypatch):
+    """add(2**64 - 4097, 8192) is capped to 0x1000 bytes; trim_memory(2 MiB) rounds its start
+    up to 2**64, which wraps to 0, and its end down to 2**64 - 2 MiB: the region grows to
+    [0, 2**64 - 2 MiB) while total_size stays 0x1000. check() (and ARENA_CHECK=1, which runs
+    it after the trim) accepts that state, because it is the kernel's."""
+    mb = new()
+    mb.add(PHYS_ADDR_MAX - 4096, 8192)
+    mb.trim_memory(2 * SZ_1M)
+    assert_type(mb.memory, [(0, 2**64 - 2 * SZ_1M, 0, MAX_NN)], total_size=0x1000)
+    mb.check()
+    monkeypatch.setenv("ARENA_CHECK", "1")
+    auto = new()
+    auto.add(PHYS_ADDR_MAX - 4096, 8192)
+    auto.trim_memory(2 * SZ_1M)
+    assert auto.memory.total_size == 0x1000
+
+
+def test_trim_total_size_difference_is_tracked_exactly():
+    """The trim's difference (0x1000 too much) stays exact through later adds and removes, so
+    check() still catches a total that is off by one byte."""
+    mb = new()
+    mb.add(0x1800, 0x3000)
+    mb.trim_memory(0x1000)                     # [0x2000, 0x4000), total 0x3000
+    mb.add(0x8000, 0x2000)
+    mb.remove(0x3000, 0x6000)                  # leaves [0x2000, 0x3000) and [0x9000, 0xa000)
+    assert mb.memory.total_size == 0x2000 + 0x1000
+    mb.check()
+    mb.memory.total_size += 1
+    with pytest.raises(MemblockBug, match="total_size .* left by trim_memory"):
+        mb.check()
+    mb.memory.total_size -= 1
+    with pytest.warns(Warning, match="empty but total_size is 0x1000"):
+        mb.remove(0, PHYS_ADDR_MAX)             # empty: the residue 0x1000 stays (a WARN)
+    with pytest.warns(Warning, match="empty memory array has total_size 0x1000"):
+        mb.add(0x5000, 0x1000)                  # the empty-array add resets the total
+    assert mb.memory.total_size == 0x1000
+    mb.check()
 
 
 # -- §3.6 / §7.3 cap_memory_range and mem_limit_remove_map -------------------------------------

@@ -32,7 +32,8 @@ def addr(a: np.ndarray) -> int:
 
 def snapshot(mem: PhysicalMemory) -> tuple:
     """Everything observable about a memory's state (contents via the record-aware read)."""
-    return list(mem._written), mem.read(mem.phys_base, mem.size), mem.resident_bytes()
+    return (list(mem._written), list(mem._released), mem.read(mem.phys_base, mem.size),
+            mem.resident_bytes())
 
 
 # -- parse_size ----------------------------------------------------------------------------------
@@ -176,6 +177,9 @@ def test_view_bounds_are_numpy_checked(pm):
     ((BASE + 4, 8), {"dtype": np.uint64}, ValueError, "aligned"),
     ((BASE, 16), {"dtype": object}, TypeError, "objects"),
     ((BASE, 16), {"dtype": "no-such-type"}, TypeError, "not understood"),
+    ((BASE, 64), {"dtype": np.dtype([])}, ValueError, "itemsize 0"),     # was ZeroDivisionError
+    ((BASE, 64), {"dtype": "S0"}, ValueError, "itemsize 0"),
+    ((BASE, 0), {"dtype": "V0"}, ValueError, "itemsize 0"),
     ((BASE, 16), {"shape": (3, 5)}, ValueError, "shape"),
     ((BASE, 16), {"shape": (4, -4)}, ValueError, "shape"),
     ((BASE, 16), {"shape": (4.0, 4)}, TypeError, "float"),

@@ -92,6 +92,26 @@ def test_release_drops_rss_and_zeroes(pm):
     pm.check()
 
 
+def test_write_through_a_view_from_before_release_is_seen(pm):
+    """A view made before release() stays valid; what it writes afterwards is read back by
+    read() and cleared by zero() (the "never written" mark is not trusted for viewed pages)."""
+    b = pm.phys_base
+    v = pm.view(b, 4 * PAGE_SIZE)
+    v[:] = 1
+    pm.release(b, 4 * PAGE_SIZE)
+    v[PAGE_SIZE:2 * PAGE_SIZE] = 7                   # written behind the record's back
+    assert pm.read(b + PAGE_SIZE, 4) == b"\7" * 4
+    assert pm.read(b, 4 * PAGE_SIZE) == bytes(PAGE_SIZE) + b"\7" * PAGE_SIZE + bytes(2 * PAGE_SIZE)
+    pm.zero(b, 4 * PAGE_SIZE)
+    assert pm.read(b, 4 * PAGE_SIZE) == bytes(4 * PAGE_SIZE)
+    # Viewed pages left untouched since the release are still not faulted in by zero().
+    if TOUCH_MAX == PAGE_SIZE:
+        assert pm.resident_bytes(b + 2 * PAGE_SIZE, 2 * PAGE_SIZE) == 0
+    assert not v.any()
+    pm.check()
+    del v
+
+
 def test_release_then_zero_does_not_touch(pm):
     b = pm.phys_base
     pm.fill(b, 16 * MiB, 1)
