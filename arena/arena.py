@@ -66,7 +66,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from arena._args import bool_arg, int_arg
+from arena._args import bool_arg, file_arg, int_arg
 from arena.buddy import MAX_PAGE_ORDER, BuddyAllocator
 from arena.debug import (
     POISON_FREE,
@@ -1478,13 +1478,18 @@ class Arena:
                 budget_remaining=None if budget is None else budget - self._allocated)
 
     def print_stats(self, file: IO[str] | None = None) -> None:
-        """Print :meth:`stats` as a table (one column per node when there are several)."""
+        """Print :meth:`stats` as a table (one column per node when there are several) to
+        ``file`` (default ``sys.stdout``; anything with a ``write`` method). TypeError for
+        another ``file``, ClosedError."""
+        file = file_arg("file", file)
         print(format_stats(self.stats()), file=file if file is not None else sys.stdout)
 
     def dump(self, file: IO[str] | None = None) -> None:
         """Print memblock's ``memblock_dump_all()`` text (and, after :meth:`handover`, the
         page allocator's ``/proc/buddyinfo``; with slabs, the size-class caches'
-        ``/proc/slabinfo``). O(regions + slabs)."""
+        ``/proc/slabinfo``) to ``file`` (default ``sys.stdout``). TypeError for a ``file``
+        without a ``write`` method, ClosedError. O(regions + slabs)."""
+        file = file_arg("file", file)
         with self._lock:
             self._open()
             text = self._mb.dump_all(log=False)

@@ -384,3 +384,10 @@ def test_bad_arguments_change_nothing(make):
         a.free(np.zeros(64, np.uint8))
     assert a.stats() == before
     del keep
+
+
+def test_dump_and_print_stats_refuse_a_bad_file(make):
+    a = make()
+    for call in (a.dump, a.print_stats):
+        with pytest.raises(TypeError, match="file must be"):
+            call(file=-1)
