@@ -90,7 +90,7 @@ from arena.errors import (
 from arena.largecache import Block, LargeCaches
 from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, Memblock, MemblockFlags
 from arena.physmem import MAX_ALIGN, PAGE_SIZE, PhysicalMemory, parse_size
-from arena.slab import KMALLOC_MAX_SIZE, Slab, SlabAllocator, Slot
+from arena.slab import KMALLOC_MAX_SIZE, KmemCache, Slab, SlabAllocator, Slot
 from arena.stats import ArenaStats, NodeStats, format_stats, fragmentation
 from arena.tracking import (
     HIDDEN_FRAMES,
@@ -741,11 +741,11 @@ class Arena:
             if not self._fits(slab.caches[slab.nids[0]][index].size):
                 return None, None   # the padding of the class would break the budget
             for attempt in (0, 1):
-                cache = slab.cache(index, nid)
-                if not cache.free:
-                    cache = slab.refill(index, nid, self._get_slab_pages, self._put_slab_pages)
-                if cache is not None:
-                    return cache, cache.free.pop()
+                got: KmemCache | None = slab.cache(index, nid)
+                if got is not None and not got.free:
+                    got = slab.refill(index, nid, self._get_slab_pages, self._put_slab_pages)
+                if got is not None:
+                    return got, got.free.pop()
                 if attempt == 0 and not self._reclaim():
                     break
             if nid != NUMA_NO_NODE and not strict:
@@ -1598,7 +1598,7 @@ class Arena:
                 return f"the block of {what!r} overlaps another or lies outside the memory"
             if type(what) is Record and (
                     not block <= what.phys <= what.phys + what.size <= block + nbytes
-                    or what.phys % what.align):
+                    or what.phys % (what.align or self._align)):
                 return f"{what.describe()} is misplaced or misaligned in its block"
             if order < 0 and self._buddy is None and not self._reserved_covers(block, nbytes):
                 return f"the block of {what!r} is not reserved in memblock"

@@ -2727,7 +2727,7 @@ class Memblock:
             raise ValueError(f"{t.name} total_size {total:#x} is below the sum of its regions "
                              f"{regions:#x}")
         t.total_size = total
-        t._total_inflated = t._total_inflated or total > regions
+        t._total_excess = (total - regions) & self._mask   # what check() allows beyond the sum
         self._done()
 
     # ========================================================================================
