@@ -1188,7 +1188,15 @@ class ArenaWorkload(Workload):
     hand-over, every block checked after it, and every statistic throughout. With the caches
     (``slab=True``) the placement of slots is the slab layer's own, so the workload checks
     what holds regardless: no two live allocations overlap, alignment, patterns, the
-    statistics against its own bookkeeping, refusals that change nothing, ``check()``."""
+    statistics against its own bookkeeping, refusals that change nothing, ``check()``, and
+    the caches: no unit is both on a free list and live, ``retained_bytes`` is the sum of
+    the retained blocks (within the limit), ``slab_bytes`` the sum of the slabs, and (before
+    the hand-over) memblock's reserved bytes are exactly the slabs, the live allocations
+    outside slabs, the retained blocks and memblock's own arrays.
+
+    ``lifetime`` is the arena's (``"gc"`` or ``"manual"``). The workload drops its arrays of
+    an allocation when it frees it, so in both lifetimes a freed unit is reusable by the next
+    operation and the model stays exact; ``held_bytes`` must read 0 after every operation."""
 
     name = "arena"
     KINDS = {"alloc": 12, "free": 8, "scope": 2, "reset": 1, "release": 1, "handover": 1,
@@ -1196,12 +1204,12 @@ class ArenaWorkload(Workload):
 
     def __init__(self, *, size: int = 1 << 20, nodes: int = 1, align: int = 64,
                  budget: int | None = None, debug: bool = False, quarantine: int | None = None,
-                 max_order: int = 6, slab: bool = False) -> None:
+                 max_order: int = 6, slab: bool = False, lifetime: str = "gc") -> None:
         from arena.arena import Arena
 
         super().__init__()
         self.arena = Arena(size, nodes=nodes, budget=budget, align=align, debug=debug,
-                           quarantine=quarantine, slab=slab)
+                           quarantine=quarantine, slab=slab, lifetime=lifetime)
         a = self.arena
         self.exact = getattr(a, "slab", None) is None  # no size-class caches: full model
         self.pm = a.physmem
@@ -1230,7 +1238,7 @@ class ArenaWorkload(Workload):
                    budget=c.choice((None, None, size // 2)),
                    debug=c.choice((False, True)) if debug is None else debug,
                    quarantine=c.choice((None, 0, 8192)), max_order=c.choice((3, 6, 10)),
-                   slab=c.choice((False, True)))
+                   slab=c.choice((False, True)), lifetime=c.choice(("gc", "manual")))
 
     def close(self) -> None:
         """Drop the views and close the arena."""
@@ -1386,7 +1394,7 @@ class ArenaWorkload(Workload):
             self.expect(self._snapshot() == before, f"refused {what} changed the arena")
             return
         except ArenaMemoryError:
-            self.expect(self._snapshot() == before, f"refused {what} changed the arena")
+            self._expect_only_reclaimed(before, self._snapshot(), what)
             return
         info = self.arena.info(view)
         a = align if align is not None else self.granule
@@ -1440,9 +1448,8 @@ class ArenaWorkload(Workload):
             self._release(self.quarantine.popleft())
 
     def _op_free(self, key: int) -> None:
-        view, _ = self.live[key]
-        self.arena.free(view)
-        self._free_keys([key])
+        self.arena.free(self.live[key][0])
+        self._free_keys([key])     # the workload's last array of it goes
 
     def _op_scope(self, allocs: tuple) -> None:
         before = set(self.recs)
@@ -1456,11 +1463,17 @@ class ArenaWorkload(Workload):
         self._free_keys(list(self.recs))
 
     def _op_release(self) -> None:
-        got = self.arena.release()
         if not self.exact:
+            got = self.arena.release()
             self.expect(got >= 0 and got % self.ps == 0, f"release() returned {got}")
             return
-        want = sum(max(0, (e & -self.ps) - _round_up(s, self.ps)) for s, e, _ in self._runs())
+        # The resident bytes of the whole free pages: what release() gives back and reports.
+        want = 0
+        for s, e, _ in self._runs():
+            s, e = _round_up(s, self.ps), e & -self.ps
+            if s < e:
+                want += self.pm.resident_bytes(s, e - s)
+        got = self.arena.release()
         self._same_val("release()", got, want)
 
     def _op_handover(self) -> None:
@@ -1502,8 +1515,21 @@ class ArenaWorkload(Workload):
         regions = tuple(tuple(t.regions) for t in (mb.memory, mb.reserved))
         buddy = a.buddy.dump(limit=1 << 20) if a.buddy is not None else None
         return (st.bytes_allocated, st.bytes_requested, st.live_allocations, st.num_allocations,
-                st.free_bytes, st.quarantined_bytes, regions, buddy,
-                tuple((i.phys, i.size) for i in a.live()))
+                st.free_bytes, st.quarantined_bytes, st.held_bytes, st.retained_bytes,
+                st.slab_bytes, regions, buddy, tuple((i.phys, i.size) for i in a.live()))
+
+    def _expect_only_reclaimed(self, before: tuple, after: tuple, what: str) -> None:
+        """A request that failed for want of memory changed no allocation; it may have given
+        retained blocks and empty slabs back first (never taken any), nothing else."""
+        user = (0, 1, 2, 3, 5, 6, 11)   # counts, quarantine, held, live: see _snapshot
+        self.expect(all(before[i] == after[i] for i in user),
+                    f"refused {what} changed the allocations")
+        self.expect(after[4] >= before[4] and after[7] <= before[7] and after[8] <= before[8],
+                    f"refused {what} took memory (free, retained, slab bytes "
+                    f"{before[4]}, {before[7]}, {before[8]} -> {after[4]}, {after[7]}, "
+                    f"{after[8]})")
+        self.expect(after[4] - before[4] == before[7] - after[7] + before[8] - after[8],
+                    f"refused {what}: the bytes it gave back are not the caches'")
 
     def _runs(self) -> list[tuple[int, int, int]]:
         if self.bmodel is None:
@@ -1545,10 +1571,12 @@ class ArenaWorkload(Workload):
                            sum(e - s for s, e, n in runs if n == ns.nid))
             self._same_val(f"node {ns.nid} live", ns.live_allocations,
                            sum(1 for r in self.recs.values() if r[3] == ns.nid))
+        self._verify_caches(st)
         self._verify_live()
 
     def _verify_counters(self, st: Any) -> None:
         """The statistics that hold wherever allocations land: counts and byte totals."""
+        self._same_val("held_bytes", st.held_bytes, 0)   # no array of a freed unit is left
         self._same_val("bytes_allocated", st.bytes_allocated, self.allocated())
         self._same_val("bytes_requested", st.bytes_requested,
                        sum(r[4] for r in self.recs.values()))
@@ -1579,7 +1607,44 @@ class ArenaWorkload(Workload):
         for (p0, n0), (p1, _) in zip(spans, spans[1:], strict=False):
             self.expect(p0 + n0 <= p1, f"live allocations at {p0:#x} (+{n0}) and {p1:#x} "
                                        f"overlap")
+        self._verify_caches(st)
         self._verify_live()
+
+    def _verify_caches(self, st: Any) -> None:
+        """No unit both cached and live; retained and slab bytes are what the caches hold;
+        before the hand-over memblock's reserved bytes are exactly accounted for."""
+        from arena.unit import FREE
+
+        a = self.arena
+        slab, large = a.slab, a.large
+        cached: list[tuple[int, int]] = []       # (phys, bytes) of every unit on a free list
+        in_slots = 0
+        if slab is not None:
+            slabs = list(slab.slabs())
+            self._same_val("slab_bytes", st.slab_bytes, sum(sl.nbytes for sl in slabs))
+            for sl in slabs:
+                cached += [(u.phys, u.csize) for u in sl.free]
+                used = [u for u in sl.slots if u.state != FREE]
+                in_slots += sum(u.csize for u in used)
+                for u in used:
+                    self.expect(u.phys in self.recs, f"slot {u.phys:#x} is in use but not "
+                                                     f"a live allocation")
+        blocks = [] if large is None else list(large.free_blocks())
+        cached += [(b.phys, b.csize) for b in blocks]
+        spans = sorted([(r[0], max(r[1], 1), "live") for r in self.recs.values()]
+                       + [(p, n, "cached") for p, n in cached])
+        for (p0, n0, k0), (p1, _, k1) in zip(spans, spans[1:], strict=False):
+            self.expect(p0 + n0 <= p1, f"{k0} unit at {p0:#x} (+{n0}) overlaps {k1} unit "
+                                       f"at {p1:#x}")
+        self.expect(all(b.state == FREE for b in blocks), "a retained block is in use")
+        self._same_val("retained_bytes", st.retained_bytes, sum(b.csize for b in blocks))
+        if large is not None:
+            self.expect(st.retained_bytes <= large.limit,
+                        f"retained_bytes {st.retained_bytes} over the limit {large.limit}")
+        if a.buddy is None:
+            want = (st.slab_bytes + st.bytes_allocated - in_slots + st.retained_bytes
+                    + st.quarantined_bytes + st.memblock_bytes)
+            self._same_val("memblock reserved bytes", a.memblock.reserved.total_size, want)
 
 
 # -- Hypothesis state machines over the workloads ------------------------------------------------

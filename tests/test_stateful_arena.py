@@ -24,6 +24,7 @@ part of an allocation, a copy). After every step:
 from __future__ import annotations
 
 import os
+from unittest import mock
 
 import pytest
 from hypothesis import settings
@@ -80,4 +81,58 @@ def test_budget_refusal_changes_nothing():
         w.apply(op)  # the second hits the budget: the workload checks the arena is unchanged
         w.verify()
     assert w.arena.stats().bytes_allocated == 4032
+    w.close()
+
+
+def test_verify_detects_a_freed_array_still_held():
+    """The workload drops its arrays of a freed allocation (so the model stays exact in the
+    garbage-collected lifetime); one kept alive shows as held bytes."""
+    w = ArenaWorkload(size=256 << 10, slab=True, lifetime="gc")
+    w.apply(("alloc", 100, None, None, False, True))
+    (key,) = w.live
+    kept = w.live[key][0]
+    w.apply(("free", key))
+    with pytest.raises(InvariantViolation, match="held_bytes"):
+        w.verify()
+    del kept
+    w.verify()
+    w.close()
+
+
+def test_verify_detects_a_unit_both_cached_and_live():
+    from arena.largecache import Block
+
+    w = ArenaWorkload(size=1 << 20, slab=True)
+    w.apply(("alloc", 20000, None, None, False, True))     # a large block
+    (key,) = w.live
+    info = w.arena.info(w.live[key][0])
+    ghost = Block(info.phys, 0, info.reserved, info.node, [], -1, info.reserved)
+    # The arena's own check() would see it too; the workload's check is independent of it.
+    with mock.patch.object(w.arena.large, "free_blocks", lambda: iter([ghost])), \
+            mock.patch.object(w.arena, "check", lambda **kw: []):
+        with pytest.raises(InvariantViolation, match="(live|cached) unit at .* overlaps (cached|live) unit"):
+            w.verify()
+    w.verify()
+    w.close()
+
+
+@pytest.mark.parametrize("lifetime", ["gc", "manual"])
+def test_loose_workload_checks_the_caches(lifetime):
+    """With the size-class caches: slabs and retained blocks come and go, and after every
+    step memblock's reserved bytes are exactly the slabs, the allocations outside them,
+    the retained blocks and its own arrays."""
+    w = ArenaWorkload(size=1 << 20, nodes=2, slab=True, lifetime=lifetime)
+    ops = [("alloc", 100, None, None, False, True), ("alloc", 20000, None, 1, True, True),
+           ("alloc", 40000, 4096, None, False, False), ("alloc", 5000, None, 0, False, True)]
+    for op in ops:
+        w.apply(op)
+        w.verify()
+    for key in sorted(w.live):
+        w.apply(("free", key))
+        w.verify()
+    st = w.arena.stats()
+    assert st.retained_bytes > 0 and st.slab_bytes > 0 and st.held_bytes == 0
+    w.apply(("release",))
+    w.verify()
+    assert w.arena.stats().retained_bytes == 0
     w.close()
