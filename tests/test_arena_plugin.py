@@ -147,8 +147,11 @@ def test_clean(arena):
     arena.free(arena.alloc(100))
 
 
+KEPT = []
+
+
 def test_leak(arena):
-    arena.alloc(100)
+    KEPT.append(arena.alloc(100))    # referenced after the test: a leak in either lifetime
 
 
 def test_without_the_fixture():
