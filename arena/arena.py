@@ -152,6 +152,14 @@ _getframe = sys._getframe
 _getrefcount = sys.getrefcount
 
 
+def _viewed(unit: Unit) -> bool:
+    """Whether any array but the arena's own views a unit handed out: the arena holds its
+    array (``view``: the attribute and the argument make 2) and its anchor (the attribute, the
+    array's ``base`` and the argument make 3); any other array of the unit holds one of the
+    two."""
+    return _getrefcount(unit.view) > 2 or _getrefcount(unit.anchor) > 3
+
+
 def _align_arg(name: str, value: Any) -> int:
     """A power-of-two alignment in ``1 .. 1 GiB`` (the real virtual address keeps it)."""
     value = int_arg(name, value)
@@ -585,15 +593,20 @@ class Arena:
             if self._allocated + csize > self._limit:
                 return None
             free.pop()
-            anchor = unit.anchor
-            if anchor is None:
-                anchor = self._make_anchor(unit)
-            view = anchor[:nbytes]   # a slice: half the cost of a new ndarray
-            if shape is not None:
-                if dtype is not _U8:
-                    view = view.view(dtype)
-                if len(shape) != 1:
-                    view = view.reshape(shape)
+            if unit.vsize == nbytes and shape is None and _getrefcount(unit.view) == 2:
+                view = unit.view    # the array handed out last, which nobody holds: again
+            else:
+                anchor = unit.anchor
+                if anchor is None:
+                    anchor = self._make_anchor(unit)
+                view = anchor[:nbytes]   # a slice: half the cost of a new ndarray
+                if shape is not None:
+                    if dtype is not _U8:
+                        view = view.view(dtype)
+                    if len(shape) != 1:
+                        view = view.reshape(shape)
+                unit.view = view
+                unit.vsize = nbytes if shape is None else -1
             if zero and unit.dirty:
                 zeros = cache.zeros
                 if zeros is None:
@@ -616,10 +629,7 @@ class Arena:
             if cache.large:
                 self._large.retained -= csize  # type: ignore[union-attr]
             if self._gc:
-                unit.vid = id(view)
                 self._young.append(unit)
-            else:
-                unit.view = view
             # Last, with the state consistent: the steps below make objects the garbage
             # collector tracks, so a collection may run finalizers that use this arena.
             if self._nscopes:
@@ -653,10 +663,9 @@ class Arena:
         try:
             unit = self._anchors.get(id(array.base)) if type(array) is _ndarray else None
             if unit is not None and unit.view is array and type(unit) is Slot \
-                    and unit.state == LIVE:
+                    and unit.state == LIVE and not self._gc:
                 # The manual lifetime's slot, written out: the arena holds the array it handed
-                # out, so the identity test is exact.
-                unit.view = None
+                # out, so the identity test is exact (it keeps it, to hand it out again).
                 unit.state = FREE
                 self._allocated -= unit.csize
                 home = unit.home
@@ -669,8 +678,8 @@ class Arena:
                 if self._autocheck:
                     self._check_bookkeeping()
                 return
-            if unit is not None and unit.vid == id(array) and unit.state == LIVE \
-                    and not self._debug:
+            if unit is not None and unit.view is array and unit.state == LIVE \
+                    and self._gc and not self._debug:
                 # The garbage-collected lifetime: the caller holds the array, so the unit is
                 # held until a collection finds it unviewed.
                 unit.state = HELD
@@ -844,11 +853,10 @@ class Arena:
         self._total_allocated += csize
         if self._allocated > self._peak:
             self._peak = self._allocated
+        unit.view = view
+        unit.vsize = nbytes if view.dtype is _U8 and view.ndim == 1 else -1
         if self._gc:
-            unit.vid = id(view)
             self._young.append(unit)
-        else:
-            unit.view = view
         if self._nscopes:
             self._scope_add(unit, seq)
 
@@ -1065,7 +1073,7 @@ class Arena:
         for unit in young[lo:]:
             if unit.state == FREE:
                 continue
-            if _getrefcount(unit.anchor) > 2:   # the attribute and the argument
+            if _viewed(unit):
                 keep.append(unit)
             else:
                 self._reclaim_unit(unit)
@@ -1084,7 +1092,7 @@ class Arena:
         for unit in self._young:
             if unit.state == FREE or id(unit) in seen:
                 continue
-            if _getrefcount(unit.anchor) > 2:
+            if _viewed(unit):
                 seen.add(id(unit))
                 keep.append(unit)
             else:
@@ -1118,8 +1126,6 @@ class Arena:
     def _give(self, unit: Unit) -> None:
         """Put a unit that nobody holds any more back where it belongs."""
         unit.state = FREE
-        unit.view = None
-        unit.vid = 0
         if type(unit) is Slot:
             home = unit.home
             home.append(unit)  # type: ignore[union-attr]
@@ -1155,7 +1161,7 @@ class Arena:
             freed[unit.phys] = stack
             freed.move_to_end(unit.phys)
             if gc:
-                if _getrefcount(unit.anchor) <= 2:   # nobody views it: back at once
+                if not _viewed(unit):   # nobody views it: back at once
                     self._reclaim_unit(unit)
                     continue
                 unit.state = HELD
@@ -1166,7 +1172,6 @@ class Arena:
             self._allocated -= unit.csize
             if self._debug and type(unit) is Record:
                 unit.state = FREE
-                unit.view = None
                 self._retire_records([unit], stack)
             else:
                 self._give(unit)
@@ -1227,7 +1232,7 @@ class Arena:
             raise TypeError(f"need a numpy array from this arena, not {type(array).__name__}")
         unit = self._unit_of(array)
         if unit is not None and unit.state != FREE:
-            handed = unit.view if not self._gc else (array if unit.vid == id(array) else None)
+            handed = unit.view
             if unit.state == HELD:
                 where = self._freed.get(unit.phys)
                 at = f" (at {site(where[0])})" if where else ""
@@ -1565,8 +1570,8 @@ class Arena:
             if u.anchor is None or id(u.anchor) != key:
                 return f"{u!r} is filed under the wrong anchor"
         for u in units:
-            if (u.view is None) != self._gc:
-                return f"{u!r} holds its array in the wrong lifetime"
+            if u.view is None:
+                return f"{u!r} is handed out but the arena lost its array"
             align = self._align if u.align is None else u.align
             if u.phys % align or u.seq >= self._count or u.size > u.csize:
                 return f"{u!r} is misaligned, misnumbered or larger than its unit"
@@ -1687,7 +1692,10 @@ class Arena:
                 self._anchors[id(anchor)] = unit
             if view_ref is not None:
                 view = view_ref()
-                unit.view = view if view is not None else unit.anchor[:unit.size]
+                if view is None and unit.state != FREE:
+                    view = unit.anchor[:unit.size]
+                    unit.vsize = unit.size
+                unit.view = view
 
     def __enter__(self) -> Arena:
         self._open()

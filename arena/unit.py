@@ -13,8 +13,10 @@ array, and give it back:
   out is a view of it, and numpy makes it the ``base`` of every view derived from those, so
   its reference count tells whether any array of the unit is alive);
 * per allocation: ``state`` (:data:`FREE`, :data:`LIVE`, :data:`HELD`), ``view`` (the array
-  handed out, held in the manual lifetime only; the garbage-collected one keeps its ``id()`` in
-  ``vid``), ``size`` (bytes asked for), ``seq``
+  handed out last; the arena keeps it, also after the unit went back, and hands the same
+  object out again when nobody else holds it and ``vsize``, the length of a plain uint8 array,
+  matches the request — the garbage-collected lifetime tells that nobody views a unit when
+  ``view`` and ``anchor`` are referenced by the arena and ``view`` alone), ``size`` (bytes asked for), ``seq``
   (allocation number), ``align`` (alignment asked for, ``None`` = the arena's default),
   ``node`` (node asked for, ``None`` = any), ``dirty`` (handed out before since its memory was
   last known to be zero), ``code``/``lasti`` (the allocating frame, when callers are tracked),
@@ -39,7 +41,7 @@ HELD = 2
 class Unit:
     """One unit of memory an arena hands out (see the module docstring for the fields)."""
 
-    __slots__ = ("phys", "boff", "csize", "nid", "home", "anchor", "state", "view", "vid",
+    __slots__ = ("phys", "boff", "csize", "nid", "home", "anchor", "state", "view", "vsize",
                  "size", "seq", "align", "node", "dirty", "code", "lasti", "stack")
 
     def __init__(self, phys: int, boff: int, csize: int, nid: int,
@@ -52,7 +54,7 @@ class Unit:
         self.anchor: Any = None
         self.state = FREE
         self.view: Any = None
-        self.vid = 0
+        self.vsize = -1
         self.size = 0
         self.seq = -1
         self.align: int | None = None
