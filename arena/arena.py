@@ -319,6 +319,9 @@ class Arena:
         hugepages = bool_arg("hugepages", hugepages)
         slab = bool_arg("slab", slab)
         track_callers = bool_arg("track_callers", track_callers)
+        if not isinstance(lifetime, str):
+            raise TypeError(f"lifetime must be a str, one of {LIFETIMES}, not "
+                            f"{type(lifetime).__name__} ({lifetime!r})")
         if lifetime not in LIFETIMES:
             raise ValueError(f"lifetime must be one of {LIFETIMES}, not {lifetime!r}")
         if quarantine is not None:
@@ -1366,18 +1369,24 @@ class Arena:
         the buddy allocator), then the pages of all free memory to the OS
         (``MADV_DONTNEED``). Returns the bytes that were resident (backed by RAM) in what was
         released. pyarrow's ``MemoryPool.release_unused``; kernel counterpart: none. Raises
-        OSError if ``madvise`` fails, ClosedError. O(free ranges + slabs + pages / 4096)."""
+        OSError if ``madvise`` fails (pages released before stay released; no allocation,
+        cache or reservation changes), ClosedError. O(free ranges + slabs + pages / 4096)."""
         with self._lock:
             self._open()
             self._collect_full()
             before = self._pm.resident_bytes()
-            self._reclaim()
+            runs = [(s, e) for s, e, _ in self._free_runs()]
+            if self._large is not None:
+                runs += [(b.phys, b.phys + b.nbytes) for b in self._large.free_blocks()]
+            if self._slab is not None:
+                runs += [(sl.base, sl.base + sl.nbytes) for sl in self._slab.empty_slabs()]
             ps = self._page_size
-            for start, end, _ in self._free_runs():
+            for start, end in runs:     # every madvise first: a failure changes no state
                 s = _round_up(start, ps)
                 e = end & -ps
                 if s < e:
                     self._pm.release(s, e - s)
+            self._reclaim()
             return max(before - self._pm.resident_bytes(), 0)
 
     def release(self) -> int:

@@ -348,10 +348,7 @@ OBJECT_FOR: dict[tuple[type, str], Callable[[Ctx], Any]] = {
 #: Gaps found by this walk and reported (BUG: the call does not refuse the bad value with
 #: TypeError/ValueError, or changes state). Each is proven by ``test_known_gaps`` (strict
 #: xfail: it starts failing the suite once fixed, so the entry must then be removed).
-KNOWN_GAPS: dict[tuple[type, str, str], str] = {
-    (Arena, "__init__", "lifetime"): "Arena(lifetime=<not a str>) raises ValueError, not "
-                                     "TypeError (arena.py checks only membership in LIFETIMES)",
-}
+KNOWN_GAPS: dict[tuple[type, str, str], str] = {}
 
 
 def _target(ctx: Ctx, cls: type, name: str) -> Any:
@@ -462,14 +459,15 @@ def _try_bad_values(ctx: Ctx, cls: type, name: str, pname: str, obj: Any) -> lis
     return failures
 
 
-@pytest.mark.parametrize("gap", sorted(KNOWN_GAPS, key=lambda g: (g[0].__name__, g[1], g[2])),
-                         ids=lambda g: f"{g[0].__name__}.{g[1]}.{g[2]}")
-def test_known_gaps(ctx, gap, request):
-    request.applymarker(pytest.mark.xfail(strict=True, reason=f"BUG: {KNOWN_GAPS[gap]}"))
-    cls, name, pname = gap
-    obj = None if name == "__init__" else _target(ctx, cls, name)
-    failures = _try_bad_values(ctx, cls, name, pname, obj)
-    assert not failures, "\n".join(failures)
+if KNOWN_GAPS:   # (a parametrization over nothing would show as a skipped test)
+    @pytest.mark.parametrize("gap", sorted(KNOWN_GAPS, key=lambda g: (g[0].__name__, g[1], g[2])),
+                             ids=lambda g: f"{g[0].__name__}.{g[1]}.{g[2]}")
+    def test_known_gaps(ctx, gap, request):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"BUG: {KNOWN_GAPS[gap]}"))
+        cls, name, pname = gap
+        obj = None if name == "__init__" else _target(ctx, cls, name)
+        failures = _try_bad_values(ctx, cls, name, pname, obj)
+        assert not failures, "\n".join(failures)
 
 
 def _numpy(v: Any) -> Any:

@@ -161,9 +161,6 @@ def test_failing_madv_dontneed_in_arena_release_loses_nothing():
     a.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Arena.release_unused gives retained large blocks "
-                   "back to memblock (_reclaim) before madvise(MADV_DONTNEED); when madvise "
-                   "fails the reclaim stays done (free_bytes and memblock.reserved changed)")
 def test_failing_madv_dontneed_in_arena_release_keeps_retained_blocks():
     cls = failing_madvise()
     with mock.patch("arena.physmem.mmap.mmap", cls):
