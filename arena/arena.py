@@ -524,7 +524,50 @@ class Arena:
         if align is None and node is None and strict_node is False and type(nbytes) is int:
             cache = self._fast.get(nbytes)
             if cache is not None and (zero is True or zero is False):
-                view = self._take(cache, nbytes, None, _U8, zero)
+                # _take() for a uint8 array, written out: the call alone costs a tenth of the
+                # path (measured), and this is the path programs use most.
+                lock = self._lock
+                lock.acquire()
+                try:
+                    free = cache.free
+                    if free:
+                        unit = free[-1]
+                        csize = unit.csize
+                        allocated = self._allocated + csize
+                        if allocated <= self._limit:
+                            free.pop()
+                            if unit.vsize == nbytes and unit.vdtype is _U8 and \
+                                    _getrefcount(unit.view) == 2:
+                                view = unit.view   # handed out last; nobody holds it
+                            else:
+                                view = self._new_view(unit, nbytes, _U8, None)
+                            if zero and unit.dirty:
+                                zeros = cache.zeros
+                                if zeros is None:
+                                    view.fill(0)
+                                else:
+                                    boff = unit.boff
+                                    self._mv[boff:boff + csize] = zeros
+                            unit.dirty = True
+                            unit.state = LIVE
+                            unit.size = nbytes
+                            unit.align = unit.node = None
+                            unit.seq = seq = self._count
+                            self._count = seq + 1
+                            self._allocated = allocated
+                            self._total_allocated += csize
+                            if allocated > self._peak:
+                                self._peak = allocated
+                            if cache.large:
+                                self._large.retained -= csize  # type: ignore[union-attr]
+                            if self._gc:
+                                self._young.append(unit)
+                            if self._nscopes or self._track:
+                                self._after_take(unit, seq, 2)
+                            return view
+                finally:
+                    lock.release()
+                view = self._take(cache, nbytes, _U8, None, zero)
                 if view is not None:
                     return view
         return self._alloc(nbytes, align, node, strict_node, zero, None, None)
@@ -541,19 +584,25 @@ class Arena:
         if align is None and node is None and strict_node is False:
             dt = _FAST_DTYPES.get(dtype)
             if dt is not None and dt.alignment <= self._align:
-                dims: Any = (shape,) if type(shape) is int else shape
-                nbytes = dt.itemsize
-                if type(dims) is tuple:
-                    for d in dims:
+                nd: Any = None     # 1-D arrays are made (and kept for reuse) without reshape
+                if type(shape) is int:
+                    nbytes = shape * dt.itemsize if shape > 0 else 0
+                elif type(shape) is tuple:
+                    nbytes = dt.itemsize
+                    for d in shape:
                         if type(d) is not int or d <= 0:
                             nbytes = 0
                             break
                         nbytes *= d
-                    cache = self._fast.get(nbytes)
-                    if cache is not None and (zero is True or zero is False):
-                        view = self._take(cache, nbytes, dims, dt, zero)
-                        if view is not None:
-                            return view
+                    if len(shape) != 1:
+                        nd = shape
+                else:
+                    nbytes = 0
+                cache = self._fast.get(nbytes)
+                if cache is not None and (zero is True or zero is False):
+                    view = self._take(cache, nbytes, dt, nd, zero)
+                    if view is not None:
+                        return view
         dt = np.dtype(dtype)
         if dt.hasobject:
             raise TypeError(f"dtype {dt} holds Python objects, which cannot live in raw memory")
@@ -575,12 +624,13 @@ class Arena:
             align = dt.alignment
         return self._alloc(nbytes, align, node, strict_node, zero, dt, dims)
 
-    def _take(self, cache: Any, nbytes: int, shape: tuple[int, ...] | None, dtype: np.dtype,
+    def _take(self, cache: Any, nbytes: int, dtype: np.dtype, shape: tuple[int, ...] | None,
               zero: bool) -> np.ndarray | None:
         """Hand out the newest free unit of ``cache`` (a size class at the default alignment,
-        any node) as an array of ``shape`` and ``dtype``; ``None`` if the cache has no free
-        unit or the budget has no room (the general path then decides). Kernel counterpart:
-        the fast path of ``slab_alloc_node()``. O(1)."""
+        any node) as an array of ``nbytes`` bytes of ``dtype`` (reshaped to ``shape`` unless
+        ``None``); ``None`` if the cache has no free unit or the budget has no room (the general
+        path then decides). Kernel counterpart: the fast path of ``slab_alloc_node()``.
+        :meth:`alloc` has it written out for uint8. O(1)."""
         lock = self._lock
         lock.acquire()
         try:
@@ -593,23 +643,15 @@ class Arena:
                     return None
             unit = free[-1]
             csize = unit.csize
-            if self._allocated + csize > self._limit:
+            allocated = self._allocated + csize
+            if allocated > self._limit:
                 return None
             free.pop()
-            if unit.vsize == nbytes and shape is None and _getrefcount(unit.view) == 2:
+            if unit.vsize == nbytes and unit.vdtype is dtype and shape is None and \
+                    _getrefcount(unit.view) == 2:
                 view = unit.view    # the array handed out last, which nobody holds: again
             else:
-                anchor = unit.anchor
-                if anchor is None:
-                    anchor = self._make_anchor(unit)
-                view = anchor[:nbytes]   # a slice: half the cost of a new ndarray
-                if shape is not None:
-                    if dtype is not _U8:
-                        view = view.view(dtype)
-                    if len(shape) != 1:
-                        view = view.reshape(shape)
-                unit.view = view
-                unit.vsize = nbytes if shape is None else -1
+                view = self._new_view(unit, nbytes, dtype, shape)
             if zero and unit.dirty:
                 zeros = cache.zeros
                 if zeros is None:
@@ -620,11 +662,9 @@ class Arena:
             unit.dirty = True
             unit.state = LIVE
             unit.size = nbytes
-            unit.align = None
-            unit.node = None
+            unit.align = unit.node = None
             unit.seq = seq = self._count
             self._count = seq + 1
-            allocated = self._allocated + csize
             self._allocated = allocated
             self._total_allocated += csize
             if allocated > self._peak:
@@ -633,17 +673,38 @@ class Arena:
                 self._large.retained -= csize  # type: ignore[union-attr]
             if self._gc:
                 self._young.append(unit)
-            # Last, with the state consistent: the steps below make objects the garbage
-            # collector tracks, so a collection may run finalizers that use this arena.
-            if self._nscopes:
-                self._scope_add(unit, seq)
-            if self._track:
-                frame = _caller(2)
-                unit.code = frame.f_code if frame is not None else None
-                unit.lasti = frame.f_lasti if frame is not None else 0
+            if self._nscopes or self._track:
+                self._after_take(unit, seq, 3)
             return view
         finally:
             lock.release()
+
+    def _new_view(self, unit: Unit, nbytes: int, dtype: np.dtype,
+                  shape: tuple[int, ...] | None) -> np.ndarray:
+        """A new array of a unit (a slice of its anchor), kept as the unit's ``view``."""
+        anchor = unit.anchor
+        if anchor is None:
+            anchor = self._make_anchor(unit)
+        view = anchor[:nbytes]   # a slice: half the cost of a new ndarray
+        if dtype is not _U8:
+            view = view.view(dtype)
+        if shape is not None:
+            view = view.reshape(shape)
+        unit.view = view
+        unit.vsize = nbytes if shape is None else -1
+        unit.vdtype = dtype
+        return view
+
+    def _after_take(self, unit: Unit, seq: int, depth: int) -> None:
+        """The rarer steps of a hand-out: the scope and the caller. They make objects the
+        garbage collector tracks, so they come last, with the state consistent (a collection
+        may run finalizers that use this arena). ``depth``: frames from here to the caller."""
+        if self._nscopes:
+            self._scope_add(unit, seq)
+        if self._track:
+            frame = _caller(depth)
+            unit.code = frame.f_code if frame is not None else None
+            unit.lasti = frame.f_lasti if frame is not None else 0
 
     def free(self, array: np.ndarray) -> None:
         """Free an allocation: ``array`` is the array :meth:`alloc` returned or a view derived
@@ -665,19 +726,22 @@ class Arena:
         lock.acquire()
         try:
             unit = self._anchors.get(id(array.base)) if type(array) is _ndarray else None
-            if unit is not None and unit.view is array and type(unit) is Slot \
-                    and unit.state == LIVE and not self._gc:
-                # The manual lifetime's slot, written out: the arena holds the array it handed
-                # out, so the identity test is exact (it keeps it, to hand it out again).
-                unit.state = FREE
+            if unit is not None and unit.view is array and unit.state == LIVE \
+                    and not self._gc and type(unit) is not Record:
+                # The manual lifetime, written out: the arena holds the array it handed out, so
+                # the identity test is exact (it keeps it, to hand it out again).
                 self._allocated -= unit.csize
-                home = unit.home
-                home.append(unit)  # type: ignore[union-attr]
-                n = len(home)  # type: ignore[arg-type]
-                if n == 1 or n == unit.slab.nslots:   # was full, or is empty now
-                    slab = unit.slab
-                    if not slab.is_cur:
-                        self._slab_changed(slab)
+                if type(unit) is Slot:
+                    unit.state = FREE
+                    home = unit.home
+                    home.append(unit)  # type: ignore[union-attr]
+                    n = len(home)  # type: ignore[arg-type]
+                    if n == 1 or n == unit.slab.nslots:   # was full, or is empty now
+                        slab = unit.slab
+                        if not slab.is_cur:
+                            self._slab_changed(slab)
+                else:
+                    self._give(unit)
                 if self._autocheck:
                     self._check_bookkeeping()
                 return
@@ -857,7 +921,8 @@ class Arena:
         if self._allocated > self._peak:
             self._peak = self._allocated
         unit.view = view
-        unit.vsize = nbytes if view.dtype is _U8 and view.ndim == 1 else -1
+        unit.vsize = nbytes if view.ndim == 1 else -1
+        unit.vdtype = view.dtype
         if self._gc:
             self._young.append(unit)
         if self._nscopes:
@@ -1704,6 +1769,7 @@ class Arena:
                 if view is None and unit.state != FREE:
                     view = unit.anchor[:unit.size]
                     unit.vsize = unit.size
+                    unit.vdtype = _U8
                 unit.view = view
 
     def __enter__(self) -> Arena:

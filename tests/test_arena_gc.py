@@ -391,3 +391,12 @@ def test_dump_and_print_stats_refuse_a_bad_file(make):
     for call in (a.dump, a.print_stats):
         with pytest.raises(TypeError, match="file must be"):
             call(file=-1)
+
+
+def test_tracked_callers_on_every_path(make):
+    a = make(track_callers=True)
+    here = test_tracked_callers_on_every_path.__code__.co_name
+    got = [a.alloc(64), a.alloc(64), a.alloc_array(4, np.float32), a.alloc_array(4, np.float32),
+           a.alloc_array((2, 2), np.int32), a.alloc(100_000), a.alloc(100, align=8192)]
+    for v in got:
+        assert a.info(v).caller.endswith(f"in {here}"), a.info(v).caller
