@@ -232,9 +232,12 @@ class _Scope:
 
     def __enter__(self) -> Arena:
         a = self.arena
-        with a._lock:
-            a._open()
-            a._nscopes += 1
+        if a._closed:
+            raise ClosedError("the arena is closed")
+        lock = a._lock
+        lock.acquire()
+        a._nscopes += 1
+        lock.release()
         self.token = a._scopevar.set(self.units)
         return a
 
@@ -244,13 +247,16 @@ class _Scope:
             a._scopevar.reset(self.token)
         except ValueError:   # left in another context than entered: restore what it saw
             a._scopevar.set(None)
-        with a._lock:
+        lock = a._lock
+        lock.acquire()
+        try:
             a._nscopes -= 1
-            if a._closed:
-                return
-            units = [u for u, seq in self.units if u.seq == seq and u.state == LIVE]
-            if units:
-                a._free_units(units, _caller(1))
+            if self.units and not a._closed:
+                units = [u for u, seq in self.units if u.seq == seq and u.state == LIVE]
+                if units:
+                    a._free_units(units, _caller(1))
+        finally:
+            lock.release()
 
 
 class Arena:
