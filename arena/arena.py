@@ -1110,7 +1110,12 @@ class Arena:
             assert self._buddy is not None
             self._buddy.free_pages(block, order)
         elif self._buddy is None:
-            self._mb.phys_free(block, nbytes)
+            if self._mb.phys_free(block, nbytes):   # -ENOMEM: memblock changed nothing
+                free, largest = self._free_summary()
+                raise ArenaMemoryError(
+                    f"cannot free [{block:#x}+{nbytes:#x}]: memblock could not grow its "
+                    f"reserved array to split the region (-ENOMEM); nothing was freed",
+                    size=nbytes, align=1, node=None, free_bytes=free, largest_free=largest)
         else:
             self._mb.free_late(block, nbytes)
 
@@ -1147,10 +1152,9 @@ class Arena:
         for unit in young[lo:]:
             if unit.state == FREE:
                 continue
-            if _viewed(unit):
+            if _viewed(unit) or not self._try_reclaim(unit):
                 keep.append(unit)
             else:
-                self._reclaim_unit(unit)
                 got = True
         young[lo:] = keep
         return got
@@ -1161,25 +1165,49 @@ class Arena:
         if not self._gc:
             return False
         keep: list[Unit] = []
+        refused: list[Unit] = []
         seen: set[int] = set()
         got = False
         for unit in self._young:
             if unit.state == FREE or id(unit) in seen:
                 continue
+            seen.add(id(unit))
             if _viewed(unit):
-                seen.add(id(unit))
                 keep.append(unit)
-            else:
-                self._reclaim_unit(unit)
+            elif self._try_reclaim(unit):
                 got = True
+            else:
+                refused.append(unit)
+        while refused:   # memblock refused some (-ENOMEM): the others' frees may make room
+            again = [u for u in refused if not self._try_reclaim(u)]
+            if len(again) == len(refused):
+                break
+            refused = again
+            got = True
+        keep += refused
         self._young = keep
         self._gc_bytes = max(2 * self._allocated, _GC_MIN_BYTES)
         self._gc_units = max(2 * len(keep), _GC_MIN_UNITS)
         return got
 
+    def _try_reclaim(self, unit: Unit) -> bool:
+        """:meth:`_reclaim_unit` from a collection: False (the unit stays as it is, for a
+        later collection) when memblock refuses to take a record back (-ENOMEM)."""
+        try:
+            self._reclaim_unit(unit)
+        except ArenaMemoryError:
+            return False
+        return True
+
     def _reclaim_unit(self, unit: Unit) -> None:
         """A unit nobody views any more goes back (held or not)."""
         state = unit.state
+        if type(unit) is Record and not self._debug:
+            self._give(unit)   # first: memblock may refuse (-ENOMEM), then the unit waits
+            self._allocated -= unit.csize
+            if state == HELD:
+                self._held -= unit.csize
+            return
         self._allocated -= unit.csize
         if state == HELD:
             self._held -= unit.csize
@@ -1198,7 +1226,15 @@ class Arena:
         self._give(unit)
 
     def _give(self, unit: Unit) -> None:
-        """Put a unit that nobody holds any more back where it belongs."""
+        """Put a unit that nobody holds any more back where it belongs. Raises
+        :class:`arena.errors.ArenaMemoryError` (a record memblock could not free; nothing
+        changed)."""
+        if type(unit) is Record:
+            self._give_back(unit.block, unit.csize, unit.order)   # first: it may refuse
+            unit.state = FREE
+            del self._records[unit.phys]
+            self._drop_anchor(unit)
+            return
         unit.state = FREE
         if type(unit) is Slot:
             home = unit.home
@@ -1206,16 +1242,10 @@ class Arena:
             n = len(home)  # type: ignore[arg-type]
             if (n == 1 or n == unit.slab.nslots) and not unit.slab.is_cur:
                 self._slab_changed(unit.slab)
-        elif type(unit) is Block:
-            if self._buddy is not None and unit.order < 0:
-                self._give_back(unit.phys, unit.nbytes, -1)   # a block from before hand-over
-            else:
-                self._large.give(unit, self._put_block)  # type: ignore[union-attr]
+        elif self._buddy is not None and unit.order < 0:   # type: ignore[attr-defined]
+            self._give_back(unit.phys, unit.nbytes, -1)   # type: ignore[attr-defined]
         else:
-            assert type(unit) is Record
-            del self._records[unit.phys]
-            self._drop_anchor(unit)
-            self._give_back(unit.block, unit.csize, unit.order)
+            self._large.give(unit, self._put_block)  # type: ignore[union-attr,arg-type]
 
     def _free_units(self, units: list[Unit], frame: Any) -> None:
         """The free core (free, scope exit, reset): check everything, then change state. In the
@@ -1232,23 +1262,22 @@ class Arena:
         freed = self._freed
         gc = self._gc
         for unit in units:
-            freed[unit.phys] = stack
-            freed.move_to_end(unit.phys)
-            if gc:
-                if not _viewed(unit):   # nobody views it: back at once
-                    self._reclaim_unit(unit)
-                    continue
+            if not gc:
+                if self._debug and type(unit) is Record:
+                    unit.state = FREE
+                    self._retire_records([unit], stack)
+                else:
+                    self._give(unit)   # may refuse (-ENOMEM): this unit and the rest stay live
+                self._allocated -= unit.csize
+            elif not _viewed(unit):   # nobody views it: back at once
+                self._reclaim_unit(unit)
+            else:
                 unit.state = HELD
                 self._held += unit.csize
                 if self._debug and type(unit) is Record:
                     self._retire_records([unit], stack)
-                continue
-            self._allocated -= unit.csize
-            if self._debug and type(unit) is Record:
-                unit.state = FREE
-                self._retire_records([unit], stack)
-            else:
-                self._give(unit)
+            freed[unit.phys] = stack
+            freed.move_to_end(unit.phys)
         while len(freed) > FREED_MEMORY:
             freed.popitem(last=False)
         if self._autocheck:

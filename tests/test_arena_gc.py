@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 
 from arena import Arena
-from arena.errors import BudgetExceededError, DoubleFreeError, ForeignBufferError, LiveViewsError
+from arena.errors import (
+    ArenaMemoryError,
+    BudgetExceededError,
+    DoubleFreeError,
+    ForeignBufferError,
+    LiveViewsError,
+)
 from arena.largecache import LargeCaches, large_class_pages
 from arena.tracking import UNTRACKED
 
@@ -400,3 +406,69 @@ def test_tracked_callers_on_every_path(make):
            a.alloc_array((2, 2), np.int32), a.alloc(100_000), a.alloc(100, align=8192)]
     for v in got:
         assert a.info(v).caller.endswith(f"in {here}"), a.info(v).caller
+
+
+def _fill_and_free_every_other(a: Arena, upto: int | None = None) -> tuple[list, int | None]:
+    """Fill a slab=False arena with 64 B blocks, then free every other one until memblock
+    refuses (or ``upto`` frees); returns the blocks and the index refused."""
+    blocks = []
+    while True:
+        try:
+            blocks.append(a.alloc(64))
+        except MemoryError:
+            break
+    for k, v in enumerate(blocks[::2]):
+        if upto is not None and k == upto:
+            return blocks, None
+        try:
+            a.free(v)
+        except ArenaMemoryError:
+            return blocks, k
+    return blocks, None
+
+
+def test_free_refused_by_memblock_changes_nothing(make):
+    lifetime = "manual"
+    # Freeing every other 64 B block of a full slab=False arena splits memblock's reserved
+    # region each time; when memblock cannot double its array (-ENOMEM), the free is refused
+    # and nothing changes (before, free() returned and the bytes stayed reserved for ever).
+    size = 256 * 1024
+    _, k = _fill_and_free_every_other(make(size, slab=False, lifetime=lifetime))
+    assert k is not None
+    a = make(size, slab=False, lifetime=lifetime)     # the same run, up to the refusal
+    blocks, none = _fill_and_free_every_other(a, upto=k)
+    assert none is None
+    refused = blocks[2 * k]
+    before = (a.stats(), a.memblock.dump_all(log=False))
+    with pytest.raises(ArenaMemoryError, match="ENOMEM"):
+        a.free(refused)
+    assert (a.stats(), a.memblock.dump_all(log=False)) == before
+    with pytest.raises(ArenaMemoryError):    # again: the same refusal, not a double free
+        a.free(refused)
+    assert a.owns(refused)
+    a.check()
+
+
+def test_collection_refused_by_memblock_keeps_the_unit(make):
+    # The garbage-collected lifetime gives a dropped record back at a collection; when memblock
+    # refuses (-ENOMEM) the unit stays allocated, consistently, for a later collection.
+    a = make(256 * 1024, slab=False)
+    blocks = []
+    while True:
+        try:
+            blocks.append(a.alloc(64))
+        except MemoryError:
+            break
+    n = len(blocks)
+    del blocks[::2]
+    st = a.stats()                       # a full collection
+    kept = st.live_allocations - len(blocks)
+    assert kept < n - len(blocks)        # most dropped ones went back
+    assert kept > 0                      # memblock refused some: they wait
+    assert st.bytes_allocated == 64 * st.live_allocations
+    a.check()
+    blocks.clear()
+    st = a.stats()          # memblock's array is full and cannot grow: frees wait, accounted
+    assert st.bytes_allocated == 64 * st.live_allocations and st.held_bytes == 0
+    assert a.memblock.reserved.cnt == a.memblock.reserved.max
+    a.check()
