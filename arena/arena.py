@@ -59,6 +59,7 @@ import itertools
 import os
 import sys
 import threading
+import time
 import warnings
 import weakref
 from collections import OrderedDict, deque
@@ -190,10 +191,24 @@ _FORK_HELD: list[Arena] = []
 
 
 def _before_fork() -> None:
+    """Take every arena's lock, all or none at a time: a thread may hold one arena's lock and
+    wait for another's (a finalizer run under the first frees into the second), so taking them
+    one by one in any fixed order could deadlock against it; backing off cannot."""
     _ARENAS_LOCK.acquire()
-    held = sorted(_ARENAS, key=lambda a: a._serial)
-    for a in held:
-        a._lock.acquire()
+    arenas = sorted(_ARENAS, key=lambda a: a._serial)
+    delay = 1e-5
+    while True:
+        held: list[Arena] = []
+        for a in arenas:
+            if not a._lock.acquire(blocking=False):
+                break
+            held.append(a)
+        else:
+            break
+        for a in reversed(held):
+            a._lock.release()
+        time.sleep(delay)
+        delay = min(delay * 2, 1e-2)
     _FORK_HELD[:] = held
 
 

@@ -472,3 +472,89 @@ def test_collection_refused_by_memblock_keeps_the_unit(make):
     assert st.bytes_allocated == 64 * st.live_allocations and st.held_bytes == 0
     assert a.memblock.reserved.cnt + 2 > a.memblock.reserved.max   # a free could split
     a.check()
+
+
+# -- reliability (each reproduces a defect found by adversarial testing) -------------------------
+
+def test_refused_close_keeps_every_slot_and_a_later_close_succeeds():
+    a = Arena(SZ_1M, lifetime="manual")
+    big = a.alloc(100_000)
+    leaked_phys = [a.info(a.alloc(64)).phys for _ in range(8)]   # dropped without free
+    before = a.stats()
+    with pytest.raises(LiveViewsError):
+        a.close()
+    assert a.stats() == before and before.live_allocations == 9
+    a.check()
+    assert sorted(i.phys for i in a.live() if i.size == 64) == sorted(leaked_phys)
+    del big
+    a.reset()                               # frees the leaked ones too
+    a.close()
+    assert a.closed
+
+
+def test_calls_from_the_outermost_frame_of_a_thread():
+    import _thread
+
+    for kw in ({}, {"track_callers": True}, {"debug": True}):
+        a = Arena(SZ_1M, **kw)
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def outermost(a: Arena = a) -> None:
+            try:
+                _thread.start_new_thread(a.alloc, (64,))   # the alloc is the thread's first frame
+            finally:
+                done.set()
+        outermost()
+        done.wait(5)
+        for _ in range(100):               # the new thread runs alloc as its outermost frame
+            if a.stats().num_allocations:
+                break
+            threading.Event().wait(0.01)
+        assert a.stats().num_allocations == 1 and not errors
+        a.reset()
+        a.close(defer=True)
+
+
+def test_fork_while_a_thread_holds_one_arena_and_waits_for_another():
+    # The at-fork handler used to take the locks one by one in creation order: with a thread
+    # holding the newer arena's lock and waiting for the older one's, fork() deadlocked.
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, threading, time
+        from arena import Arena
+        older, newer = Arena(1 << 20), Arena(1 << 20)
+        holding = threading.Event()
+        def finalizer_like():
+            with newer._lock:               # inside newer's free() ...
+                holding.set()
+                time.sleep(0.2)
+                with older._lock:           # ... a finalizer frees into the older arena
+                    pass
+        t = threading.Thread(target=finalizer_like)
+        t.start()
+        holding.wait()
+        pid = os.fork()
+        if pid == 0:
+            older.alloc(64); newer.alloc(64)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        t.join()
+        print("forked", os.waitstatus_to_exitcode(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "forked 0", out.stderr
+
+
+def test_stats_add_up_after_memblock_grows_its_array(make):
+    a = make(SZ_1M, slab=False, lifetime="manual")
+    keep = [a.alloc(64) for _ in range(300)]
+    for v in keep[::2]:
+        a.free(v)                           # 150 separate regions: the array doubled
+    st = a.stats()
+    assert st.memblock_bytes > 0
+    assert st.capacity == st.free_bytes + st.bytes_allocated + st.memblock_bytes
