@@ -26,7 +26,6 @@ from bench.common import (
     FamilyResult,
     Stat,
     Table,
-    Target,
     family_main,
     fmt_ratio,
     fmt_time,
@@ -116,38 +115,8 @@ def run(cfg: Config) -> FamilyResult:
                                    fmt_ratio(s.median / ref)])
             res.tables.append(table)
         assert not arena.stats().live_allocations and not plain.stats().live_allocations
-    s64 = results[64]
-    ours = s64[DEFAULT].median
-    plain_64 = s64[PLAIN].median
-    empty = s64["`np.empty`"].median
-    mb_part = s64["breakdown: `Memblock.alloc_range_nid` + `phys_free` alone"].median
-    view_part = s64["breakdown: `PhysicalMemory.view` alone"].median
-    rest = max(plain_64 - mb_part - view_part, 0.0)
-    limits = (f"Python work per call. The default path (a size-class cache: lock, list pop, "
-              f"one slice, a dict entry, the statistics) takes {fmt_time(ours)}, where "
-              f"`np.empty` is one C call ({fmt_time(empty)}) and the floor of handing out a "
-              f"view, one slice, is {fmt_time(s64[FLOOR].median)}. The memblock path "
-              f"(`slab=False`) takes {fmt_time(plain_64)}: the memblock pair "
-              f"(`alloc_range_nid` + `phys_free`: argument checks, the top-down free-range "
-              f"walk, `add_range` / `isolate_range` on the reserved columns) "
-              f"{fmt_time(mb_part)}, `PhysicalMemory.view` {fmt_time(view_part)}, the "
-              f"Arena's bookkeeping about {fmt_time(rest)}.")
-    ratio = ours / empty
-    res.targets.append(Target(
-        "`Arena` alloc+free of 64 B vs `np.empty(64)` + release",
-        f"{fmt_ratio(ratio)} ({fmt_time(ours)} vs {fmt_time(empty)})", "≤ 4x", ratio <= 4,
-        "" if ratio <= 4 else limits))
-    pa_label = "pyarrow `allocate_buffer` + `np.frombuffer` view"
-    if pa_label in s64:
-        pa = s64[pa_label].median
-        res.targets.append(Target(
-            "`Arena` alloc+free of 64 B vs pyarrow's buffer + numpy view",
-            f"{fmt_ratio(ours / pa)} ({fmt_time(ours)} vs {fmt_time(pa)})", "< 1x (faster)",
-            ours < pa, "" if ours < pa else limits))
-    else:
-        res.targets.append(Target(
-            "`Arena` alloc+free of 64 B vs pyarrow's buffer + numpy view", "—", "< 1x (faster)",
-            None, "pyarrow is not installed in this run (optional benchmark dependency)."))
+    res.notes.append("The speed targets of the arena's steady state are family 0's "
+                     "(`bench/bench_arena.py`); this family keeps the breakdown of the paths.")
     res.seconds = time.perf_counter() - t_start
     return res
 

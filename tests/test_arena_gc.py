@@ -497,21 +497,12 @@ def test_calls_from_the_outermost_frame_of_a_thread():
 
     for kw in ({}, {"track_callers": True}, {"debug": True}):
         a = Arena(SZ_1M, **kw)
-        done = threading.Event()
-        errors: list[BaseException] = []
-
-        def outermost(a: Arena = a) -> None:
-            try:
-                _thread.start_new_thread(a.alloc, (64,))   # the alloc is the thread's first frame
-            finally:
-                done.set()
-        outermost()
-        done.wait(5)
-        for _ in range(100):               # the new thread runs alloc as its outermost frame
+        _thread.start_new_thread(a.alloc, (64,))   # alloc is the new thread's outermost frame
+        for _ in range(500):
             if a.stats().num_allocations:
                 break
             threading.Event().wait(0.01)
-        assert a.stats().num_allocations == 1 and not errors
+        assert a.stats().num_allocations == 1      # (it raised ValueError before)
         a.reset()
         a.close(defer=True)
 
