@@ -22,10 +22,13 @@ viewing it is gone (the array handed out and every view derived from it — slic
 reused when its last view dies and a stale view never aliases a new allocation. With
 ``lifetime="manual"`` :meth:`Arena.free` makes the unit reusable at once (C semantics).
 
-The module is the routing and the bookkeeping; the layers behind it each have their own
-module: :mod:`arena.unit` (the unit every layer hands around), :mod:`arena.slab` and
-:mod:`arena.largecache` (size classes), :mod:`arena.debug` (red zones, poison, quarantine),
-:mod:`arena.tracking` (callers, leaks), :mod:`arena.stats` (statistics).
+This module holds the public face, the hot path, scopes and the lifetime of the arena itself;
+the class's other parts are mixins in modules of their own: :mod:`arena.arena_place` (the
+general allocation path), :mod:`arena.arena_release` (giving memory back: frees, collections,
+page sources), :mod:`arena.arena_inspect` (lookups, statistics, checks). The layers behind it
+each have their own module: :mod:`arena.unit` (the unit every layer hands around),
+:mod:`arena.slab` and :mod:`arena.largecache` (size classes), :mod:`arena.debug` (red zones,
+poison, quarantine), :mod:`arena.tracking` (callers, leaks), :mod:`arena.stats` (statistics).
 
 Invariants (checked by :meth:`Arena.check`):
 
@@ -57,17 +60,16 @@ import bisect
 import contextvars
 import itertools
 import os
-import sys
 import threading
 import time
 import warnings
 import weakref
 from collections import OrderedDict, deque
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from arena._args import bool_arg, file_arg, int_arg
+from arena._args import bool_arg, int_arg
 from arena.buddy import MAX_PAGE_ORDER, BuddyAllocator
 from arena.debug import (
     POISON_FREE,
@@ -75,36 +77,25 @@ from arena.debug import (
     RED_ACTIVE,
     REDZONE,
     Record,
-    corruption,
-    poison_report,
-    redzone_report,
 )
 from arena.errors import (
-    ArenaMemoryError,
-    BudgetExceededError,
     ClosedError,
-    DoubleFreeError,
-    ForeignBufferError,
     HandoverError,
     LiveViewsError,
 )
-from arena.largecache import Block, LargeCaches
-from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE, Memblock, MemblockFlags
-from arena.physmem import MAX_ALIGN, PAGE_SIZE, PhysicalMemory, parse_size
-from arena.slab import KMALLOC_MAX_SIZE, KmemCache, Slab, SlabAllocator, Slot
-from arena.stats import ArenaStats, NodeStats, format_stats, fragmentation
+from arena.largecache import LargeCaches
+from arena.memblock import NUMA_NO_NODE, Memblock, MemblockFlags
+from arena.physmem import PAGE_SIZE, PhysicalMemory, parse_size
+from arena.slab import SlabAllocator, Slot
+from arena.stats import ArenaStats, NodeStats
 from arena.tracking import (
     HIDDEN_FRAMES,
     STACK_DEPTH,
-    UNTRACKED,
     AllocationInfo,
     Frame,
     LeakSite,
-    capture,
     format_leaks,
-    frame_site,
     leak_sites,
-    site,
 )
 from arena.unit import FREE, HELD, LIVE, Unit
 
@@ -125,63 +116,26 @@ __all__ = [
     "LIFETIMES",
 ]
 
-#: Physical address of an arena's first byte. 1 GiB: page 0 (which memblock never hands out) is
-#: not part of the memory, and an allocation aligned to 1 GiB fits in the smallest arena.
-ARENA_PHYS_BASE = 1 << 30
-#: Freed starts remembered for double-free messages (oldest forgotten first).
-FREED_MEMORY = 1 << 16
-#: The lifetimes an arena offers (see :class:`Arena`).
-LIFETIMES = ("gc", "manual")
-#: Default seconds a retained large block may stay unused before it goes back.
-DECAY_SECONDS = 10.0
-#: Sizes a large class was asked for, remembered for the hot path (bounded).
-_FAST_LARGE_SIZES = 4096
-#: Units a young collection looks at (the newest ones: temporaries die young).
-_YOUNG_SCAN = 64
-#: A full collection runs once bytes allocated (or units handed out since the last one) pass
-#: twice what it left alive, and these floors: memory stays within about twice what is viewed.
-_GC_MIN_BYTES = 1 << 20
-_GC_MIN_UNITS = 4096
-
-_DEBUG_TRUE = frozenset({"1", "true", "yes", "on"})
-#: No budget: a bound no allocation total reaches (one comparison on the hot path).
-_NO_LIMIT = 1 << 64
-_U8 = np.dtype(np.uint8)
-_ndarray = np.ndarray
-_wref = weakref.ref
-_getframe = sys._getframe
-_getrefcount = sys.getrefcount
-
-
-def _viewed(unit: Unit) -> bool:
-    """Whether any array but the arena's own views a unit handed out: the arena holds its
-    array (``view``: the attribute and the argument make 2) and its anchor (the attribute, the
-    array's ``base`` and the argument make 3); any other array of the unit holds one of the
-    two."""
-    return _getrefcount(unit.view) > 2 or _getrefcount(unit.anchor) > 3
-
-
-def _align_arg(name: str, value: Any) -> int:
-    """A power-of-two alignment in ``1 .. 1 GiB`` (the real virtual address keeps it)."""
-    value = int_arg(name, value)
-    if value < 1 or value & (value - 1) or value > MAX_ALIGN:
-        raise ValueError(f"{name} must be a power of two in 1 .. {MAX_ALIGN} (1 GiB), "
-                         f"not {value}")
-    return value
-
-
-def _round_up(x: int, a: int) -> int:
-    return (x + a - 1) & -a
-
-
-def _caller(depth: int) -> Any:
-    """The frame ``depth`` levels up, or ``None`` when the stack is not that deep (a call
-    from the outermost frame of a thread, ``atexit``)."""
-    try:
-        return _getframe(depth + 1)
-    except ValueError:
-        return None
-
+from arena._arena_util import (
+    _DEBUG_TRUE,
+    _GC_MIN_BYTES,
+    _GC_MIN_UNITS,
+    _NO_LIMIT,
+    _U8,
+    ARENA_PHYS_BASE,
+    DECAY_SECONDS,
+    FREED_MEMORY,
+    LIFETIMES,
+    _align_arg,
+    _caller,
+    _getrefcount,
+    _ndarray,
+    _round_up,
+    _wref,
+)
+from arena.arena_inspect import Inspection
+from arena.arena_place import Placement
+from arena.arena_release import Release
 
 # -- fork handling: hold every arena's lock across fork(), renew it in the child -------------------
 
@@ -274,7 +228,7 @@ class _Scope:
             lock.release()
 
 
-class Arena:
+class Arena(Placement, Release, Inspection):
     """An arena allocator over memblock: numpy buffers with real alignment and node placement.
 
     ``Arena(size, *, nodes=None, budget=None, align=64, debug=None, hugepages=False,
@@ -399,17 +353,17 @@ class Arena:
         self._quarantine: deque[Record] = deque()
         self._quarantined = 0
         self._freed: OrderedDict[int, tuple[Frame, ...]] = OrderedDict()
-        self._allocated = 0        # bytes of the units handed out and not back (held ones too)
+        self._allocated: int = 0   # bytes of the units handed out and not back (held too)
         self._held = 0
-        self._total_allocated = 0
-        self._peak = 0
-        self._count = 0
+        self._total_allocated: int = 0
+        self._peak: int = 0
+        self._count: int = 0
         self._pending: list[str] = []   # corruption found while giving back a dead unit
         self._autocheck = os.environ.get("ARENA_CHECK") == "1"
         self._limit = _NO_LIMIT if budget is None else budget
         self._scopevar: contextvars.ContextVar[list[tuple[Unit, int]] | None] = \
             contextvars.ContextVar(f"arena-scope-{id(self):#x}", default=None)
-        self._nscopes = 0
+        self._nscopes: int = 0
         # The size classes (none in debug mode or with slab=False: every request is a record).
         self._slab: SlabAllocator | None = None
         self._large: LargeCaches | None = None
@@ -781,679 +735,6 @@ class Arena:
             unit = self._lookup(array)
             self._free_units([unit], frame)
 
-    # -- the general path --------------------------------------------------------------------
-
-    def _alloc(self, nbytes: Any, align: Any, node: Any, strict_node: Any, zero: Any,
-               dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
-        """The one allocation core behind :meth:`alloc` and :meth:`alloc_array` when the hot
-        path does not apply: checks, then a size class or a record."""
-        nbytes = int_arg("nbytes", nbytes)
-        if not 0 <= nbytes < 1 << 62:
-            raise ValueError(f"nbytes must be in 0 .. 2**62, not {nbytes}")
-        align = self._align if align is None else _align_arg("align", align)
-        nid = self._node_arg(node)
-        strict = bool_arg("strict_node", strict_node)
-        zero = bool_arg("zero", zero)
-        if strict and nid == NUMA_NO_NODE:
-            raise ValueError("strict_node=True needs a node")
-        frame = _caller(2)
-        with self._lock:
-            self._open()
-            if self._gc and (self._allocated > self._gc_bytes or
-                             len(self._young) > self._gc_units):
-                self._collect_full()
-            unit: Unit | None = None
-            cache: Any = None
-            if self._slab is not None:
-                cache, unit = self._class_unit(nbytes, align, nid, strict)
-            if unit is None:
-                return self._alloc_record(nbytes, align, nid, strict, zero, dtype, shape,
-                                          frame)
-            try:
-                view = self._hand_out(unit, nbytes, zero, dtype, shape, cache)
-            except BaseException:
-                self._give(unit)
-                raise
-            unit.align = None if align == self._align else align
-            unit.node = None if nid == NUMA_NO_NODE else nid
-            if self._track:
-                self._remember_caller(unit, frame)
-            if cache is not None and nid == NUMA_NO_NODE and align == self._align \
-                    and nbytes and not self._autocheck:
-                self._remember_fast(nbytes, cache)
-            if self._autocheck:
-                self._check_bookkeeping()
-        return view
-
-    def _class_unit(self, nbytes: int, align: int, nid: int,
-                    strict: bool) -> tuple[Any, Unit | None]:
-        """``(cache, unit)`` from the size class of a request, or ``(None, None)`` if no class
-        serves it (the caller makes a record). Raises the budget and out-of-memory errors."""
-        slab, large = self._slab, self._large
-        assert slab is not None and large is not None
-        if nbytes <= KMALLOC_MAX_SIZE:
-            index = slab.index(nbytes, align)
-            if index is None:   # aligned beyond what its class guarantees
-                return None, None
-            if not self._fits(slab.caches[slab.nids[0]][index].size):
-                return None, None   # the padding of the class would break the budget
-            for attempt in (0, 1):
-                got: KmemCache | None = slab.cache(index, nid)
-                if got is not None and not got.free:
-                    got = slab.refill(index, nid, self._get_slab_pages, self._put_slab_pages)
-                if got is not None:
-                    return got, got.free.pop()
-                if attempt == 0 and not self._reclaim():
-                    break
-            if nid != NUMA_NO_NODE and not strict:
-                return None, None   # memblock's node fallback decides
-            raise self._oom(nbytes, slab.caches[slab.nids[0]][index].size, align, nid, strict)
-        if align > MAX_ALIGN // 2 or nbytes == 0:
-            return None, None
-        size = large.class_size(nbytes)
-        if size > large.limit or not self._fits(size):
-            return None, None   # never retained, or its padding would break the budget
-        block = large.take(size, nid, strict, align)
-        if block is not None:
-            self._check_budget_or_put_back(block, nbytes, align, nid)
-            return (large.target(size) if nid == NUMA_NO_NODE else None), block
-        return self._fresh_block(size, nbytes, align, nid, strict)
-
-    def _check_budget_or_put_back(self, block: Block, nbytes: int, align: int,
-                                  nid: int) -> None:
-        try:
-            self._check_budget(block.csize, nbytes, align, nid)
-        except BudgetExceededError:
-            block.home.append(block)  # type: ignore[union-attr]
-            self._large.retained += block.csize  # type: ignore[union-attr]
-            raise
-
-    def _fresh_block(self, size: int, nbytes: int, align: int, nid: int,
-                     strict: bool) -> tuple[Any, Unit]:
-        """A new large block of class ``size`` from memblock (or the buddy allocator)."""
-        large = self._large
-        assert large is not None
-        ps = self._page_size
-        order = -1
-        nbytes_block = size
-        if self._buddy is not None:
-            order = max((size // ps - 1).bit_length(), max(align // ps, 1).bit_length() - 1)
-            if order > self._buddy.max_order:
-                raise self._oom(nbytes, size, align, nid, strict)
-            nbytes_block = ps << order
-        self._check_budget(nbytes_block, nbytes, align, nid)
-        base = 0
-        for attempt in (0, 1):
-            base = self._get_block(nbytes_block, max(align, ps), nid, strict, order)
-            if base or attempt or not self._reclaim():
-                break
-        if not base:
-            raise self._oom(nbytes, nbytes_block, align, nid, strict)
-        got = self._nid_of(base)
-        cache = large.cache(size, got)
-        block = Block(base, base - self._delta, nbytes_block, got, cache.free, order,
-                      nbytes_block)
-        try:
-            self._pm.zero(base, nbytes_block)   # touches only pages written before
-            self._pm.view(base, nbytes_block)   # records the block as written
-        except BaseException:
-            self._put_block(block)
-            raise
-        if nid == NUMA_NO_NODE:
-            large.targets[size] = cache
-        return (large.target(size) if nid == NUMA_NO_NODE else cache), block
-
-    def _hand_out(self, unit: Unit, nbytes: int, zero: bool, dtype: np.dtype | None,
-                  shape: tuple[int, ...] | None, cache: Any) -> np.ndarray:
-        """Make the array of a unit taken from a class and file the allocation."""
-        anchor = unit.anchor if unit.anchor is not None else self._make_anchor(unit)
-        view = anchor[:nbytes]
-        if zero and nbytes and unit.dirty:
-            view.fill(0)
-        if dtype is not None:
-            view = view.view(dtype).reshape(shape)
-        self._file(unit, view, nbytes)
-        return view
-
-    def _make_anchor(self, unit: Unit) -> np.ndarray:
-        """The unit's anchor (see :class:`arena.unit.Unit`), made and indexed."""
-        end = unit.block + unit.csize if type(unit) is Record else unit.phys + unit.csize
-        anchor = unit.anchor = _ndarray((end - unit.phys,), _U8, self._buf, unit.boff)
-        self._anchors[id(anchor)] = unit
-        return anchor
-
-    def _drop_anchor(self, unit: Unit) -> None:
-        """Forget the anchor of a unit whose memory goes back to its page source."""
-        anchor = unit.anchor
-        if anchor is not None:
-            del self._anchors[id(anchor)]
-            unit.anchor = None
-
-    def _file(self, unit: Unit, view: np.ndarray, nbytes: int) -> None:
-        """Record a unit as handed out as ``view`` (counters, scope)."""
-        unit.dirty = True
-        unit.state = LIVE
-        unit.size = nbytes
-        unit.seq = seq = self._count
-        self._count = seq + 1
-        csize = unit.csize
-        self._allocated += csize
-        self._total_allocated += csize
-        if self._allocated > self._peak:
-            self._peak = self._allocated
-        unit.view = view
-        unit.vsize = nbytes if view.ndim == 1 else -1
-        unit.vdtype = view.dtype
-        if self._gc:
-            self._young.append(unit)
-        if self._nscopes:
-            self._scope_add(unit, seq)
-
-    def _remember_caller(self, unit: Unit, frame: Any) -> None:
-        if self._debug:
-            unit.stack = capture(frame, self._stack_depth)
-            unit.code = None
-        else:
-            unit.code = frame.f_code if frame is not None else None
-            unit.lasti = frame.f_lasti if frame is not None else 0
-
-    def _remember_fast(self, nbytes: int, cache: Any) -> None:
-        """Let the hot path serve ``nbytes`` from ``cache`` from now on."""
-        fast = self._fast
-        if nbytes > KMALLOC_MAX_SIZE:
-            if len(fast) > KMALLOC_MAX_SIZE + _FAST_LARGE_SIZES:   # forget the large ones
-                for key in [k for k in fast if k > KMALLOC_MAX_SIZE]:
-                    del fast[key]
-            fast[nbytes] = cache
-
-    def _scope_add(self, unit: Unit, seq: int) -> None:
-        """File a new allocation in the innermost scope of this context, if it has one."""
-        units = self._scopevar.get()
-        if units is not None:
-            units.append((unit, seq))
-
-    def _fits(self, nbytes: int) -> bool:
-        """``nbytes`` more fit in the budget (after a full collection if needed)."""
-        if self._allocated + nbytes <= self._limit:
-            return True
-        return self._collect_full() and self._allocated + nbytes <= self._limit
-
-    def _check_budget(self, reserved: int, nbytes: int, align: int, nid: int) -> None:
-        budget = self._budget
-        if budget is not None and not self._fits(reserved):
-            free, largest = self._free_summary()
-            raise BudgetExceededError(
-                f"allocating {nbytes} bytes (holding {reserved}) would take the arena to "
-                f"{self._allocated + reserved} bytes, over its budget of {budget} "
-                f"({budget - self._allocated} left)", size=nbytes, align=align,
-                node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
-                largest_free=largest)
-
-    def _alloc_record(self, nbytes: int, align: int, nid: int, strict: bool, zero: bool,
-                      dtype: np.dtype | None, shape: tuple[int, ...] | None,
-                      frame: Any) -> np.ndarray:
-        """An allocation that is a reservation of its own (debug mode, ``slab=False``, or no
-        size class serves it). Layout: ``[left red zone][nbytes][right red zone +
-        padding]``; the left red zone is a multiple of ``align`` so the user's bytes stay
-        aligned (above a page of alignment it is dropped)."""
-        debug = self._debug
-        left = (_round_up(REDZONE, align) if align <= self._page_size else 0) if debug else 0
-        need = left + nbytes + (REDZONE if debug else 0)
-        if self._buddy is None:
-            order = -1
-            reserved = _round_up(max(need, 1), self._align)
-        else:
-            order = self._order_for(need, align, nbytes, nid)
-            reserved = self._page_size << order
-        self._check_budget(reserved, nbytes, align, nid)
-        block = self._get_block(reserved, align, nid, strict, order)
-        if not block and self._reclaim():
-            block = self._get_block(reserved, align, nid, strict, order)
-        if not block:
-            raise self._oom(nbytes, reserved, align, nid, strict)
-        phys = block + left
-        pm = self._pm
-        rec = Record(phys, phys - self._delta, block, reserved, order, self._nid_of(block),
-                     None if nid == NUMA_NO_NODE else nid)
-        try:
-            if zero and nbytes:
-                pm.zero(phys, nbytes)   # touches only pages written before
-            pm.view(block, reserved)    # records the block as written
-            if debug:
-                if left:
-                    pm.fill(block, left, RED_ACTIVE)
-                pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
-                if nbytes and not zero:
-                    pm.fill(phys, nbytes, POISON_INUSE)
-            anchor = self._make_anchor(rec)
-            view = anchor[:nbytes]
-            if dtype is not None:
-                view = view.view(dtype).reshape(shape)
-        except BaseException:   # the memory failed: the block goes back, nothing changed
-            self._drop_anchor(rec)
-            self._give_back(block, reserved, order)
-            raise
-        rec.align = align
-        if self._track:
-            self._remember_caller(rec, frame)
-        self._records[phys] = rec
-        self._freed.pop(phys, None)
-        self._file(rec, view, nbytes)
-        if self._autocheck:
-            self._check_bookkeeping()
-        return view
-
-    # -- page sources --------------------------------------------------------------------------
-
-    def _get_slab_pages(self, nbytes: int, order: int, nid: int,
-                        exact: bool) -> tuple[int, int] | None:
-        """The slab caches' page source (:data:`arena.slab.GetPages`): a page-aligned block
-        from memblock, after the hand-over a buddy block of ``order``."""
-        buddy = self._buddy
-        if buddy is None:
-            base = self._get_block(nbytes, self._page_size, nid, exact, -1)
-            return (base, -1) if base else None
-        if order > buddy.max_order:   # blocks that large do not exist: memblock's path decides
-            return None
-        base = self._get_block(nbytes, self._page_size, nid, exact, order)
-        return (base, order) if base else None
-
-    def _put_slab_pages(self, slab: Slab) -> None:
-        """Give an empty slab back to where it came from (:data:`arena.slab.PutPages`)."""
-        freed = self._freed
-        for slot in slab.slots:
-            self._drop_anchor(slot)
-            if slot.seq >= 0:
-                freed[slot.phys] = ()
-                freed.move_to_end(slot.phys)
-        while len(freed) > FREED_MEMORY:
-            freed.popitem(last=False)
-        self._give_back(slab.base, slab.nbytes, slab.order)
-
-    def _put_block(self, block: Block) -> None:
-        """Give a large block back to where it came from, and its pages to the OS."""
-        self._drop_anchor(block)
-        self._give_back(block.phys, block.nbytes, block.order)
-        if self._buddy is None or block.order >= 0:
-            self._pm.release(block.phys, block.nbytes)
-
-    def _reclaim(self) -> bool:
-        """Give every retained block and empty slab back (before failing a request for want
-        of memory); True if anything went back."""
-        got = int(self._collect_full())
-        if self._large is not None:
-            got += self._large.release(self._put_block)
-        if self._slab is not None:
-            got += self._slab.shrink(self._put_slab_pages)
-        return got > 0
-
-    def _order_for(self, need: int, align: int, nbytes: int, nid: int) -> int:
-        """Buddy order of a block of at least ``need`` bytes aligned to ``align``."""
-        ps = self._page_size
-        pages = max(1, -(-need // ps))
-        order = max((pages - 1).bit_length(), max(align // ps, 1).bit_length() - 1)
-        buddy = self._buddy
-        assert buddy is not None
-        if order > buddy.max_order:
-            free, largest = self._free_summary()
-            raise ArenaMemoryError(
-                f"cannot allocate {nbytes} bytes aligned to {align} from the page allocator: "
-                f"its largest block is {ps << buddy.max_order} bytes (order "
-                f"{buddy.max_order})", size=nbytes, align=align,
-                node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
-                largest_free=largest)
-        return order
-
-    def _get_block(self, reserved: int, align: int, nid: int, strict: bool, order: int) -> int:
-        """Physical address of a new block from memblock or the buddy allocator; 0 if none."""
-        buddy = self._buddy
-        if buddy is None:
-            # memblock_alloc_range_nid(): node nid, then any node unless exact.
-            return self._mb.alloc_range_nid(reserved, align, 0, MEMBLOCK_ALLOC_ACCESSIBLE, nid,
-                                            strict)
-        node: int | None = None if nid == NUMA_NO_NODE else nid
-        if node is not None and node not in buddy.nodes:
-            if strict:
-                return 0
-            node = None
-        return buddy.alloc_pages_phys(order, node=node, strict_node=strict) or 0
-
-    def _give_back(self, block: int, nbytes: int, order: int) -> None:
-        """Give ``[block, block + nbytes)`` back: a buddy block of ``order``, or (order -1) a
-        memblock reservation (after the hand-over: ``memblock_free_late()``)."""
-        if order >= 0:
-            assert self._buddy is not None
-            self._buddy.free_pages(block, order)
-        elif self._buddy is None:
-            if self._mb.phys_free(block, nbytes):   # -ENOMEM: memblock changed nothing
-                free, largest = self._free_summary()
-                raise ArenaMemoryError(
-                    f"cannot free [{block:#x}+{nbytes:#x}]: memblock could not grow its "
-                    f"reserved array to split the region (-ENOMEM); nothing was freed",
-                    size=nbytes, align=1, node=None, free_bytes=free, largest_free=largest)
-        else:
-            self._mb.free_late(block, nbytes)
-
-    def _oom(self, nbytes: int, reserved: int, align: int, nid: int,
-             strict: bool) -> ArenaMemoryError:
-        free, largest = self._free_summary()
-        where = "any node" if nid == NUMA_NO_NODE else (
-            f"node {nid}" + (" only" if strict else " (then any node)"))
-        quarantined = (f", {self._quarantined} bytes in the debug quarantine"
-                       if self._quarantined else "")
-        return ArenaMemoryError(
-            f"cannot allocate {nbytes} bytes (holding {reserved}) aligned to {align} on {where}: "
-            f"{free} bytes free, largest free block {largest}{quarantined}", size=nbytes,
-            align=align, node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
-            largest_free=largest)
-
-    def _slab_changed(self, slab: Slab) -> None:
-        """A free made ``slab`` (not a current one) leave the full state or become empty."""
-        assert self._slab is not None
-        self._slab.slab_changed(slab, self._put_slab_pages)
-
-    # -- giving units back -------------------------------------------------------------------
-
-    def _collect_young(self) -> bool:
-        """Garbage-collected lifetime: give back the newest units handed out that no array
-        views any more (their anchor's reference count is the arena's own). True if any went
-        back. Runs under the lock, when a free list runs dry. O(:data:`_YOUNG_SCAN`)."""
-        young = self._young
-        if len(young) > self._gc_units:
-            return self._collect_full()
-        lo = max(0, len(young) - _YOUNG_SCAN)
-        keep = []
-        got = False
-        for unit in young[lo:]:
-            if unit.state == FREE:
-                continue
-            if _viewed(unit) or not self._try_reclaim(unit):
-                keep.append(unit)
-            else:
-                got = True
-        young[lo:] = keep
-        return got
-
-    def _collect_full(self) -> bool:
-        """Garbage-collected lifetime: give back every unit no array views any more, and set
-        the bounds of the next full collection. True if any went back. O(units handed out)."""
-        if not self._gc:
-            return False
-        keep: list[Unit] = []
-        refused: list[Unit] = []
-        seen: set[int] = set()
-        got = False
-        for unit in self._young:
-            if unit.state == FREE or id(unit) in seen:
-                continue
-            seen.add(id(unit))
-            if _viewed(unit):
-                keep.append(unit)
-            elif self._try_reclaim(unit):
-                got = True
-            else:
-                refused.append(unit)
-        while refused:   # memblock refused some (-ENOMEM): the others' frees may make room
-            again = [u for u in refused if not self._try_reclaim(u)]
-            if len(again) == len(refused):
-                break
-            refused = again
-            got = True
-        keep += refused
-        self._young = keep
-        self._gc_bytes = max(2 * self._allocated, _GC_MIN_BYTES)
-        self._gc_units = max(2 * len(keep), _GC_MIN_UNITS)
-        return got
-
-    def _try_reclaim(self, unit: Unit) -> bool:
-        """:meth:`_reclaim_unit` from a collection: False (the unit stays as it is, for a
-        later collection) when memblock refuses to take a record back (-ENOMEM)."""
-        try:
-            self._reclaim_unit(unit)
-        except ArenaMemoryError:
-            return False
-        return True
-
-    def _reclaim_unit(self, unit: Unit) -> None:
-        """A unit nobody views any more goes back (held or not)."""
-        state = unit.state
-        if type(unit) is Record and not self._debug:
-            self._give(unit)   # first: memblock may refuse (-ENOMEM), then the unit waits
-            self._allocated -= unit.csize
-            if state == HELD:
-                self._held -= unit.csize
-            return
-        self._allocated -= unit.csize
-        if state == HELD:
-            self._held -= unit.csize
-        if type(unit) is Record and self._debug:
-            if state == LIVE:   # dropped without free(): freed now
-                report = redzone_report(self._pm.read, unit)
-                if report:
-                    self._pending.append(report + "\n  (found when its last array died)")
-                unit.state = FREE
-                self._retire_records([unit], ())
-            elif unit.quarantined:
-                unit.state = FREE   # the quarantine gives it back when it leaves
-            else:
-                self._give(unit)
-            return
-        self._give(unit)
-
-    def _give(self, unit: Unit) -> None:
-        """Put a unit that nobody holds any more back where it belongs. Raises
-        :class:`arena.errors.ArenaMemoryError` (a record memblock could not free; nothing
-        changed)."""
-        if type(unit) is Record:
-            self._give_back(unit.block, unit.csize, unit.order)   # first: it may refuse
-            unit.state = FREE
-            del self._records[unit.phys]
-            self._drop_anchor(unit)
-            return
-        unit.state = FREE
-        if type(unit) is Slot:
-            home = unit.home
-            home.append(unit)  # type: ignore[union-attr]
-            n = len(home)  # type: ignore[arg-type]
-            if (n == 1 or n == unit.slab.nslots) and not unit.slab.is_cur:
-                self._slab_changed(unit.slab)
-        elif self._buddy is not None and unit.order < 0:   # type: ignore[attr-defined]
-            self._give_back(unit.phys, unit.nbytes, -1)   # type: ignore[attr-defined]
-        else:
-            self._large.give(unit, self._put_block)  # type: ignore[union-attr,arg-type]
-
-    def _free_units(self, units: list[Unit], frame: Any) -> None:
-        """The free core (free, scope exit, reset): check everything, then change state. In the
-        garbage-collected lifetime a unit an array still views is held (a collection gives it
-        back once none does)."""
-        stack = capture(frame, self._stack_depth) if self._debug else ()
-        records = [u for u in units if type(u) is Record]
-        if self._debug and records:
-            reports = [r for rec in records if (r := redzone_report(self._pm.read, rec))]
-            evict = self._evictions(sum(rec.csize for rec in records))
-            reports += [r for rec in evict if (r := poison_report(self._pm.read, rec))]
-            if reports:
-                raise corruption(reports)
-        freed = self._freed
-        gc = self._gc
-        for unit in units:
-            if not gc:
-                if self._debug and type(unit) is Record:
-                    unit.state = FREE
-                    self._retire_records([unit], stack)
-                else:
-                    self._give(unit)   # may refuse (-ENOMEM): this unit and the rest stay live
-                self._allocated -= unit.csize
-            elif not _viewed(unit):   # nobody views it: back at once
-                self._reclaim_unit(unit)
-            else:
-                unit.state = HELD
-                self._held += unit.csize
-                if self._debug and type(unit) is Record:
-                    self._retire_records([unit], stack)
-            freed[unit.phys] = stack
-            freed.move_to_end(unit.phys)
-        while len(freed) > FREED_MEMORY:
-            freed.popitem(last=False)
-        if self._autocheck:
-            self._check_bookkeeping()
-
-    def _retire_records(self, recs: list[Record], stack: tuple[Frame, ...]) -> None:
-        """Debug mode: poison freed records and quarantine them; the oldest leave (and go
-        back, unless arrays still view them: then the last one's death gives them back)."""
-        for rec in recs:
-            rec.freed_at = stack
-            rec.quarantined = True
-            self._pm.fill(rec.block, rec.csize, POISON_FREE)
-            self._quarantine.append(rec)
-            self._quarantined += rec.csize
-        q = self._quarantine
-        while self._quarantined > self._quarantine_limit:
-            old = q.popleft()
-            self._quarantined -= old.csize
-            old.quarantined = False
-            if old.state == FREE:
-                self._give(old)
-
-    def _evictions(self, adding: int) -> list[Record]:
-        """Quarantined records that adding ``adding`` bytes pushes out (oldest first)."""
-        over = self._quarantined + adding - self._quarantine_limit
-        out = []
-        for rec in self._quarantine:
-            if over <= 0:
-                break
-            out.append(rec)
-            over -= rec.csize
-        return out
-
-    # -- finding a unit from an array ----------------------------------------------------------
-
-    def _unit_of(self, array: np.ndarray) -> Unit | None:
-        """The unit whose anchor ``array`` derives from (through ``base``, memoryviews and
-        helper objects such as ``as_strided``'s), or ``None``. O(1)."""
-        x: Any = array
-        for _ in range(6):
-            base = getattr(x, "base", None)
-            if base is None:
-                return None
-            if type(base) is memoryview:
-                base = base.obj
-            unit = self._anchors.get(id(base))
-            if unit is not None and unit.anchor is base:
-                return unit
-            x = base
-        return None
-
-    def _lookup(self, array: Any) -> Unit:
-        """The live unit ``array`` covers whole; raises as :meth:`free` documents. O(1)."""
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"need a numpy array from this arena, not {type(array).__name__}")
-        unit = self._unit_of(array)
-        if unit is not None and unit.state != FREE:
-            handed = unit.view
-            if unit.state == HELD:
-                where = self._freed.get(unit.phys)
-                at = f" (at {site(where[0])})" if where else ""
-                raise DoubleFreeError(f"the array at phys {unit.phys:#x} was already freed{at}")
-            if array is handed:
-                return unit
-            whole = array.flags.c_contiguous or array.flags.f_contiguous
-            phys = self._pm.phys_of(array) if array.nbytes else unit.phys
-            if array.nbytes != unit.size or not whole or phys != unit.phys:
-                raise ForeignBufferError(
-                    f"the array ({array.nbytes} bytes at phys {phys:#x}"
-                    f"{'' if whole else ', not contiguous'}) is not the whole of "
-                    f"{self._describe(unit)}")
-            return unit
-        try:
-            phys = self._pm.phys_of(array)
-        except ValueError as exc:
-            raise ForeignBufferError(f"the array was not allocated by this arena: {exc}") from None
-        if unit is not None or phys in self._freed:
-            where = self._freed.get(phys)
-            at = f" (at {site(where[0])})" if where else ""
-            raise DoubleFreeError(f"the array at phys {phys:#x} was already freed{at}")
-        raise ForeignBufferError(f"the array at phys {phys:#x} ({array.nbytes} bytes) is not an "
-                                 f"allocation of this arena (a slice of one, or never allocated)")
-
-    def owns(self, array: np.ndarray) -> bool:
-        """True if :meth:`free` would accept ``array`` now (a live allocation of this arena,
-        whole). TypeError for a non-array, ClosedError. O(1)."""
-        with self._lock:
-            self._open()
-            self._collect_full()
-            try:
-                self._lookup(array)
-            except (ForeignBufferError, DoubleFreeError):
-                return False
-            return True
-
-    # -- introspection ---------------------------------------------------------------------------
-
-    def _describe(self, unit: Unit) -> str:
-        if type(unit) is Record:
-            return unit.describe()
-        info = self._info(unit)
-        return (f"the {info.size}-byte allocation at phys {info.phys:#x} (align {info.align}, "
-                f"node {info.node}) allocated at {info.caller}")
-
-    def _stack(self, unit: Unit) -> tuple[Frame, ...]:
-        if unit.stack:
-            return unit.stack
-        if unit.code is not None:
-            return (frame_site(unit.code, unit.lasti),)
-        return ()
-
-    def _info(self, unit: Unit) -> AllocationInfo:
-        stack = self._stack(unit)
-        return AllocationInfo(
-            phys=unit.phys, address=unit.phys + self._virt_delta, size=unit.size,
-            reserved=unit.csize, align=self._align if unit.align is None else unit.align,
-            node=unit.nid, requested_node=unit.node,
-            caller=site(stack[0]) if stack else UNTRACKED,
-            stack=tuple(site(f) for f in stack), seq=unit.seq)
-
-    def _live_units(self) -> list[Unit]:
-        """Every live (not held) unit, in allocation order. O(live log live)."""
-        return sorted((u for u in self._anchors.values() if u.state == LIVE),
-                      key=lambda u: u.seq)
-
-    def _nlive(self) -> int:
-        return sum(1 for u in self._anchors.values() if u.state == LIVE)
-
-    def info(self, array: np.ndarray) -> AllocationInfo:
-        """The :class:`AllocationInfo` of a live allocation (the array or a view :meth:`free`
-        accepts). Raises like :meth:`free`. O(1)."""
-        with self._lock:
-            self._open()
-            self._collect_full()
-            return self._info(self._lookup(array))
-
-    def live(self) -> list[AllocationInfo]:
-        """Every live allocation, in allocation order. O(live log live)."""
-        with self._lock:
-            self._open()
-            self._collect_full()
-            return [self._info(u) for u in self._live_units()]
-
-    def leaks(self) -> list[LeakSite]:
-        """Live allocations grouped by the call site that made them, most bytes first.
-
-        Call it when everything should have been freed. Callers are known in debug mode
-        (:data:`STACK_DEPTH` frames) or with ``track_callers=True`` (one frame); otherwise
-        every allocation is grouped under :data:`arena.tracking.UNTRACKED`. In the
-        garbage-collected lifetime an allocation whose arrays are all gone is no leak.
-        Raises ClosedError. O(live log live).
-        """
-        with self._lock:
-            self._open()
-            self._collect_full()
-            return leak_sites([self._info(u) for u in self._live_units()])
-
-    def format_leaks(self) -> str:
-        """:meth:`leaks` as text (empty string if nothing is live). Raises ClosedError."""
-        return format_leaks(self.leaks())
-
     # -- scopes and bulk operations ----------------------------------------------------------
 
     def scope(self) -> _Scope:
@@ -1537,219 +818,6 @@ class Arena:
             if self._large is not None:
                 self._large.targets.clear()
             return buddy
-
-    # -- statistics --------------------------------------------------------------------------
-
-    def _free_runs(self) -> list[tuple[int, int, int]]:
-        """Free memory as ``(start, end, nid)`` runs, ascending (empty ranges dropped)."""
-        buddy = self._buddy
-        if buddy is None:
-            return [(s, e, n) for s, e, n in self._mb.for_each_free_mem_range() if s < e]
-        shift = self._page_size.bit_length() - 1
-        blocks = sorted((pfn, order, nid) for pfn, order, nid in buddy.free_blocks())
-        runs: list[tuple[int, int, int]] = []
-        for pfn, order, nid in blocks:
-            s, e = pfn << shift, (pfn + (1 << order)) << shift
-            if runs and runs[-1][1] == s and runs[-1][2] == nid:
-                runs[-1] = (runs[-1][0], e, nid)
-            else:
-                runs.append((s, e, nid))
-        return runs
-
-    def _free_summary(self) -> tuple[int, int]:
-        sizes = [e - s for s, e, _ in self._free_runs()]
-        return sum(sizes), max(sizes, default=0)
-
-    def stats(self) -> ArenaStats:
-        """A frozen :class:`ArenaStats` snapshot. Raises ClosedError.
-
-        O(live + regions + pages / 4096 for the residency scan).
-        """
-        with self._lock:
-            self._open()
-            self._collect_full()
-            runs = self._free_runs()
-            per: dict[int, list[int]] = {sl.nid: [0, 0] for sl in self._slices}
-            requested = 0
-            for unit in self._anchors.values():
-                if unit.state == LIVE:
-                    acc = per[unit.nid]
-                    acc[0] += unit.csize
-                    acc[1] += 1
-                    requested += unit.size
-            nodes = []
-            weighted = 0.0
-            for sl in self._slices:
-                sizes = [e - s for s, e, n in runs if n == sl.nid]
-                frag = fragmentation(sizes)
-                weighted += frag * sum(sizes)
-                nodes.append(NodeStats(
-                    nid=sl.nid, capacity=sl.size, bytes_allocated=per[sl.nid][0],
-                    free_bytes=sum(sizes), largest_free_block=max(sizes, default=0),
-                    live_allocations=per[sl.nid][1],
-                    resident_bytes=self._pm.resident_bytes(sl.phys_start, sl.size),
-                    fragmentation=frag))
-            free = sum(n.free_bytes for n in nodes)
-            budget = self._budget
-            return ArenaStats(
-                capacity=self._capacity, bytes_requested=requested,
-                bytes_allocated=self._allocated - self._held, held_bytes=self._held,
-                retained_bytes=0 if self._large is None else self._large.retained,
-                slab_bytes=0 if self._slab is None else self._slab.slab_bytes,
-                memblock_bytes=self._mb.array_bytes(),
-                quarantined_bytes=self._quarantined,
-                total_bytes_allocated=self._total_allocated, free_bytes=free,
-                largest_free_block=max((n.largest_free_block for n in nodes), default=0),
-                fragmentation=weighted / free if free else 0.0,
-                live_allocations=sum(n.live_allocations for n in nodes),
-                num_allocations=self._count, max_memory=self._peak, per_node=tuple(nodes),
-                resident_bytes=sum(n.resident_bytes for n in nodes), budget=budget,
-                budget_remaining=None if budget is None else budget - self._allocated)
-
-    def print_stats(self, file: IO[str] | None = None) -> None:
-        """Print :meth:`stats` as a table (one column per node when there are several) to
-        ``file`` (default ``sys.stdout``; anything with a ``write`` method). TypeError for
-        another ``file``, ClosedError."""
-        file = file_arg("file", file)
-        print(format_stats(self.stats()), file=file if file is not None else sys.stdout)
-
-    def dump(self, file: IO[str] | None = None) -> None:
-        """Print memblock's ``memblock_dump_all()`` text (and, after :meth:`handover`, the
-        page allocator's ``/proc/buddyinfo``; with slabs, the size-class caches'
-        ``/proc/slabinfo``) to ``file`` (default ``sys.stdout``). TypeError for a ``file``
-        without a ``write`` method, ClosedError. O(regions + slabs)."""
-        file = file_arg("file", file)
-        with self._lock:
-            self._open()
-            text = self._mb.dump_all(log=False)
-            if self._buddy is not None:
-                text += "\n" + self._buddy.buddyinfo(self._mb).rstrip("\n")
-            if self._slab is not None and self._slab.nslabs:
-                text += "\n" + self._slab.slabinfo().rstrip("\n")
-        print(text, file=file if file is not None else sys.stdout)
-
-    # -- checks ------------------------------------------------------------------------------
-
-    def check(self, *, repair: bool = False) -> list[str]:
-        """Verify the arena: memblock's invariants, the bookkeeping and, in debug mode, every
-        live red zone and every quarantined block.
-
-        Returns the corruption reports found (empty when clean). Without ``repair`` any
-        corruption raises :class:`arena.errors.CorruptionError` (with ``.reports``) and changes
-        nothing; with ``repair=True`` the red zones and poison are restored and the reports
-        returned. A broken internal invariant raises ``AssertionError`` (or memblock's
-        :class:`arena.errors.MemblockBug`) with a dump. O(live + quarantined bytes + regions).
-        """
-        repair = bool_arg("repair", repair)
-        with self._lock:
-            self._open()
-            self._collect_full()
-            if self._buddy is None:
-                self._mb.check()
-            else:
-                self._buddy.check()
-            self._check_bookkeeping()
-            reports: list[str] = list(self._pending)
-            if not self._debug:
-                return reports
-            pm = self._pm
-            for rec in self._records.values():
-                if rec.state != LIVE:
-                    continue
-                r = redzone_report(pm.read, rec)
-                if r:
-                    reports.append(r)
-                    if repair:
-                        if rec.phys > rec.block:
-                            pm.fill(rec.block, rec.phys - rec.block, RED_ACTIVE)
-                        end = rec.phys + rec.size
-                        pm.fill(end, rec.block + rec.csize - end, RED_ACTIVE)
-            for rec in self._quarantine:
-                r = poison_report(pm.read, rec)
-                if r:
-                    reports.append(r)
-                    if repair:
-                        pm.fill(rec.block, rec.csize, POISON_FREE)
-            if reports and not repair:
-                raise corruption(reports)
-            self._pending.clear()
-            return reports
-
-    def _check_bookkeeping(self) -> None:
-        problem = self._bookkeeping_problem()
-        if problem:
-            raise AssertionError(f"arena invariant broken: {problem}\n{self!r}\n"
-                                 + self._mb.dump_all(log=False))
-
-    def _bookkeeping_problem(self) -> str | None:
-        """The first broken bookkeeping invariant in words, or None. O(live + slots)."""
-        units = [u for u in self._anchors.values() if u.state != FREE]
-        if sum(u.csize for u in units) != self._allocated:
-            return "bytes_allocated differs from the sum of the live blocks and slots"
-        if sum(u.csize for u in units if u.state == HELD) != self._held:
-            return "held bytes differ from the sum of the held units"
-        if sum(r.csize for r in self._quarantine) != self._quarantined:
-            return "quarantined bytes differ from the sum of the quarantined blocks"
-        for key, u in self._anchors.items():
-            if u.anchor is None or id(u.anchor) != key:
-                return f"{u!r} is filed under the wrong anchor"
-        for u in units:
-            if u.view is None:
-                return f"{u!r} is handed out but the arena lost its array"
-            align = self._align if u.align is None else u.align
-            if u.phys % align or u.seq >= self._count or u.size > u.csize:
-                return f"{u!r} is misaligned, misnumbered or larger than its unit"
-        if self._slab is not None:
-            problem = self._slab.problem()
-            if problem:
-                return f"size-class caches: {problem}"
-            if sum(1 for _ in self._slab.in_use()) != sum(1 for u in units if type(u) is Slot):
-                return "a slot in use is not filed as live"
-        if self._large is not None:
-            problem = self._large.problem()
-            if problem:
-                return f"large size classes: {problem}"
-        return self._blocks_problem(units)
-
-    def _blocks_problem(self, units: list[Unit]) -> str | None:
-        """Blocks (records, quarantined records, large blocks, slabs) are disjoint, inside the
-        memory and (memblock blocks) reserved."""
-        blocks: list[tuple[int, int, int, Any]] = [
-            (r.block, r.csize, r.order, r) for r in self._records.values()]
-        blocks += [(b.phys, b.nbytes, b.order, b) for b in units if type(b) is Block]
-        if self._large is not None:
-            blocks += [(b.phys, b.nbytes, b.order, b) for b in self._large.free_blocks()]
-        if self._slab is not None:
-            blocks += [(sl.base, sl.nbytes, sl.order, sl) for sl in self._slab.slabs()]
-        prev_end = -1
-        for block, nbytes, order, what in sorted(blocks, key=lambda b: b[0]):
-            if block < prev_end or not self._pm.contains(block, nbytes):
-                return f"the block of {what!r} overlaps another or lies outside the memory"
-            if type(what) is Record and (
-                    not block <= what.phys <= what.phys + what.size <= block + nbytes
-                    or what.phys % (what.align or self._align)):
-                return f"{what.describe()} is misplaced or misaligned in its block"
-            if order < 0 and self._buddy is None and not self._reserved_covers(block, nbytes):
-                return f"the block of {what!r} is not reserved in memblock"
-            prev_end = block + nbytes
-        return None
-
-    def _reserved_covers(self, base: int, size: int) -> bool:
-        regions = self._mb.reserved.regions
-        lo, hi = 0, len(regions)
-        while lo < hi:  # last region with region.base <= base
-            mid = (lo + hi) // 2
-            if regions[mid].base <= base:
-                lo = mid + 1
-            else:
-                hi = mid
-        pos, i = base, lo - 1
-        while i >= 0 and i < len(regions) and regions[i].base <= pos < base + size:
-            if regions[i].end <= pos:
-                return False
-            pos = regions[i].end
-            i += 1
-        return pos >= base + size
 
     # -- lifetime ----------------------------------------------------------------------------
 

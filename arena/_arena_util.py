@@ -1,0 +1,73 @@
+"""Constants and small helpers shared by the parts of :class:`arena.Arena` (``arena.arena``,
+``arena.arena_place``, ``arena.arena_release``, ``arena.arena_inspect``)."""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from typing import Any
+
+import numpy as np
+
+from arena._args import int_arg
+from arena.physmem import MAX_ALIGN
+from arena.unit import Unit
+
+__all__ = ["ARENA_PHYS_BASE", "FREED_MEMORY", "LIFETIMES", "DECAY_SECONDS"]
+
+#: Physical address of an arena's first byte. 1 GiB: page 0 (which memblock never hands out) is
+#: not part of the memory, and an allocation aligned to 1 GiB fits in the smallest arena.
+ARENA_PHYS_BASE = 1 << 30
+#: Freed starts remembered for double-free messages (oldest forgotten first).
+FREED_MEMORY = 1 << 16
+#: The lifetimes an arena offers (see :class:`Arena`).
+LIFETIMES = ("gc", "manual")
+#: Default seconds a retained large block may stay unused before it goes back.
+DECAY_SECONDS = 10.0
+#: Sizes a large class was asked for, remembered for the hot path (bounded).
+_FAST_LARGE_SIZES = 4096
+#: Units a young collection looks at (the newest ones: temporaries die young).
+_YOUNG_SCAN = 64
+#: A full collection runs once bytes allocated (or units handed out since the last one) pass
+#: twice what it left alive, and these floors: memory stays within about twice what is viewed.
+_GC_MIN_BYTES = 1 << 20
+_GC_MIN_UNITS = 4096
+
+_DEBUG_TRUE = frozenset({"1", "true", "yes", "on"})
+#: No budget: a bound no allocation total reaches (one comparison on the hot path).
+_NO_LIMIT = 1 << 64
+_U8 = np.dtype(np.uint8)
+_ndarray = np.ndarray
+_wref = weakref.ref
+_getframe = sys._getframe
+_getrefcount = sys.getrefcount
+
+
+def _viewed(unit: Unit) -> bool:
+    """Whether any array but the arena's own views a unit handed out: the arena holds its
+    array (``view``: the attribute and the argument make 2) and its anchor (the attribute, the
+    array's ``base`` and the argument make 3); any other array of the unit holds one of the
+    two."""
+    return _getrefcount(unit.view) > 2 or _getrefcount(unit.anchor) > 3
+
+
+def _align_arg(name: str, value: Any) -> int:
+    """A power-of-two alignment in ``1 .. 1 GiB`` (the real virtual address keeps it)."""
+    value = int_arg(name, value)
+    if value < 1 or value & (value - 1) or value > MAX_ALIGN:
+        raise ValueError(f"{name} must be a power of two in 1 .. {MAX_ALIGN} (1 GiB), "
+                         f"not {value}")
+    return value
+
+
+def _round_up(x: int, a: int) -> int:
+    return (x + a - 1) & -a
+
+
+def _caller(depth: int) -> Any:
+    """The frame ``depth`` levels up, or ``None`` when the stack is not that deep (a call
+    from the outermost frame of a thread, ``atexit``)."""
+    try:
+        return _getframe(depth + 1)
+    except ValueError:
+        return None
