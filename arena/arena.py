@@ -47,11 +47,11 @@ Every error leaves the arena exactly as it was. With ``ARENA_CHECK=1`` every all
 ends with the bookkeeping part of :meth:`Arena.check`.
 
 Thread safety: one lock around every state change. It is re-entrant because a garbage
-collection can run inside the arena's code and call finalizers that free memory of the same
-arena (measured: a re-entrant lock costs within 5% of a plain one here). A unit whose last
-array dies is pushed on a list without the lock and given back under it at the next
-operation. Fork safety: the mapping is ``MAP_PRIVATE``; the locks are held across ``fork()``
-and renewed in the child.
+collection can run inside the arena's general path (which makes objects the collector tracks)
+and call finalizers that free memory of the same arena: a plain lock would deadlock there. The
+hot path makes such objects only after its state is consistent. Fork safety: the mapping is
+``MAP_PRIVATE``; every arena's lock is held across ``fork()`` (taken all or none at a time) and
+renewed in the child.
 """
 
 from __future__ import annotations
