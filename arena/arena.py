@@ -781,7 +781,7 @@ class Arena(Placement, Release, Inspection):
                 s = _round_up(start, ps)
                 e = end & -ps
                 if s < e:
-                    self._pm.release(s, e - s)
+                    self._pm.release(s, e - s, unviewed=True)
             self._reclaim()
             return max(before - self._pm.resident_bytes(), 0)
 

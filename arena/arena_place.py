@@ -193,6 +193,8 @@ class Placement:
         if anchor is not None:
             del self._anchors[id(anchor)]
             unit.anchor = None
+        unit.view = None   # the array kept for reuse goes with it
+        unit.vsize = -1
 
     def _file(self: Arena, unit: Unit, view: np.ndarray, nbytes: int) -> None:
         """Record a unit as handed out as ``view`` (counters, scope)."""
@@ -246,13 +248,11 @@ class Placement:
     def _check_budget(self: Arena, reserved: int, nbytes: int, align: int, nid: int) -> None:
         budget = self._budget
         if budget is not None and not self._fits(reserved):
-            free, largest = self._free_summary()
-            raise BudgetExceededError(
+            raise self._memory_error(
+                BudgetExceededError,
                 f"allocating {nbytes} bytes (holding {reserved}) would take the arena to "
                 f"{self._allocated + reserved} bytes, over its budget of {budget} "
-                f"({budget - self._allocated} left)", size=nbytes, align=align,
-                node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
-                largest_free=largest)
+                f"({budget - self._allocated} left)", nbytes, align, nid)
 
     def _alloc_record(self: Arena, nbytes: int, align: int, nid: int, strict: bool, zero: bool,
                       dtype: np.dtype | None, shape: tuple[int, ...] | None,

@@ -74,7 +74,7 @@ class Release:
         self._drop_anchor(block)
         self._give_back(block.phys, block.nbytes, block.order)
         if self._buddy is None or block.order >= 0:
-            self._pm.release(block.phys, block.nbytes)
+            self._pm.release(block.phys, block.nbytes, unviewed=True)
 
     def _reclaim(self: Arena) -> bool:
         """Give every retained block and empty slab back (before failing a request for want
@@ -94,13 +94,11 @@ class Release:
         buddy = self._buddy
         assert buddy is not None
         if order > buddy.max_order:
-            free, largest = self._free_summary()
-            raise ArenaMemoryError(
+            raise self._memory_error(
+                ArenaMemoryError,
                 f"cannot allocate {nbytes} bytes aligned to {align} from the page allocator: "
                 f"its largest block is {ps << buddy.max_order} bytes (order "
-                f"{buddy.max_order})", size=nbytes, align=align,
-                node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
-                largest_free=largest)
+                f"{buddy.max_order})", nbytes, align, nid)
         return order
 
     def _get_block(self: Arena, reserved: int, align: int, nid: int, strict: bool, order: int) -> int:
@@ -125,11 +123,11 @@ class Release:
             self._buddy.free_pages(block, order)
         elif self._buddy is None:
             if self._mb.phys_free(block, nbytes):   # -ENOMEM: memblock changed nothing
-                free, largest = self._free_summary()
-                raise ArenaMemoryError(
+                raise self._memory_error(
+                    ArenaMemoryError,
                     f"cannot free [{block:#x}+{nbytes:#x}]: memblock could not grow its "
                     f"reserved array to split the region (-ENOMEM); nothing was freed",
-                    size=nbytes, align=1, node=None, free_bytes=free, largest_free=largest)
+                    nbytes, 1, NUMA_NO_NODE)
         else:
             self._mb.free_late(block, nbytes)
 
@@ -140,11 +138,19 @@ class Release:
             f"node {nid}" + (" only" if strict else " (then any node)"))
         quarantined = (f", {self._quarantined} bytes in the debug quarantine"
                        if self._quarantined else "")
-        return ArenaMemoryError(
+        return self._memory_error(
+            ArenaMemoryError,
             f"cannot allocate {nbytes} bytes (holding {reserved}) aligned to {align} on {where}: "
-            f"{free} bytes free, largest free block {largest}{quarantined}", size=nbytes,
-            align=align, node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
-            largest_free=largest)
+            f"{free} bytes free, largest free block {largest}{quarantined}", nbytes, align, nid)
+
+    def _memory_error(self: Arena, cls: type[ArenaMemoryError], message: str, nbytes: int,
+                      align: int, nid: int) -> ArenaMemoryError:
+        """An :class:`arena.errors.ArenaMemoryError` (or subclass) carrying the request and
+        the state of free memory."""
+        free, largest = self._free_summary()
+        return cls(message, size=nbytes, align=align,
+                   node=None if nid == NUMA_NO_NODE else nid, free_bytes=free,
+                   largest_free=largest)
 
     def _slab_changed(self: Arena, slab: Slab) -> None:
         """A free made ``slab`` (not a current one) leave the full state or become empty."""

@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import psutil
 
-from arena._args import int_arg
+from arena._args import bool_arg, int_arg
 from arena.errors import ArenaMemoryError, ClosedError, LiveViewsError
 
 __all__ = [
@@ -863,15 +863,20 @@ class PhysicalMemory:
         end = (off + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         return _sys_mincore_count(self._addr + start, end - start) * PAGE_SIZE
 
-    def release(self, phys: int, size: int) -> None:
+    def release(self, phys: int, size: int, *, unviewed: bool = False) -> None:
         """Give the pages of ``[phys, phys + size)`` back to the OS (``MADV_DONTNEED``).
 
         Kernel counterpart: none (the kernel never returns RAM). ``phys`` and ``size`` must be
         whole pages. Afterwards the range reads as zero and costs no RSS until touched again;
         views over it stay valid, and what they write later is seen by :meth:`read` and cleared
-        by :meth:`zero` (module docstring: the "released" record). Raises TypeError/ValueError (nothing released), ClosedError.
+        by :meth:`zero` (module docstring: the "released" record), at the cost of one look at
+        the host's page table the first time. ``unviewed=True`` is the caller's promise that no
+        view will write the range before it is viewed again (an allocator releasing memory it
+        has handed out to nobody): the range is then simply never written, and zeroing it
+        later costs nothing. Raises TypeError/ValueError (nothing released), ClosedError.
         O(pages) in the kernel, O(log intervals) here.
         """
+        unviewed = bool_arg("release: unviewed", unviewed)
         self._open()
         off, size = self._offset(phys, size, "release")
         if off % PAGE_SIZE or size % PAGE_SIZE:
@@ -879,8 +884,11 @@ class PhysicalMemory:
                              f"{PAGE_SIZE}-byte pages")
         assert self._mm is not None
         self._mm.madvise(MADV_DONTNEED, self._off + off, size)
-        for a, b in self._written_pieces(off, off + size):
-            _add_pages(self._released, a, b)       # a view may still reach these pages
+        if not unviewed:
+            for a, b in self._written_pieces(off, off + size):
+                _add_pages(self._released, a, b)   # a view may still reach these pages
+        else:
+            _remove_range(self._released, off, off + size)
         self._unmark_written(off, off + size)
 
     def node_of_page(self, phys: int) -> int | None:

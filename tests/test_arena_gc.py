@@ -453,12 +453,7 @@ def test_collection_refused_by_memblock_keeps_the_unit(make):
     # The garbage-collected lifetime gives a dropped record back at a collection; when memblock
     # refuses (-ENOMEM) the unit stays allocated, consistently, for a later collection.
     a = make(256 * 1024, slab=False)
-    blocks = []
-    while True:
-        try:
-            blocks.append(a.alloc(64))
-        except MemoryError:
-            break
+    blocks, _ = _fill_and_free_every_other(a, upto=0)
     n = len(blocks)
     del blocks[::2]
     st = a.stats()                       # a full collection

@@ -241,3 +241,25 @@ def test_parent_writes_after_fork_not_seen_by_child(pm):
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert pm.read(b, 1) == b"\2"
+
+
+def test_release_of_unviewed_memory_costs_no_page_table_look_later():
+    from unittest import mock
+
+    from arena.physmem import PhysicalMemory
+
+    with PhysicalMemory(1 << 20) as pm:
+        pm.fill(pm.phys_base, 1 << 16, 7)
+        pm.release(pm.phys_base, 1 << 16, unviewed=True)
+        with mock.patch.object(PhysicalMemory, "_touched_pieces",
+                               side_effect=AssertionError("page table read")):
+            pm.zero(pm.phys_base, 1 << 16)           # nothing to zero, nothing to look up
+            assert pm.read(pm.phys_base, 1 << 16) == bytes(1 << 16)
+        assert pm.resident_bytes(pm.phys_base, 1 << 16) == 0
+        with pytest.raises(TypeError, match="unviewed"):
+            pm.release(pm.phys_base, 4096, unviewed="yes")
+        pm.fill(pm.phys_base, 4096, 1)
+        pm.release(pm.phys_base, 4096)              # a view might still write: looked up later
+        with mock.patch.object(PhysicalMemory, "_touched_pieces", return_value=[]) as look:
+            pm.zero(pm.phys_base, 4096)
+        assert look.called
