@@ -217,7 +217,8 @@ TABLE: dict[type, dict[str, dict[str, P]]] = {
                            "size": P(const(PS), types([v for v in NOT_INT if v]) + values(
                                [0, -1] + HUGE))},
         "release": {"phys": P(const(PHYS_BASE + PS), PM_PHYS.bad + values([PHYS_BASE + 1])),
-                    "size": P(const(PS), PM_SIZE.bad + values([100, PS + 1]))},
+                    "size": P(const(PS), PM_SIZE.bad + values([100, PS + 1])),
+                    "unviewed": P(const(False), types(NOT_BOOL))},
         "node_of_page": {"phys": P(const(PHYS_BASE), PM_PHYS.bad)},
     },
     Memblock: {
