@@ -12,6 +12,7 @@ from arena._arena_util import (
     _GC_MIN_UNITS,
     _YOUNG_SCAN,
     FREED_MEMORY,
+    _getrefcount,
     _viewed,
 )
 from arena.debug import (
@@ -170,12 +171,29 @@ class Release:
         keep = []
         got = False
         for unit in young[lo:]:
-            if unit.state == FREE:
+            state = unit.state
+            if state == FREE:
                 continue
-            if _viewed(unit) or not self._try_reclaim(unit):
+            if _getrefcount(unit.view) > 2 or _getrefcount(unit.anchor) > 3:   # _viewed()
                 keep.append(unit)
-            else:
+            elif type(unit) is Slot:
+                # _reclaim_unit() + _give() for a slot, written out: this loop gives back most
+                # of what a program allocates and drops (measured: half the cost per unit).
+                csize = unit.csize
+                self._allocated -= csize
                 got = True
+                if state == HELD:
+                    self._held -= csize
+                unit.state = FREE
+                home = unit.home
+                home.append(unit)  # type: ignore[union-attr]
+                n = len(home)  # type: ignore[arg-type]
+                if (n == 1 or n == unit.slab.nslots) and not unit.slab.is_cur:
+                    self._slab_changed(unit.slab)
+            elif self._try_reclaim(unit):
+                got = True
+            else:
+                keep.append(unit)
         young[lo:] = keep
         return got
 
