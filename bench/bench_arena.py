@@ -176,7 +176,8 @@ def _row_tables(res: FamilyResult, rows: dict[str, dict[str, tuple[str, float,
 
 def _size_series(cfg: Config) -> list[Series]:
     """Zeroed allocation + release against size, both lifetimes and ``np.zeros``."""
-    points: dict[str, list[tuple[float, Stat]]] = {"manual": [], "gc": [], "np.zeros": []}
+    points: dict[str, list[tuple[float, Stat]]] = {"manual": [], "gc": [], "np.zeros": [],
+                                                   "memset": []}
     with Arena(ARENA_SIZE, lifetime="manual") as m, Arena(ARENA_SIZE) as g:
         for n in PANEL_SIZES:
             if cfg.quick and n > 16 << 20:
@@ -185,12 +186,14 @@ def _size_series(cfg: Config) -> list[Series]:
             stats = measure_many({
                 "manual": (lambda n=n: m.free(m.alloc(n))),
                 "gc": (lambda n=n: g.alloc(n)),
-                "np.zeros": (lambda n=n: np.zeros(n, np.uint8))}, cfg)
+                "np.zeros": (lambda n=n: np.zeros(n, np.uint8)), "memset": _memset(n)}, cfg)
             for k, s in stats.items():
                 points[k].append((float(n), s))
     return [Series("Arena manual: alloc + free", points["manual"]),
             Series("Arena gc: alloc + drop", points["gc"]),
-            Series("np.zeros", points["np.zeros"], dashed=True)]
+            Series("np.zeros (large: fresh pages, zeroed when touched)", points["np.zeros"],
+                   dashed=True),
+            Series("memset of that size (fill(0))", points["memset"], dashed=True)]
 
 
 def _pipeline(cfg: Config) -> dict[str, list[dict[str, Any]]]:

@@ -69,8 +69,9 @@ def render_markdown(results: list[FamilyResult], info: dict[str, str], cfg: Conf
                 "(solid `Memblock`, dashed the linear reference; one colour per operation). "
                 "Middle: family 2, time per zeroed allocation + free against its size (dashed: "
                 "the baselines). Right: family 0, the steady state (each size served before) "
-                "of a zeroed allocation and its release in both lifetimes against `np.zeros`, "
-                "64 B to 64 MiB. Log-log axes; bars are the interquartile range."]
+                "of a zeroed allocation and its release in both lifetimes against `np.zeros` and a "
+                "memset, 64 B to 64 MiB (`np.zeros` of a large size maps fresh pages that are "
+                "zeroed only when touched). Log-log axes; bars are the interquartile range."]
     for res in results:
         out += ["", f"## {res.title}", "", res.intro, ""]
         for table in res.tables:
