@@ -675,7 +675,9 @@ class Arena(Placement, Release, Inspection):
         garbage collector tracks, so they come last, with the state consistent (a collection
         may run finalizers that use this arena). ``depth``: frames from here to the caller."""
         if self._nscopes:
-            self._scope_add(unit, seq)
+            units = self._scopevar.get()   # _scope_add(), written out: once per allocation
+            if units is not None:
+                units.append((unit, seq))
         if self._track:
             frame = _caller(depth)
             unit.code = frame.f_code if frame is not None else None
