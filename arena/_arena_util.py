@@ -28,6 +28,8 @@ DECAY_SECONDS = 10.0
 _FAST_LARGE_SIZES = 4096
 #: Units a young collection looks at (the newest ones: temporaries die young).
 _YOUNG_SCAN = 64
+#: Survivors of a young collection that the next one looks at again.
+_YOUNG_RECHECK = 4
 #: A full collection runs once bytes allocated (or units handed out since the last one) pass
 #: twice what it left alive, and these floors: memory stays within about twice what is viewed.
 _GC_MIN_BYTES = 1 << 20

@@ -347,14 +347,15 @@ class Arena(Placement, Release, Inspection):
         # Garbage-collected lifetime: units handed out since a collection last found them
         # viewed (newest last), and the bounds that start a full collection.
         self._young: list[Unit] = []
+        self._young_mark: int = 0   # young[:mark] were found viewed by the last young collection
         self._gc_bytes = _GC_MIN_BYTES
-        self._gc_units = _GC_MIN_UNITS
+        self._gc_units: int = _GC_MIN_UNITS
         self._records: dict[int, Record] = {}     # phys -> record handed out
         self._quarantine: deque[Record] = deque()
         self._quarantined = 0
         self._freed: OrderedDict[int, tuple[Frame, ...]] = OrderedDict()
         self._allocated: int = 0   # bytes of the units handed out and not back (held too)
-        self._held = 0
+        self._held: int = 0
         self._total_allocated: int = 0
         self._peak: int = 0
         self._count: int = 0
