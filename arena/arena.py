@@ -513,7 +513,7 @@ class Arena(Placement, Release, Inspection):
                         if allocated <= self._limit:
                             free.pop()
                             if unit.vsize == nbytes and unit.vdtype is _U8 and \
-                                    _getrefcount(unit.view) == 2:
+                                    unit.vshape is None and _getrefcount(unit.view) == 2:
                                 view = unit.view   # handed out last; nobody holds it
                             else:
                                 view = self._new_view(unit, nbytes, _U8, None)
@@ -623,7 +623,7 @@ class Arena(Placement, Release, Inspection):
             if allocated > self._limit:
                 return None
             free.pop()
-            if unit.vsize == nbytes and unit.vdtype is dtype and shape is None and \
+            if unit.vsize == nbytes and unit.vdtype is dtype and unit.vshape == shape and \
                     _getrefcount(unit.view) == 2:
                 view = unit.view    # the array handed out last, which nobody holds: again
             else:
@@ -667,7 +667,8 @@ class Arena(Placement, Release, Inspection):
         if shape is not None:
             view = view.reshape(shape)
         unit.view = view
-        unit.vsize = nbytes if shape is None else -1
+        unit.vsize = nbytes
+        unit.vshape = shape
         unit.vdtype = dtype
         return view
 
@@ -890,6 +891,7 @@ class Arena(Placement, Release, Inspection):
                 if view is None and unit.state != FREE:
                     view = unit.anchor[:unit.size]
                     unit.vsize = unit.size
+                    unit.vshape = None
                     unit.vdtype = _U8
                 unit.view = view
 

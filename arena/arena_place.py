@@ -195,6 +195,7 @@ class Placement:
             unit.anchor = None
         unit.view = None   # the array kept for reuse goes with it
         unit.vsize = -1
+        unit.vshape = None
 
     def _file(self: Arena, unit: Unit, view: np.ndarray, nbytes: int) -> None:
         """Record a unit as handed out as ``view`` (counters, scope)."""
@@ -209,7 +210,8 @@ class Placement:
         if self._allocated > self._peak:
             self._peak = self._allocated
         unit.view = view
-        unit.vsize = nbytes if view.ndim == 1 else -1
+        unit.vsize = nbytes
+        unit.vshape = None if view.ndim == 1 else view.shape
         unit.vdtype = view.dtype
         if self._gc:
             self._young.append(unit)

@@ -14,8 +14,8 @@ array, and give it back:
   its reference count tells whether any array of the unit is alive);
 * per allocation: ``state`` (:data:`FREE`, :data:`LIVE`, :data:`HELD`), ``view`` (the array
   handed out last; the arena keeps it, also after the unit went back, and hands the same
-  object out again when nobody else holds it and the request matches ``vsize`` and ``vdtype``,
-  the length and dtype of that array when it is 1-D — the garbage-collected lifetime tells that nobody views a unit when
+  object out again when nobody else holds it and the request matches ``vsize``, ``vdtype`` and ``vshape``,
+  its bytes, dtype and shape (``None`` for 1-D) — the garbage-collected lifetime tells that nobody views a unit when
   ``view`` and ``anchor`` are referenced by the arena and ``view`` alone), ``size`` (bytes asked for), ``seq``
   (allocation number), ``align`` (alignment asked for, ``None`` = the arena's default),
   ``node`` (node asked for, ``None`` = any), ``dirty`` (handed out before since its memory was
@@ -42,7 +42,8 @@ class Unit:
     """One unit of memory an arena hands out (see the module docstring for the fields)."""
 
     __slots__ = ("phys", "boff", "csize", "nid", "home", "anchor", "state", "view", "vsize",
-                 "vdtype", "size", "seq", "align", "node", "dirty", "code", "lasti", "stack")
+                 "vdtype", "vshape", "size", "seq", "align", "node", "dirty", "code", "lasti",
+                 "stack")
 
     def __init__(self, phys: int, boff: int, csize: int, nid: int,
                  home: list[Any] | None) -> None:
@@ -56,6 +57,7 @@ class Unit:
         self.view: Any = None
         self.vsize = -1
         self.vdtype: Any = None
+        self.vshape: tuple[int, ...] | None = None
         self.size = 0
         self.seq = -1
         self.align: int | None = None

@@ -544,3 +544,29 @@ def test_stats_add_up_after_memblock_grows_its_array(make):
     st = a.stats()
     assert st.memblock_bytes > 0
     assert st.capacity == st.free_bytes + st.bytes_allocated + st.memblock_bytes
+
+
+@pytest.mark.parametrize("lifetime", ["manual", "gc"])
+def test_an_array_nobody_holds_is_handed_out_again_only_with_its_shape(make, lifetime):
+    a = make(lifetime=lifetime)
+    rel = a.free if lifetime == "manual" else (lambda v: None)
+    x = a.alloc_array((4, 4), np.float32)
+    first = id(x)
+    x[:] = 3
+    rel(x)
+    del x
+    a.stats()                                 # (gc: a collection gives the unit back)
+    y = a.alloc_array((4, 4), np.float32)
+    assert id(y) == first and y.shape == (4, 4) and not y.any()    # the same object, zeroed
+    rel(y)
+    del y
+    a.stats()
+    z = a.alloc_array((2, 8), np.float32)                          # same bytes, other shape
+    assert z.shape == (2, 8) and z.dtype == np.float32
+    keep = z
+    rel(z)
+    del z
+    a.stats()
+    w = a.alloc_array((2, 8), np.float32)
+    assert w is not keep                      # someone holds the old one: a new array
+    assert w.shape == (2, 8)
