@@ -26,6 +26,10 @@ LIFETIMES = ("gc", "manual")
 DECAY_SECONDS = 10.0
 #: Sizes a large class was asked for, remembered for the hot path (bounded).
 _FAST_LARGE_SIZES = 4096
+#: Large blocks of this many bytes and more ask for transparent huge pages, aligned to one
+#: (numpy's own rule for its buffers: a memset of such memory runs with far fewer TLB misses).
+_HUGE_BLOCK = 4 << 20
+_HUGE_PAGE = 2 << 20
 #: Units a young collection looks at (the newest ones: temporaries die young).
 _YOUNG_SCAN = 64
 #: Survivors of a young collection that the next one looks at again.

@@ -12,6 +12,8 @@ import numpy as np
 
 from arena._arena_util import (
     _FAST_LARGE_SIZES,
+    _HUGE_BLOCK,
+    _HUGE_PAGE,
     _U8,
     _align_arg,
     _caller,
@@ -148,6 +150,9 @@ class Placement:
             nbytes_block = ps << order
         self._check_budget(nbytes_block, nbytes, align, nid)
         base = 0
+        huge = order < 0 and nbytes_block >= _HUGE_BLOCK
+        if huge:   # numpy's rule for its own buffers: huge pages from 4 MiB, 2 MiB aligned
+            align = max(align, _HUGE_PAGE)
         for attempt in (0, 1):
             base = self._get_block(nbytes_block, max(align, ps), nid, strict, order)
             if base or attempt or not self._reclaim():
@@ -156,6 +161,8 @@ class Placement:
             raise self._oom(nbytes, nbytes_block, align, nid, strict)
         got = self._nid_of(base)
         cache = large.cache(size, got)
+        if huge:
+            self._pm.advise_hugepages(base, nbytes_block)
         block = Block(base, base - self._delta, nbytes_block, got, cache.free, order,
                       nbytes_block)
         try:

@@ -219,6 +219,9 @@ TABLE: dict[type, dict[str, dict[str, P]]] = {
         "release": {"phys": P(const(PHYS_BASE + PS), PM_PHYS.bad + values([PHYS_BASE + 1])),
                     "size": P(const(PS), PM_SIZE.bad + values([100, PS + 1])),
                     "unviewed": P(const(False), types(NOT_BOOL))},
+        "advise_hugepages": {"phys": P(const(PHYS_BASE + PS), PM_PHYS.bad + values(
+                                 [PHYS_BASE + 1])),
+                             "size": P(const(PS), PM_SIZE.bad + values([100, PS + 1]))},
         "node_of_page": {"phys": P(const(PHYS_BASE), PM_PHYS.bad)},
     },
     Memblock: {

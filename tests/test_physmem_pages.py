@@ -263,3 +263,25 @@ def test_release_of_unviewed_memory_costs_no_page_table_look_later():
         with mock.patch.object(PhysicalMemory, "_touched_pieces", return_value=[]) as look:
             pm.zero(pm.phys_base, 4096)
         assert look.called
+
+
+def test_advise_hugepages_is_best_effort_and_checks_its_range():
+    from arena.physmem import PhysicalMemory
+
+    with PhysicalMemory(8 << 20) as pm:
+        assert pm.advise_hugepages(pm.phys_base, 4 << 20) in (True, False)
+        with pytest.raises(ValueError, match="whole"):
+            pm.advise_hugepages(pm.phys_base + 1, 4096)
+        with pytest.raises(ValueError, match="outside"):
+            pm.advise_hugepages(pm.phys_base, 16 << 20)
+
+
+def test_large_blocks_of_4_mib_and_more_are_2_mib_aligned():
+    from arena import Arena
+
+    with Arena(64 << 20) as a:
+        v = a.alloc(5 << 20)
+        assert a.info(v).phys % (2 << 20) == 0 and v.__array_interface__["data"][0] % (2 << 20) == 0
+        w = a.alloc(100_000)
+        assert a.info(w).reserved < 4 << 20
+        del v, w
