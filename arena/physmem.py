@@ -863,6 +863,15 @@ class PhysicalMemory:
         end = (off + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         return _sys_mincore_count(self._addr + start, end - start) * PAGE_SIZE
 
+    def _pages(self, phys: Any, size: Any, what: str) -> tuple[int, int]:
+        """:meth:`_offset` of a range that must be whole pages (ValueError otherwise)."""
+        self._open()
+        off, size = self._offset(phys, size, what)
+        if off % PAGE_SIZE or size % PAGE_SIZE:
+            raise ValueError(f"{what}: [{phys:#x}, +{size:#x}) is not whole "
+                             f"{PAGE_SIZE}-byte pages")
+        return off, size
+
     def release(self, phys: int, size: int, *, unviewed: bool = False) -> None:
         """Give the pages of ``[phys, phys + size)`` back to the OS (``MADV_DONTNEED``).
 
@@ -877,11 +886,7 @@ class PhysicalMemory:
         O(pages) in the kernel, O(log intervals) here.
         """
         unviewed = bool_arg("release: unviewed", unviewed)
-        self._open()
-        off, size = self._offset(phys, size, "release")
-        if off % PAGE_SIZE or size % PAGE_SIZE:
-            raise ValueError(f"release: [{phys:#x}, +{size:#x}) is not whole "
-                             f"{PAGE_SIZE}-byte pages")
+        off, size = self._pages(phys, size, "release")
         assert self._mm is not None
         self._mm.madvise(MADV_DONTNEED, self._off + off, size)
         if not unviewed:
@@ -898,11 +903,7 @@ class PhysicalMemory:
         refused (no transparent huge pages). Raises TypeError/ValueError (range not whole
         pages inside the memory), ClosedError. O(1) here.
         """
-        self._open()
-        off, size = self._offset(phys, size, "advise_hugepages")
-        if off % PAGE_SIZE or size % PAGE_SIZE:
-            raise ValueError(f"advise_hugepages: [{phys:#x}, +{size:#x}) is not whole "
-                             f"{PAGE_SIZE}-byte pages")
+        off, size = self._pages(phys, size, "advise_hugepages")
         assert self._mm is not None
         try:
             self._mm.madvise(MADV_HUGEPAGE, self._off + off, size)
