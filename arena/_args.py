@@ -1,7 +1,7 @@
 """Argument checks shared by every module: one definition of "an integer" and "a bool".
 
-A caller's mistake raises ``TypeError`` naming the parameter, its type and its value (house
-style rule 8). numpy integers count as integers; ``bool`` does not (``True`` is an ``int`` in
+A caller's mistake raises ``TypeError`` naming the parameter, its type and its value.
+numpy integers count as integers; ``bool`` does not (``True`` is an ``int`` in
 Python, but passing it as a size or an address is always a mistake).
 """
 

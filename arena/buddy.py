@@ -4,7 +4,7 @@ At the end of boot the kernel's ``memblock_free_all()`` releases every free page
 allocator, one naturally aligned power-of-two block at a time (``memblock_free_pages()`` →
 ``__free_pages_core()``); later ``memblock_free_late()`` adds reserved ranges page by page. This
 module is the receiving side: :meth:`BuddyAllocator.boot_free` is the one hand-over function
-(house style rule 1), called by :meth:`arena.memblock.Memblock.free_all` / ``free_late``.
+called by :meth:`arena.memblock.Memblock.free_all` / ``free_late``.
 
 Invariants (verified by :meth:`BuddyAllocator.check`, O(n log n) in the number of blocks):
 
@@ -34,7 +34,7 @@ determinism is):
   table; the kernel walks its zonelist by distance); ``strict_node=True`` never falls back
   (``__GFP_THISNODE``).
 
-Errors in tiers (house style rule 8): a caller's mistake (bad order, bad type, unknown node,
+Errors in tiers: a caller's mistake (bad order, bad type, unknown node,
 double free, foreign or partial page, overlapping hand-over) raises ``TypeError`` /
 ``ValueError`` (:class:`arena.errors.DoubleFreeError`, :class:`arena.errors.ForeignBufferError`)
 and changes nothing; running out of memory makes the kernel-named ``alloc_pages`` return

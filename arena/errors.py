@@ -1,6 +1,6 @@
 """Every exception the package raises, in one place.
 
-Tiers (house style rule 8):
+Tiers:
 
 * A caller's mistake (wrong type, negative size, address outside memory) raises the built-in
   ``TypeError`` / ``ValueError`` naming the bad value, and changes nothing.

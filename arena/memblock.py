@@ -7,7 +7,7 @@ Invariants (checked by :meth:`Memblock.check`, O(n)):
   below ``PHYS_ADDR_MAX`` (the last byte of the address space is never covered).
 * Each array is **minimal**: two neighbours that touch (``a.base + a.size == b.base``) and have
   equal ``nid`` and ``flags`` are merged into one region. Documented kernel exceptions:
-  ``cap_memory_range`` leaves NOMAP pieces split (spec §3.6).
+  ``cap_memory_range`` leaves NOMAP pieces split (as the kernel's does).
 * ``total_size`` is the sum of the sizes plus what ``trim_memory`` left behind, modulo
   ``2**phys_addr_bits`` (the kernel does not adjust ``total_size`` when it trims a region in
   place: a shrunk region leaves the total inflated, one whose start wrapped to 0 near the top
@@ -300,7 +300,7 @@ class MemblockType:
         self._dummy = dummy        # kernels <= 6.10: an empty array reads cnt == 1
         self._dummy_nid = 0        # the static dummy has nid 0; one left by removal MAX_NUMNODES
         self._array_phys: int | None = None   # None: the static initial array
-        self._may_be_nonminimal = False       # set by cap_memory_range (spec §3.6)
+        self._may_be_nonminimal = False       # set by cap_memory_range
         self._total_excess = 0                # total_size - sum of sizes (mod 2**bits): trims
         self._unsorted = False                # trim_memory's round_up wrapped (kernel quirk)
 
@@ -874,7 +874,7 @@ class Memblock:
         self._region_size = region_size
         self._phys_map = bool_arg("phys_map", phys_map)
 
-        # Version switches (spec §11); each names the kernels it covers.
+        # Version switches; each names the kernels it covers.
         self._v_dummy = v <= (6, 10)                     # empty dummy entry
         self._v_rsrv_kern = v >= (6, 16)                 # RSRV_KERN reservation attributes
         self._v_phys_free_name = "memblock_phys_free" if v >= (5, 16) else "memblock_free"
@@ -986,7 +986,7 @@ class Memblock:
                 f"reserved={self.reserved.cnt} ({self.reserved.total_size:#x} bytes) "
                 f"{'bottom-up' if self._bottom_up else 'top-down'}>")
 
-    # -- argument checks (house style rule 8: Python mistakes raise, state unchanged) --------
+    # -- argument checks (Python mistakes raise, state unchanged) ------------------------------
 
     def _phys(self, name: str, v: Any) -> int:
         """A ``phys_addr_t`` argument: an int in ``0 .. PHYS_ADDR_MAX``."""

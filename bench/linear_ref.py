@@ -153,7 +153,7 @@ class LinearMemblock:
         """``memblock_set_current_limit()``: upper bound of ACCESSIBLE allocations (bytes)."""
         self.current_limit = _u64("limit", limit)
 
-    # -- region array primitives (spec §2, §3) ----------------------------------------------------
+    # -- region array primitives ------------------------------------------------------------------
 
     def _insert_region(self, t: LinearType, idx: int, base: int, size: int, nid: int,
                        flags: int) -> None:
@@ -313,7 +313,7 @@ class LinearMemblock:
             del t.regions[i]
         return 0
 
-    # -- public add / remove / reserve / free (spec §4) ----------------------------------------
+    # -- public add / remove / reserve / free ----------------------------------------------------
 
     def add_node(self, base: int, size: int, nid: int, flags: int = 0) -> int:
         """``memblock_add_node()``: add ``[base, base + size)`` to memory on ``nid``."""
@@ -475,7 +475,7 @@ class LinearMemblock:
         """``memblock_is_region_reserved()``."""
         return self.overlaps_region("reserved", base, size)
 
-    # -- free-range iteration (spec §5.1, §5.2) -------------------------------------------------
+    # -- free-range iteration ---------------------------------------------------------------------
 
     def _skip(self, m_flags: int, m_nid: int, nid: int, flags: int) -> bool:
         """``should_skip_region()`` for a memory region (movable_node off)."""
@@ -534,7 +534,7 @@ class LinearMemblock:
                         break
                 k -= 1
 
-    # -- the allocation chain (spec §5.3 - §5.5) --------------------------------------------------
+    # -- the allocation chain ---------------------------------------------------------------------
 
     def _find_in_range_node(self, size: int, align: int, start: int, end: int, nid: int,
                             flags: int) -> int:

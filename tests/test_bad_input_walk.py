@@ -1,6 +1,6 @@
 """Bad input everywhere: every public constructor, method and function of the package.
 
-House style rule 8: a caller's mistake raises a clear ``TypeError`` / ``ValueError`` (or the
+The bad-input rule: a caller's mistake raises a clear ``TypeError`` / ``ValueError`` (or the
 package's subclass of one: :class:`arena.errors.ForeignBufferError`,
 :class:`arena.errors.DoubleFreeError`, ...) and leaves every object byte-for-byte as it was.
 

@@ -1,6 +1,6 @@
 """Tests of arena.buddy.BuddyAllocator: hand-over, split and merge, allocation policy, node
 fallback, bad input, the /proc formats, check(), and a model-based stateful test against a
-page bitmap (house style rule 17)."""
+page bitmap."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ PAGE = 4096
 
 
 def kernel_blocks(spfn: int, epfn: int, max_order: int = MAX_PAGE_ORDER):
-    """The kernel's chunking of ``[spfn, epfn)`` into buddy blocks (spec §8.3), written
+    """The kernel's chunking of ``[spfn, epfn)`` into buddy blocks, written
     independently of arena.memblock: ``(pfn, order)`` pairs in ascending order."""
     while spfn < epfn:
         order = max_order if spfn == 0 else min(max_order, (spfn & -spfn).bit_length() - 1)

@@ -3,7 +3,7 @@
 The expected blocks are computed here independently of arena.memblock, from a page-level
 model: a page is released iff it lies wholly inside a memory region that is neither NOMAP nor
 DRIVER_MANAGED and no byte of it is reserved; each maximal run of such pages inside one region
-is cut into buddy blocks by the kernel's rule (spec §8.3, ``kernel_blocks`` in test_buddy.py).
+is cut into buddy blocks by the kernel's rule (``kernel_blocks`` in test_buddy.py).
 Only the memory region table (which regions are separate) is read from memblock after the
 hand-over (its merging is tested by test_basic_api.py).
 """

@@ -1,6 +1,6 @@
 """Bad input to every public Memblock method: refused with TypeError/ValueError, nothing changed.
 
-House rule 8: a caller's mistake (wrong type: None, str, float, bool, object() where an int is
+The bad-input rule: a caller's mistake (wrong type: None, str, float, bool, object() where an int is
 needed; a negative number; a value that does not fit ``phys_addr_t`` / ``int nid`` / the flag
 bits) raises ``TypeError`` / ``ValueError`` naming the value, and leaves the whole state exactly
 as it was. numpy integers are ints. What the *kernel* accepts (size 0, unaligned addresses,

@@ -1,5 +1,5 @@
 """Model-based tests of arena.physmem: contents and the "possibly written" record against a
-plain bytearray model, step by step (house style rule 17)."""
+plain bytearray model, step by step."""
 
 from __future__ import annotations
 

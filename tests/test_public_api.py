@@ -1,4 +1,4 @@
-"""The public surface is ``__all__`` (house style rule 19): every name it lists exists, and
+"""The public surface is ``__all__``: every name it lists exists, and
 every public module, class, function and method has a docstring."""
 
 from __future__ import annotations

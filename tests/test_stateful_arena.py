@@ -1,4 +1,4 @@
-"""Model-based stateful test of :class:`arena.Arena` (house style rule 17).
+"""Model-based stateful test of :class:`arena.Arena`.
 
 Hypothesis builds an arena (256 KiB or 1 MiB, 1-3 nodes, granule 8/64/256 bytes, with or
 without a budget, debug mode on or off, quarantine default/0/8 KiB) and drives it side by side

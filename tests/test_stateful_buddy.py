@@ -1,4 +1,4 @@
-"""Model-based stateful test of :class:`arena.buddy.BuddyAllocator` (house style rule 17).
+"""Model-based stateful test of :class:`arena.buddy.BuddyAllocator`.
 
 A :class:`arena.memblock.Memblock` over a real 2 MiB :class:`arena.physmem.PhysicalMemory`
 registers 1-3 nodes and a few reservations and hands the free memory over

@@ -1,4 +1,4 @@
-"""Model-based stateful test of :class:`arena.memblock.Memblock` (house style rule 17).
+"""Model-based stateful test of :class:`arena.memblock.Memblock`.
 
 Hypothesis drives a Memblock over a real 256 KiB :class:`arena.physmem.PhysicalMemory` side by
 side with :class:`arena.soak.MemblockModel`, a byte map of the ``memory`` and ``reserved`` sets.
