@@ -77,3 +77,25 @@ def _caller(depth: int) -> Any:
         return _getframe(depth + 1)
     except ValueError:
         return None
+
+
+def _lifetime_arg(value: Any) -> str:
+    """One of :data:`LIFETIMES` (TypeError for a non-str, ValueError for another str)."""
+    if not isinstance(value, str):
+        raise TypeError(f"lifetime must be a str, one of {LIFETIMES}, not "
+                        f"{type(value).__name__} ({value!r})")
+    if value not in LIFETIMES:
+        raise ValueError(f"lifetime must be one of {LIFETIMES}, not {value!r}")
+    return value
+
+
+def _decay_arg(value: Any) -> float | None:
+    """A number of seconds >= 0, or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"decay must be a number of seconds or None, not "
+                        f"{type(value).__name__} ({value!r})")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"decay must be >= 0 seconds, not {value!r}")
+    return value

@@ -128,7 +128,9 @@ from arena._arena_util import (
     LIFETIMES,
     _align_arg,
     _caller,
+    _decay_arg,
     _getrefcount,
+    _lifetime_arg,
     _ndarray,
     _round_up,
     _wref,
@@ -186,6 +188,22 @@ if hasattr(os, "register_at_fork"):
                         after_in_child=_after_fork_child)
 
 _serials = itertools.count()
+
+
+def _boot(size: int, nodes: Any, hugepages: bool) -> tuple[PhysicalMemory, Memblock]:
+    """The arena's memory: a :class:`PhysicalMemory` at :data:`ARENA_PHYS_BASE`, each node
+    slice added to a memblock (``memblock_add_node()``) that may grow its arrays
+    (``memblock_allow_resize()``)."""
+    pm = PhysicalMemory(size, phys_base=ARENA_PHYS_BASE, nodes=nodes, hugepages=hugepages)
+    slices = pm.slices
+    max_numnodes = 64
+    while max_numnodes <= slices[-1].nid:
+        max_numnodes <<= 1
+    mb = Memblock(pm, page_size=pm.page_size, max_numnodes=max_numnodes)
+    for sl in slices:
+        mb.add_node(sl.phys_start, sl.size, sl.nid, MemblockFlags.NONE)
+    mb.allow_resize()
+    return pm, mb
 
 
 class _Scope:
@@ -294,30 +312,14 @@ class Arena(Placement, Release, Inspection):
         hugepages = bool_arg("hugepages", hugepages)
         slab = bool_arg("slab", slab)
         track_callers = bool_arg("track_callers", track_callers)
-        if not isinstance(lifetime, str):
-            raise TypeError(f"lifetime must be a str, one of {LIFETIMES}, not "
-                            f"{type(lifetime).__name__} ({lifetime!r})")
-        if lifetime not in LIFETIMES:
-            raise ValueError(f"lifetime must be one of {LIFETIMES}, not {lifetime!r}")
+        lifetime = _lifetime_arg(lifetime)
         if quarantine is not None:
             quarantine = parse_size(quarantine, name="quarantine", allow_zero=True)
         retain = size // 4 if retain is None else parse_size(retain, name="retain",
                                                              allow_zero=True)
-        if decay is not None:
-            if isinstance(decay, bool) or not isinstance(decay, (int, float)):
-                raise TypeError(f"decay must be a number of seconds or None, not "
-                                f"{type(decay).__name__} ({decay!r})")
-            if not 0 <= decay < float("inf"):
-                raise ValueError(f"decay must be >= 0 seconds, not {decay!r}")
-        pm = PhysicalMemory(size, phys_base=ARENA_PHYS_BASE, nodes=nodes, hugepages=hugepages)
+        decay = _decay_arg(decay)
+        pm, mb = _boot(size, nodes, hugepages)
         slices = pm.slices
-        max_numnodes = 64
-        while max_numnodes <= slices[-1].nid:
-            max_numnodes <<= 1
-        mb = Memblock(pm, page_size=pm.page_size, max_numnodes=max_numnodes)
-        for sl in slices:
-            mb.add_node(sl.phys_start, sl.size, sl.nid, MemblockFlags.NONE)
-        mb.allow_resize()
 
         self._pm = pm
         self._mb = mb
@@ -365,22 +367,28 @@ class Arena(Placement, Release, Inspection):
         self._scopevar: contextvars.ContextVar[list[tuple[Unit, int]] | None] = \
             contextvars.ContextVar(f"arena-scope-{id(self):#x}", default=None)
         self._nscopes: int = 0
-        # The size classes (none in debug mode or with slab=False: every request is a record).
-        self._slab: SlabAllocator | None = None
-        self._large: LargeCaches | None = None
-        if slab and not debug:
-            self._slab = SlabAllocator(pm, slices, page_size=pm.page_size, fast_align=align,
-                                       granule=align, buf_delta=self._delta,
-                                       keep_empty=retain // 16)
-            self._large = LargeCaches([sl.nid for sl in slices], pm.page_size, limit=retain,
-                                      decay=decay)
-        # Request size -> cache, for the hot path (empty: every call takes the general path).
-        self._fast: dict[int, Any] = {}
-        if self._slab is not None and not self._autocheck:
-            self._fast = dict(self._slab.fast)
+        self._init_classes(slab and not debug, retain, decay)
         with _ARENAS_LOCK:
             self._serial = next(_serials)
             _ARENAS.add(self)
+
+    def _init_classes(self, on: bool, retain: int, decay: float | None) -> None:
+        """The size classes (none in debug mode or with slab=False: every request is then a
+        reservation of its own) and the hot path's table of request size -> cache (empty:
+        every call takes the general path)."""
+        self._slab: SlabAllocator | None = None
+        self._large: LargeCaches | None = None
+        self._fast: dict[int, Any] = {}
+        if not on:
+            return
+        pm, align = self._pm, self._align
+        self._slab = SlabAllocator(pm, list(self._slices), page_size=pm.page_size,
+                                   fast_align=align, granule=align, buf_delta=self._delta,
+                                   keep_empty=retain // 16)
+        self._large = LargeCaches([sl.nid for sl in self._slices], pm.page_size, limit=retain,
+                                  decay=decay)
+        if not self._autocheck:
+            self._fast = dict(self._slab.fast)
 
     # -- properties --------------------------------------------------------------------------
 

@@ -38,18 +38,23 @@ TestArenaStateful = ArenaMachine.TestCase
 TestArenaStateful.settings = settings(stateful_step_count=STEPS, deadline=None)
 
 
-@pytest.mark.parametrize("debug", [False, True])
-def test_workload_runs_through_handover(debug):
-    w = ArenaWorkload(size=256 << 10, nodes=2, align=64, debug=debug, max_order=4)
-    ops = [("alloc", 100, None, 1, True, True), ("alloc", 5000, 4096, None, False, False),
-           ("alloc", 0, None, None, False, True), ("handover",),
-           ("alloc", 3000, None, 0, False, True)]
+def _apply_then_free_all(w: ArenaWorkload, ops: list[tuple]) -> None:
+    """Apply ``ops``, then free every live allocation, verifying after every step."""
     for op in ops:
         w.apply(op)
         w.verify()
     for key in sorted(w.live):
         w.apply(("free", key))
         w.verify()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_workload_runs_through_handover(debug):
+    w = ArenaWorkload(size=256 << 10, nodes=2, align=64, debug=debug, max_order=4)
+    ops = [("alloc", 100, None, 1, True, True), ("alloc", 5000, 4096, None, False, False),
+           ("alloc", 0, None, None, False, True), ("handover",),
+           ("alloc", 3000, None, 0, False, True)]
+    _apply_then_free_all(w, ops)
     w.apply(("release",))
     w.verify()
     w.close()
@@ -124,12 +129,7 @@ def test_loose_workload_checks_the_caches(lifetime):
     w = ArenaWorkload(size=1 << 20, nodes=2, slab=True, lifetime=lifetime)
     ops = [("alloc", 100, None, None, False, True), ("alloc", 20000, None, 1, True, True),
            ("alloc", 40000, 4096, None, False, False), ("alloc", 5000, None, 0, False, True)]
-    for op in ops:
-        w.apply(op)
-        w.verify()
-    for key in sorted(w.live):
-        w.apply(("free", key))
-        w.verify()
+    _apply_then_free_all(w, ops)
     st = w.arena.stats()
     assert st.retained_bytes > 0 and st.slab_bytes > 0 and st.held_bytes == 0
     w.apply(("release",))
