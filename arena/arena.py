@@ -77,6 +77,7 @@ from arena.debug import (
     RED_ACTIVE,
     REDZONE,
     Record,
+    debug_args,
 )
 from arena.errors import (
     ClosedError,
@@ -86,6 +87,7 @@ from arena.errors import (
 from arena.largecache import LargeCaches
 from arena.memblock import NUMA_NO_NODE, Memblock, MemblockFlags
 from arena.physmem import PAGE_SIZE, PhysicalMemory, parse_size
+from arena.redzone import RecordIndex
 from arena.slab import SlabAllocator, Slot
 from arena.stats import ArenaStats, NodeStats
 from arena.tracking import (
@@ -251,7 +253,7 @@ class Arena(Placement, Release, Inspection):
 
     ``Arena(size, *, nodes=None, budget=None, align=64, debug=None, hugepages=False,
     quarantine=None, slab=True, lifetime="gc", track_callers=False, retain=None,
-    decay=10.0)``
+    decay=10.0, redzone=16, guard="end")``
 
     * ``size`` — bytes (an int or a string such as ``"1 GiB"``), rounded up to whole pages. The
       memory is mapped ``MAP_NORESERVE``: only pages touched cost RAM.
@@ -265,6 +267,11 @@ class Arena(Placement, Release, Inspection):
       (a power of two, 1 .. 1 GiB).
     * ``debug`` — memory-correctness mode (red zones, poisoning, quarantine, allocation stacks,
       leak warnings); ``None`` reads the environment variable ``ARENA_DEBUG`` (``1`` = on).
+      ``"guard"``: debug mode with each allocation against a ``PROT_NONE`` guard page, and
+      freed blocks ``PROT_NONE`` while quarantined (:mod:`arena.guard`): the faulty access
+      itself faults. ``redzone`` — bytes of red zone on each side in debug mode (8 .. a
+      page); ``guard`` — ``"end"`` (overruns fault) or ``"start"`` (underruns fault). Both
+      are checked always and used only in debug mode (see ``docs/debugging.md``).
     * ``hugepages`` — ask for transparent huge pages (``MADV_HUGEPAGE``).
     * ``quarantine`` — bytes of freed blocks held back before reuse in debug mode (default 1/32
       of the capacity).
@@ -293,7 +300,7 @@ class Arena(Placement, Release, Inspection):
         nodes: Any = None,
         budget: int | str | None = None,
         align: int = 64,
-        debug: bool | None = None,
+        debug: bool | str | None = None,
         hugepages: bool = False,
         quarantine: int | str | None = None,
         slab: bool = True,
@@ -301,6 +308,8 @@ class Arena(Placement, Release, Inspection):
         track_callers: bool = False,
         retain: int | str | None = None,
         decay: float | None = DECAY_SECONDS,
+        redzone: int | None = None,
+        guard: str = "end",
     ) -> None:
         size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
         align = _align_arg("align", align)
@@ -308,7 +317,7 @@ class Arena(Placement, Release, Inspection):
             budget = parse_size(budget, name="budget", allow_zero=True)
         if debug is None:
             debug = os.environ.get("ARENA_DEBUG", "").strip().lower() in _DEBUG_TRUE
-        debug = bool_arg("debug", debug)
+        debug, guard_side, redzone = debug_args(debug, redzone, guard, PAGE_SIZE)
         hugepages = bool_arg("hugepages", hugepages)
         slab = bool_arg("slab", slab)
         track_callers = bool_arg("track_callers", track_callers)
@@ -332,6 +341,9 @@ class Arena(Placement, Release, Inspection):
         self._align = align
         self._budget = budget
         self._debug = debug
+        self._guard = guard_side      # "end", "start", or None (no guard pages)
+        self._redzone = redzone
+        self._index = RecordIndex()   # debug records by address (neighbours for blame)
         self._gc = lifetime == "gc"
         self._track = debug or track_callers
         self._quarantine_limit = size // 32 if quarantine is None else quarantine
@@ -437,6 +449,11 @@ class Arena(Placement, Release, Inspection):
     def debug(self) -> bool:
         """True in memory-correctness mode."""
         return self._debug
+
+    @property
+    def guard(self) -> str | None:
+        """Guard mode's side (``"end"`` or ``"start"``), or ``None`` when not in guard mode."""
+        return self._guard
 
     @property
     def lifetime(self) -> str:
@@ -875,6 +892,8 @@ class Arena(Placement, Release, Inspection):
             self._large = None
             self._quarantine.clear()
             self._freed.clear()
+            if self._debug:
+                self._drop_guards()
         if leaks:
             warnings.warn(f"Arena closed with leaks: {leaks}", ResourceWarning, stacklevel=2)
 

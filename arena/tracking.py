@@ -83,7 +83,10 @@ class AllocationInfo:
     ``caller``: ``"file:line in function"`` of the call that allocated it (:data:`UNTRACKED`
     unless callers are tracked); ``stack``: the allocating stack (innermost first, up to
     :data:`STACK_DEPTH` frames in debug mode, one frame with ``track_callers``); ``seq``:
-    allocation number (0, 1, 2, ... in allocation order).
+    allocation number (0, 1, 2, ... in allocation order); ``guard_gap``: in guard mode with
+    ``guard="end"``, the bytes between the end of the allocation and its guard page (the
+    alignment could not put it flush; an access there is found at ``free()``, not at once),
+    else 0.
     """
 
     phys: int
@@ -96,6 +99,7 @@ class AllocationInfo:
     caller: str
     stack: tuple[str, ...]
     seq: int
+    guard_gap: int = 0
 
 
 @dataclass(frozen=True)
