@@ -30,7 +30,7 @@ from arena.debug import (
 from arena.errors import (
     BudgetExceededError,
 )
-from arena.guard import guard_need, guard_place, install_handler, register
+from arena.guard import GUARD_ALIGN, guard_need, guard_place, install_handler, register
 from arena.largecache import Block
 from arena.memblock import NUMA_NO_NODE
 from arena.physmem import MAX_ALIGN
@@ -60,7 +60,10 @@ class Placement:
         nbytes = int_arg("nbytes", nbytes)
         if not 0 <= nbytes < 1 << 62:
             raise ValueError(f"nbytes must be in 0 .. 2**62, not {nbytes}")
-        align = self._align if align is None else _align_arg("align", align)
+        if align is None:   # guard mode: as malloc's, so that most blocks end flush
+            align = self._align if self._guard is None else min(self._align, GUARD_ALIGN)
+        else:
+            align = _align_arg("align", align)
         nid = self._node_arg(node)
         strict = bool_arg("strict_node", strict_node)
         zero = bool_arg("zero", zero)

@@ -8,7 +8,8 @@ write one byte past the end faults; with ``guard="start"`` they start right afte
 (``[guard page][user bytes][red zone]``), so an underrun faults. An aligned request cannot
 always end flush: the start is rounded down to the alignment and the bytes between the end and
 the guard page (fewer than ``align``) are a red zone, checked at ``free()``, like KFENCE's; the
-gap is :attr:`arena.tracking.AllocationInfo.guard_gap`. A freed block is made ``PROT_NONE``
+gap is :attr:`arena.tracking.AllocationInfo.guard_gap`. Requests without ``align=`` are
+aligned to :data:`GUARD_ALIGN` (16) bytes in guard mode, not the arena's ``align``. A freed block is made ``PROT_NONE``
 whole while it is in the quarantine, so a read or a write after free faults too.
 
 The fault note: a ``SIGSEGV`` handler (installed with ``sigaction(SA_SIGINFO)`` through
@@ -34,8 +35,12 @@ from arena.debug import Record
 from arena.tracking import fmt_stack
 from arena.unit import LIVE
 
-__all__ = ["guard_need", "guard_place", "register", "unregister", "set_note_fd",
+__all__ = ["GUARD_ALIGN", "guard_need", "guard_place", "register", "unregister", "set_note_fd",
            "install_handler", "fault_note"]
+
+#: Alignment of a guarded request made without ``align=`` (malloc's on 64-bit Linux), unless
+#: the arena's ``align`` is smaller: a size that is a multiple of it ends flush.
+GUARD_ALIGN = 16
 
 _SA_SIGINFO = 4
 _SA_RESETHAND = 0x80000000 - (1 << 32)   # as a C int

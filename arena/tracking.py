@@ -30,7 +30,8 @@ __all__ = [
 STACK_DEPTH = 8
 #: Frames from files whose path contains one of these are left out of allocation stacks.
 HIDDEN_FRAMES = (f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}", f"{os.sep}pytest{os.sep}",
-                 "<frozen runpy>")
+                 "<frozen runpy>", f"{os.sep}arena{os.sep}pytest_plugin.py",
+                 f"{os.sep}arena{os.sep}_pytest_fork.py")
 #: The ``caller`` of an allocation made while callers were not tracked.
 UNTRACKED = "? (caller not tracked: use Arena(track_callers=True) or debug mode)"
 
