@@ -12,9 +12,11 @@ of debug mode lie side by side in memory (memblock packs them), each laid out as
   when that is broken from its first byte, and so on. Every byte of the run is the writer's;
   none of it is reported against the blocks it ran over. A run into a freed block is the
   writer's overrun too, not a write after free.
-* Damage in a left red zone that no run explains goes to the nearer of the two candidates:
-  the allocation just before it (bytes written past its end, when its block touches this one)
-  or this allocation (bytes written before its start: an underrun).
+* Damage in a left red zone that no run explains is an underrun of its allocation when it
+  reaches the byte just before the data (an index of -1, -2, ... or a loop running backwards
+  writes there first); otherwise it lies apart from the data, and a write a fixed distance
+  past the end of the allocation just before (whose block touches this one) is the likelier
+  cause: it is reported as that allocation's overrun (the report names the other reading).
 * Damage in a freed block that no run explains is a write after free of that block.
 
 The arena keeps the debug records sorted by address in a :class:`RecordIndex`; a free or a
@@ -166,9 +168,10 @@ def _left_report(recs: list[Record], zones: list[_Zones | None], i: int) -> Find
     first, last = int(zone.bad[0]), int(zone.bad[-1])
     prev = recs[i - 1] if i else None
     if prev is not None and prev.hi == rec.lo and prev.state == LIVE and not prev.quarantined \
-            and first - (prev.phys + prev.size) < rec.phys - last:
+            and last < rec.phys - 1:
         text = _overrun(prev, first, int(zone.values[0]), last + 1,
-                        [f"the red zone of {_short(rec)}"], False)
+                        [f"the red zone of {_short(rec)} (or that allocation was written "
+                         f"{rec.phys - first} bytes before its start)"], False)
         return Finding(text, frozenset((id(prev), id(rec))))
     before = rec.phys - first
     text = (f"underrun of {rec.describe()}: {before} byte(s) before its start were written "
