@@ -47,15 +47,15 @@ def debug_args(debug: Any, redzone: Any, guard: Any,
     ``redzone`` (``None`` = :data:`REDZONE`; an int in :data:`REDZONE_MIN` .. ``page_size``
     bytes) and ``guard`` (one of :data:`GUARD_SIDES`). Returns ``(debug on, guard side or
     None, red zone bytes)``. TypeError/ValueError naming the bad value."""
+    if not isinstance(guard, str):
+        raise TypeError(f"guard must be 'end' or 'start', not {type(guard).__name__} "
+                        f"({guard!r})")
+    if guard not in GUARD_SIDES:
+        raise ValueError(f"guard must be 'end' or 'start', not {guard!r}")
     side: str | None = None
     if isinstance(debug, str):
         if debug != "guard":
             raise TypeError(f"debug must be a bool or 'guard', not str ({debug!r})")
-        if not isinstance(guard, str):
-            raise TypeError(f"guard must be 'end' or 'start', not {type(guard).__name__} "
-                            f"({guard!r})")
-        if guard not in GUARD_SIDES:
-            raise ValueError(f"guard must be 'end' or 'start', not {guard!r}")
         side = guard
         on = True
     else:

@@ -217,6 +217,9 @@ def analyse(read: Read, recs: list[Record]) -> list[Finding]:
 def check_records(read: Read, index: RecordIndex, recs: Iterable[Record]) -> list[str]:
     """The reports that concern ``recs``, from a window of :data:`WINDOW` neighbours on each
     side of each of them (neighbouring windows merged). O(window bytes)."""
+    # Every finding that concerns a record breaks one of its own zones: the neighbours are
+    # read only around a record that has damage (a clean free reads its own zones only).
+    recs = [r for r in recs if _damaged(read, r)]
     wanted = {id(r) for r in recs}
     if not wanted:
         return []
@@ -231,6 +234,11 @@ def check_records(read: Read, index: RecordIndex, recs: Iterable[Record]) -> lis
     for lo, hi in merged:
         out += [f.text for f in analyse(read, index.slice(lo, hi)) if f.records & wanted]
     return out
+
+
+def _damaged(read: Read, rec: Record) -> bool:
+    z = _zones(read, rec)
+    return z is not None and bool(z.left.bad.size or z.right.bad.size)
 
 
 def restore(fill: Callable[[int, int, int], None], rec: Record) -> None:
