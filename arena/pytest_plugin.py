@@ -91,6 +91,8 @@ def marker_options(item: pytest.Item) -> tuple[dict[str, Any], dict[str, Any]]:
         kwargs["debug"] = "guard"
         if isinstance(guard, str):
             kwargs["guard"] = guard
+    elif kwargs["debug"] == "guard":   # asked for through Arena's own keyword: forked too
+        options["guard"] = kwargs.get("guard", True)
     return kwargs, options
 
 
@@ -186,7 +188,10 @@ def pytest_runtest_makereport(item: pytest.Item,
     if a is None or a.closed or not rep.failed:
         return
     item.stash[_CHECKED_KEY] = True
-    text = _format(list(_findings(a, leaks=_leak_mode(item) != "off")))
+    try:
+        text = _format(list(_findings(a, leaks=_leak_mode(item) != "off")))
+    except Exception as exc:   # a broken invariant: say so, keep the test's own failure
+        text = f"arena: the check after the failed test raised {exc!r}"
     if text:
         rep.sections.append(("Captured arena call", text))
 

@@ -247,3 +247,29 @@ def test_plugin_guard_fault_fails_only_that_test(pytester: pytest.Pytester) -> N
     assert "its own assertion" in out
     assert "PASSED test_guarded.py::test_clean_in_child" in out
     assert "PASSED test_guarded.py::test_after_the_faults" in out
+
+
+# -- the fault note's table ------------------------------------------------------------------------
+
+def test_fault_note_names_live_and_freed_blocks():
+    from arena.guard import fault_note
+    a = Arena(1 << 22, debug="guard", lifetime="manual", quarantine=8192)
+    v = a.alloc(32)
+    info = a.info(v)
+    end = info.address + 32                      # the first byte of the guard page
+    note = fault_note(end)
+    assert note is not None and note.startswith(
+        f"arena: invalid access at phys {info.phys + 32:#x}: 0 byte(s) past the end of the "
+        f"32-byte allocation at phys {info.phys:#x}")
+    assert "in test_fault_note_names_live_and_freed_blocks" in note
+    a.free(v)
+    note = fault_note(info.address + 4)
+    assert note is not None and "use after free, offset 4 of the freed 32-byte" in note
+    assert note.count("in test_fault_note_names_live_and_freed_blocks") == 3   # both stacks
+    w = a.alloc(32)                               # pushes v out of the quarantine
+    a.free(w)
+    assert fault_note(info.address + 4) is None   # gone back: nothing to name
+    assert fault_note(0) is None
+    del v, w
+    a.close()
+    assert fault_note(end) is None                # close() forgets its blocks

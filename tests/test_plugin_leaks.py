@@ -111,3 +111,23 @@ def test_leaks_option_checked(pytester: pytest.Pytester) -> None:
 
 def test_marker_options_in_one_table() -> None:
     assert MARKER_OPTIONS == {"check_leaks": True, "guard": False}
+
+
+class _Item:
+    def __init__(self, **kwargs):
+        self.marker = pytest.mark.arena(**kwargs).mark
+
+    def get_closest_marker(self, name):
+        return self.marker
+
+
+def test_marker_guard_through_either_keyword() -> None:
+    from arena.pytest_plugin import marker_options
+    kwargs, options = marker_options(_Item(guard="start", size=1 << 20))  # type: ignore[arg-type]
+    assert kwargs == {"size": 1 << 20, "debug": "guard", "guard": "start"}
+    assert options == {"check_leaks": True, "guard": "start"}
+    kwargs, options = marker_options(_Item(debug="guard"))  # type: ignore[arg-type]
+    assert kwargs["debug"] == "guard" and options["guard"] is True   # forked as well
+    kwargs, options = marker_options(_Item(check_leaks=False, redzone=64))  # type: ignore[arg-type]
+    assert kwargs == {"size": 64 << 20, "debug": True, "redzone": 64}
+    assert options == {"check_leaks": False, "guard": False}
