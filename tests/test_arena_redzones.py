@@ -233,3 +233,18 @@ def test_clean_neighbours_stay_quiet(make):
     assert a.check() == []
     for v in views[1::2]:
         a.free(v)
+
+
+def test_overrun_through_two_neighbours_is_one_report(make):
+    a = make()
+    far = make_victim(a, 64)
+    victim = make_victim(a, 64)
+    writer = make_writer(a, 64)
+    assert a.info(writer).phys + 192 == a.info(victim).phys == a.info(far).phys - 192
+    overrun(writer, 0, 400)                      # to 16 bytes into far's end red zone
+    report = one_report(a)
+    assert report.startswith(f"overrun of the 64-byte allocation at phys "
+                             f"{a.info(writer).phys:#x}")
+    assert "400 byte(s) past its end" in report
+    assert report.count("through its data (overwritten) into its end red zone") == 2
+    assert f"phys {a.info(victim).phys:#x}" in report and f"phys {a.info(far).phys:#x}" in report
