@@ -155,13 +155,14 @@ def _overrun(rec: Record, first: int, value: int, end: int, into: list[str],
             f"its end were written (first found: {value:#04x} at +{first - data_end}, red zone "
             f"{RED_ACTIVE:#04x})")
     if into:
-        text += f"; it overran its end by {n} bytes into " + "; then ".join(into)
+        text += (f"; it overran its end by {'at least ' if at_least else ''}{n} bytes into "
+                 + "; then ".join(into))
     return text + "\n  allocated at:" + fmt_stack(rec.stack)
 
 
 def _left_report(recs: list[Record], zones: list[_Zones | None], i: int) -> Finding | None:
-    """Damage left in the left red zone of live ``recs[i]``: an underrun, or the overrun of the
-    block before it when its data end is nearer."""
+    """Damage left in the left red zone of live ``recs[i]``: an underrun when it reaches the
+    byte before the data, else the overrun of the block just before (if its block touches)."""
     rec, zone = recs[i], zones[i].left  # type: ignore[union-attr]
     if not zone.bad.size:
         return None

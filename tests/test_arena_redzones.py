@@ -248,3 +248,15 @@ def test_overrun_through_two_neighbours_is_one_report(make):
     assert "400 byte(s) past its end" in report
     assert report.count("through its data (overwritten) into its end red zone") == 2
     assert f"phys {a.info(victim).phys:#x}" in report and f"phys {a.info(far).phys:#x}" in report
+
+
+def test_overrun_ending_in_the_neighbours_data_says_at_least(make):
+    a = make()
+    writer, victim = neighbours(a)
+    overrun(writer, 0, 138)                      # its red zone, the victim's, 10 data bytes
+    report = one_report(a)
+    assert report.startswith(f"overrun of the 64-byte allocation at phys "
+                             f"{a.info(writer).phys:#x}")
+    assert "at least 128 byte(s) past its end" in report
+    assert "at least up to its data, which it may have overwritten" in report
+    assert victim[:10].tolist() == [0x41] * 10 and not victim[10:].any()
