@@ -1,0 +1,352 @@
+"""numpy's own data allocations served by an arena: :meth:`arena.Arena.numpy_allocator`.
+
+Kernel counterpart: none. numpy (1.22 and later) lets a program replace the allocator of array
+data: a *memory handler* is a ``PyCapsule`` named ``"mem_handler"`` holding a
+``PyDataMem_Handler`` struct (a name of 127 bytes, a version byte (1) and four C functions
+``malloc(ctx, size)``, ``calloc(ctx, nelem, elsize)``, ``realloc(ctx, ptr, new_size)``,
+``free(ctx, ptr, size)``). ``PyDataMem_SetHandler`` makes a handler the current one of the
+running context (numpy keeps it in a ``contextvars`` variable, so each thread and each asyncio
+task has its own), and every array numpy makes from then on takes its data from it and keeps
+a reference to it, so that the array's data goes back to the same handler whenever the array
+dies — also long after the handler stopped being the current one.
+
+This module writes such a handler with :mod:`ctypes` (callbacks made by ``ctypes.CFUNCTYPE``
+take the GIL themselves, so numpy may call them from any thread, with or without it):
+
+* ``malloc``/``calloc`` make an :meth:`arena.Arena.alloc` allocation (so the budget, the
+  statistics, the size classes and debug mode's red zones and poison apply) and return the
+  address of its first byte; the arena's array is kept in a table ``address -> allocation``
+  until numpy frees the address. The allocation records the line of Python that made numpy
+  allocate (debug mode, ``track_callers``), counts in ``stats()`` and in leak reports, and is
+  *pinned*: whatever the arena's lifetime, only numpy's ``free`` gives it back (``reset()``
+  and a scope's end leave it alone; the garbage-collected lifetime never collects it while
+  numpy holds it).
+* ``realloc`` makes a new allocation, copies ``min(old, new)`` bytes and frees the old one.
+* ``free`` frees the allocation (``free(NULL)`` does nothing). A red zone found broken there
+  cannot be raised through numpy: the report is kept and returned (or raised) by the arena's
+  next :meth:`arena.Arena.check`, and the red zones are restored so the memory can go back.
+* A refused allocation (budget, out of memory, arena closed) returns ``NULL``, so numpy
+  raises ``MemoryError``. No Python exception ever leaves a callback.
+* An allocation numpy makes while the same thread is inside the arena's own code (say, a
+  check of the arena, or a finalizer the garbage collector runs there) cannot enter the
+  arena again mid-operation: it is served by the C library's ``malloc`` instead (and freed
+  with ``free``).
+
+Each allocation holds a strong reference to its arena, so an arena stays alive while numpy
+holds any of its memory, and :meth:`arena.Arena.close` is refused then
+(:class:`arena.errors.LiveViewsError`). Each arena that used the hook keeps a handler struct
+and capsule (a few hundred bytes) for the life of the process: numpy may still call them
+through a context copied while the block was active.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from arena.errors import ArenaError, ClosedError, CorruptionError
+
+if TYPE_CHECKING:
+    from arena.arena import Arena
+    from arena.unit import Unit
+
+__all__ = ["HANDLER_NAME", "NumpyAllocator", "numpy_allocator", "numpy_held"]
+
+#: The name numpy reports for the handler (``numpy.core.multiarray.get_handler_name()``).
+HANDLER_NAME = "memblock-arena"
+
+#: Slots of ``PyDataMem_SetHandler`` and ``PyDataMem_GetHandler`` in numpy's C-API table
+#: (the same in numpy 1.22 .. 2.x).
+_SET_HANDLER_SLOT = 304
+_GET_HANDLER_SLOT = 305
+#: Requests above this many bytes are refused (``NULL``) before they reach the arena.
+_MAX_REQUEST = 1 << 62
+#: numpy's data needs malloc's alignment (``long double``, ``complex128``).
+_MIN_ALIGN = 16
+
+_MALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+_CALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
+_REALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+_FREE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class _Allocator(ctypes.Structure):
+    """numpy's ``PyDataMemAllocator``."""
+
+    _fields_ = [("ctx", ctypes.c_void_p), ("malloc", _MALLOC), ("calloc", _CALLOC),
+                ("realloc", _REALLOC), ("free", _FREE)]
+
+
+class _Handler(ctypes.Structure):
+    """numpy's ``PyDataMem_Handler`` (version 1)."""
+
+    _fields_ = [("name", ctypes.c_char * 127), ("version", ctypes.c_uint8),
+                ("allocator", _Allocator)]
+
+
+# -- numpy's C API, found once ---------------------------------------------------------------
+
+class _Api:
+    """``PyDataMem_SetHandler``/``GetHandler`` from numpy's C-API table, and the C library's
+    allocator (for allocations that cannot enter the arena)."""
+
+    def __init__(self) -> None:
+        try:
+            from numpy._core import _multiarray_umath as umath
+        except ImportError:   # numpy 1.x
+            from numpy.core import _multiarray_umath as umath  # type: ignore[no-redef]
+        capsule = umath._ARRAY_API
+        api = ctypes.pythonapi
+        api.PyCapsule_GetName.restype = ctypes.c_char_p
+        api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+        api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+        api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+        table = api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
+        if not table:
+            raise ArenaError("numpy's C-API table could not be read")
+        slots = (ctypes.c_void_p * (_GET_HANDLER_SLOT + 1)).from_address(table)
+        proto = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object)
+        self.set_handler = proto(slots[_SET_HANDLER_SLOT])
+        self.get_handler = ctypes.PYFUNCTYPE(ctypes.py_object)(slots[_GET_HANDLER_SLOT])
+        self.capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p,
+                                             ctypes.c_void_p)(("PyCapsule_New", api))
+        try:
+            from numpy._core.multiarray import get_handler_name
+        except ImportError:   # numpy 1.x
+            from numpy.core.multiarray import get_handler_name  # type: ignore[no-redef]
+        self.handler_name = get_handler_name
+        libc = ctypes.CDLL(None)
+        self.c_malloc = libc.malloc
+        self.c_malloc.restype = ctypes.c_void_p
+        self.c_malloc.argtypes = [ctypes.c_size_t]
+        self.c_calloc = libc.calloc
+        self.c_calloc.restype = ctypes.c_void_p
+        self.c_calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+        self.c_realloc = libc.realloc
+        self.c_realloc.restype = ctypes.c_void_p
+        self.c_realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self.c_free = libc.free
+        self.c_free.restype = None
+        self.c_free.argtypes = [ctypes.c_void_p]
+
+
+_API: _Api | None = None
+_CAPSULE_NAME = ctypes.create_string_buffer(b"mem_handler")   # numpy compares it by strcmp
+
+
+def _api() -> _Api:
+    global _API
+    if _API is None:
+        if tuple(int(x) for x in np.__version__.split(".")[:2]) < (1, 22):
+            raise ArenaError(f"numpy_allocator() needs numpy >= 1.22 (memory handlers); this "
+                             f"is numpy {np.__version__}")
+        _API = _Api()
+    return _API
+
+
+# -- the hook of one arena -------------------------------------------------------------------
+
+class _Hook:
+    """The handler of one arena: its struct and capsule, and the allocations numpy holds.
+
+    ``live`` maps each address handed to numpy to ``(array, unit, arena)``: the arena's
+    array keeps the unit viewed, the arena reference keeps the arena alive. ``foreign`` holds
+    the addresses served by the C library (re-entrant calls)."""
+
+    def __init__(self, a: Arena, key: int) -> None:
+        self.ref: weakref.ref[Arena] = weakref.ref(a)
+        self.live: dict[int, tuple[np.ndarray, Unit, Arena]] = {}
+        self.foreign: set[int] = set()
+        self.handler = _Handler()
+        self.handler.name = HANDLER_NAME.encode()
+        self.handler.version = 1
+        self.handler.allocator = _Allocator(key, _malloc_cb, _calloc_cb, _realloc_cb, _free_cb)
+        self.capsule = _api().capsule_new(ctypes.addressof(self.handler),
+                                          ctypes.addressof(_CAPSULE_NAME), None)
+
+    def alloc(self, size: int, zero: bool, frame: Any) -> int | None:
+        """Address of a new allocation of ``size`` bytes for numpy, or ``None``."""
+        a = self.ref()
+        if a is None or a._closed or size >= _MAX_REQUEST:
+            return None
+        lock = a._lock
+        if lock._is_owned():   # type: ignore[attr-defined]
+            # Called from inside the arena's own code (a check, a finalizer run there): the
+            # arena is mid-operation, so the C library serves it.
+            api = _api()
+            addr = api.c_calloc(1, size or 1) if zero else api.c_malloc(size or 1)
+            if addr:
+                self.foreign.add(addr)
+            return addr or None
+        with lock:
+            if a._align >= _MIN_ALIGN:
+                arr = a.alloc(size, zero=zero)
+            else:
+                arr = a.alloc(size, zero=zero, align=_MIN_ALIGN)
+            unit = a._anchors.get(id(arr.base))
+            if unit is None or unit.view is not arr:
+                unit = a._unit_of(arr)
+            if unit is None:   # cannot happen: every array alloc() returns views a unit
+                a.free(arr)
+                return None
+            addr = unit.phys + a._virt_delta
+            a._pinned.add(unit)
+            self.live[addr] = (arr, unit, a)
+            if a._track and frame is not None:
+                a._remember_caller(unit, frame)
+        return addr
+
+    def free(self, addr: int) -> None:
+        """Give numpy's allocation at ``addr`` back."""
+        entry = self.live.pop(addr, None)
+        if entry is None:
+            if addr in self.foreign:
+                self.foreign.discard(addr)
+                _api().c_free(addr)
+            return
+        arr, unit, a = entry
+        with a._lock:
+            a._pinned.discard(unit)
+            if a._closed:
+                return
+            try:
+                a.free(arr)
+            except CorruptionError:
+                _keep_reports(a)
+                a.free(arr)
+
+    def realloc(self, addr: int, size: int, frame: Any) -> int | None:
+        """numpy's ``realloc``: a new allocation with the old contents; the old one freed."""
+        entry = self.live.get(addr)
+        if entry is None:
+            if addr not in self.foreign:
+                return None
+            new = _api().c_realloc(addr, size or 1)
+            if new:
+                self.foreign.discard(addr)
+                self.foreign.add(new)
+            return new or None
+        new = self.alloc(size, False, frame)
+        if new is None:
+            return None   # the old allocation stays valid, as C's realloc leaves it
+        ctypes.memmove(new, addr, min(entry[1].size, size))
+        self.free(addr)
+        return new
+
+
+def _keep_reports(a: Arena) -> None:
+    """The red zones of an allocation numpy frees are broken: keep the reports for the
+    arena's next :meth:`arena.Arena.check` and restore the patterns, so the free can go on."""
+    before = len(a._pending)
+    reports = a.check(repair=True)   # returns the pending ones first, and clears them
+    a._pending.extend(reports[:before])
+    a._pending.extend(r + "\n  (found when numpy freed the array's memory)"
+                      for r in reports[before:])
+
+
+_HOOKS: dict[int, _Hook] = {}   # ctx -> hook, for the life of the process
+
+
+def _hook(ctx: int | None) -> _Hook:
+    return _HOOKS[(ctx or 0) - 1]
+
+
+def _malloc(ctx: int | None, size: int) -> int | None:
+    try:
+        return _hook(ctx).alloc(size, False, sys._getframe(1))
+    except BaseException:   # numpy raises MemoryError for NULL; nothing may escape
+        return None
+
+
+def _calloc(ctx: int | None, nelem: int, elsize: int) -> int | None:
+    try:
+        return _hook(ctx).alloc(nelem * elsize, True, sys._getframe(1))
+    except BaseException:
+        return None
+
+
+def _realloc(ctx: int | None, ptr: int | None, size: int) -> int | None:
+    try:
+        if not ptr:
+            return _hook(ctx).alloc(size, False, sys._getframe(1))
+        return _hook(ctx).realloc(ptr, size, sys._getframe(1))
+    except BaseException:
+        return None
+
+
+def _free(ctx: int | None, ptr: int | None, size: int) -> None:
+    if not ptr:
+        return
+    try:
+        _hook(ctx).free(ptr)
+    except BaseException:   # a free that fails leaves the memory allocated: never a crash
+        pass
+
+
+# The callbacks live as long as the process: numpy may call them as long as arrays exist.
+_malloc_cb = _MALLOC(_malloc)
+_calloc_cb = _CALLOC(_calloc)
+_realloc_cb = _REALLOC(_realloc)
+_free_cb = _FREE(_free)
+
+
+def _hook_of(a: Arena) -> _Hook:
+    """The hook of an arena, made on first use (ctx = its key + 1: never ``NULL``)."""
+    key = a._serial
+    hook = _HOOKS.get(key)
+    if hook is None:
+        hook = _HOOKS[key] = _Hook(a, key + 1)
+    return hook
+
+
+# -- the public face -------------------------------------------------------------------------
+
+class NumpyAllocator:
+    """What :meth:`arena.Arena.numpy_allocator` returns: a context manager that makes the
+    arena the allocator of every numpy array data allocation its context (thread, asyncio
+    task) makes inside the block, and puts the previous handler back on exit. Blocks nest
+    (the innermost arena wins). Entering yields the arena."""
+
+    __slots__ = ("arena", "old")
+
+    def __init__(self, a: Arena) -> None:
+        self.arena = a
+        self.old: Any = None
+
+    def __enter__(self) -> Arena:
+        a = self.arena
+        with a._lock:
+            a._open()
+            hook = _hook_of(a)
+        api = _api()
+        old = api.set_handler(hook.capsule)
+        if api.handler_name() != HANDLER_NAME:
+            api.set_handler(old)
+            raise ArenaError("numpy did not take the arena's memory handler "
+                             "(PyDataMem_SetHandler had no effect); nothing changed")
+        self.old = old
+        return a
+
+    def __exit__(self, *exc: object) -> None:
+        old, self.old = self.old, None
+        if old is not None:
+            _api().set_handler(old)
+
+
+def numpy_allocator(a: Arena) -> NumpyAllocator:
+    """``a.numpy_allocator()`` (see :meth:`arena.Arena.numpy_allocator`)."""
+    return a.numpy_allocator()
+
+
+def numpy_held(a: Arena) -> tuple[int, int]:
+    """``(allocations, bytes)`` that numpy holds in arena ``a`` (made inside
+    :meth:`arena.Arena.numpy_allocator` blocks and not freed yet; bytes as requested). O(n)."""
+    hook = _HOOKS.get(a._serial)
+    if hook is None:
+        return 0, 0
+    entries = [e for e in list(hook.live.values()) if e[2] is a]
+    return len(entries), sum(e[1].size for e in entries)
