@@ -42,13 +42,15 @@ through a context copied while the block was active.
 from __future__ import annotations
 
 import ctypes
+import importlib
+import os
 import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from arena.errors import ArenaError, ClosedError, CorruptionError
+from arena.errors import ArenaError, CorruptionError
 
 if TYPE_CHECKING:
     from arena.arena import Arena
@@ -96,9 +98,9 @@ class _Api:
 
     def __init__(self) -> None:
         try:
-            from numpy._core import _multiarray_umath as umath
+            umath = importlib.import_module("numpy._core._multiarray_umath")
         except ImportError:   # numpy 1.x
-            from numpy.core import _multiarray_umath as umath  # type: ignore[no-redef]
+            umath = importlib.import_module("numpy.core._multiarray_umath")
         capsule = umath._ARRAY_API
         api = ctypes.pythonapi
         api.PyCapsule_GetName.restype = ctypes.c_char_p
@@ -109,9 +111,12 @@ class _Api:
         if not table:
             raise ArenaError("numpy's C-API table could not be read")
         slots = (ctypes.c_void_p * (_GET_HANDLER_SLOT + 1)).from_address(table)
+        set_at, get_at = slots[_SET_HANDLER_SLOT], slots[_GET_HANDLER_SLOT]
+        if not set_at or not get_at:
+            raise ArenaError("numpy's C-API table has no PyDataMem_SetHandler/GetHandler")
         proto = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object)
-        self.set_handler = proto(slots[_SET_HANDLER_SLOT])
-        self.get_handler = ctypes.PYFUNCTYPE(ctypes.py_object)(slots[_GET_HANDLER_SLOT])
+        self.set_handler = proto(set_at)
+        self.get_handler = ctypes.PYFUNCTYPE(ctypes.py_object)(get_at)
         self.capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p,
                                              ctypes.c_void_p)(("PyCapsule_New", api))
         try:
@@ -197,7 +202,7 @@ class _Hook:
             a._pinned.add(unit)
             self.live[addr] = (arr, unit, a)
             if a._track and frame is not None:
-                a._remember_caller(unit, frame)
+                a._remember_caller(unit, _user_frame(frame))
         return addr
 
     def free(self, addr: int) -> None:
@@ -236,6 +241,19 @@ class _Hook:
         ctypes.memmove(new, addr, min(entry[1].size, size))
         self.free(addr)
         return new
+
+
+#: Frames of numpy's own Python code (``np.ones``, ``np.linspace``, ...) are not the place
+#: that made numpy allocate: the first frame outside numpy's directory is.
+_NUMPY_DIR = os.path.dirname(np.__file__) + os.sep
+
+
+def _user_frame(frame: Any) -> Any:
+    """The innermost frame at or above ``frame`` that is not numpy's own code."""
+    f = frame
+    while f is not None and f.f_code.co_filename.startswith(_NUMPY_DIR):
+        f = f.f_back
+    return frame if f is None else f
 
 
 def _keep_reports(a: Arena) -> None:
@@ -348,5 +366,5 @@ def numpy_held(a: Arena) -> tuple[int, int]:
     hook = _HOOKS.get(a._serial)
     if hook is None:
         return 0, 0
-    entries = [e for e in list(hook.live.values()) if e[2] is a]
+    entries = list(hook.live.values())
     return len(entries), sum(e[1].size for e in entries)
