@@ -206,7 +206,8 @@ class _Hook:
         return addr
 
     def free(self, addr: int) -> None:
-        """Give numpy's allocation at ``addr`` back."""
+        """Give numpy's allocation at ``addr`` back (reusable at once: numpy frees an address
+        only once no array uses it)."""
         entry = self.live.pop(addr, None)
         if entry is None:
             if addr in self.foreign:
@@ -214,15 +215,25 @@ class _Hook:
                 _api().c_free(addr)
             return
         arr, unit, a = entry
+        del entry
         with a._lock:
             a._pinned.discard(unit)
             if a._closed:
                 return
-            try:
-                a.free(arr)
-            except CorruptionError:
-                _keep_reports(a)
-                a.free(arr)
+            if a._debug or unit.view is not arr:
+                # Debug mode: the free path records the freeing stack, poisons and quarantines.
+                try:
+                    a.free(arr)
+                except CorruptionError:
+                    _keep_reports(a)
+                    a.free(arr)
+                return
+            del arr   # the arena's own array is the last reference: the unit goes back now
+            a._free_units([unit], None)
+            if a._gc and len(a._young) > a._gc_units:
+                # The unit stays on the garbage-collected lifetime's list of units handed out
+                # (and is put there again at each reuse) until a collection drops the free ones.
+                a._collect_full()
 
     def realloc(self, addr: int, size: int, frame: Any) -> int | None:
         """numpy's ``realloc``: a new allocation with the old contents; the old one freed."""
@@ -266,7 +277,8 @@ def _keep_reports(a: Arena) -> None:
                       for r in reports[before:])
 
 
-_HOOKS: dict[int, _Hook] = {}   # ctx -> hook, for the life of the process
+_HOOKS: dict[int, _Hook] = {}   # ctx - 1 -> hook, for the life of the process
+_getframe = sys._getframe
 
 
 def _hook(ctx: int | None) -> _Hook:
@@ -275,14 +287,14 @@ def _hook(ctx: int | None) -> _Hook:
 
 def _malloc(ctx: int | None, size: int) -> int | None:
     try:
-        return _hook(ctx).alloc(size, False, sys._getframe(1))
+        return _HOOKS[ctx - 1].alloc(size, False, _getframe(1))  # type: ignore[operator]
     except BaseException:   # numpy raises MemoryError for NULL; nothing may escape
         return None
 
 
 def _calloc(ctx: int | None, nelem: int, elsize: int) -> int | None:
     try:
-        return _hook(ctx).alloc(nelem * elsize, True, sys._getframe(1))
+        return _hook(ctx).alloc(nelem * elsize, True, _getframe(1))
     except BaseException:
         return None
 
@@ -290,8 +302,8 @@ def _calloc(ctx: int | None, nelem: int, elsize: int) -> int | None:
 def _realloc(ctx: int | None, ptr: int | None, size: int) -> int | None:
     try:
         if not ptr:
-            return _hook(ctx).alloc(size, False, sys._getframe(1))
-        return _hook(ctx).realloc(ptr, size, sys._getframe(1))
+            return _hook(ctx).alloc(size, False, _getframe(1))
+        return _hook(ctx).realloc(ptr, size, _getframe(1))
     except BaseException:
         return None
 
@@ -300,7 +312,7 @@ def _free(ctx: int | None, ptr: int | None, size: int) -> None:
     if not ptr:
         return
     try:
-        _hook(ctx).free(ptr)
+        _HOOKS[ctx - 1].free(ptr)  # type: ignore[operator]
     except BaseException:   # a free that fails leaves the memory allocated: never a crash
         pass
 

@@ -522,3 +522,14 @@ def test_plugin_numpy_marker(pytester: pytest.Pytester) -> None:
     assert "leak: 1 allocation(s) still live (80 bytes)" in out
     assert "test_np_cases.py:24 in test_numpy_leak" in out
     assert get_handler_name() != HANDLER_NAME   # the block was left
+
+
+def test_many_numpy_allocations_keep_the_arena_bookkeeping_bounded(a):
+    """Units numpy frees go back at once; the garbage-collected lifetime's list of units handed
+    out must not grow with every reuse of them."""
+    x = np.ones(100)
+    with a.numpy_allocator():
+        for _ in range(20_000):
+            x + 1
+    assert len(a._young) <= 2 * 4096
+    assert a.stats().live_allocations == 0
