@@ -220,8 +220,9 @@ class _Hook:
             a._pinned.discard(unit)
             if a._closed:
                 return
-            if a._debug or unit.view is not arr:
-                # Debug mode: the free path records the freeing stack, poisons and quarantines.
+            if a._debug or not a._gc or unit.view is not arr:
+                # The manual lifetime's free is its fast path; in debug mode it records the
+                # freeing stack, poisons and quarantines.
                 try:
                     a.free(arr)
                 except CorruptionError:

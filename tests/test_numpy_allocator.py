@@ -533,3 +533,44 @@ def test_many_numpy_allocations_keep_the_arena_bookkeeping_bounded(a):
             x + 1
     assert len(a._young) <= 2 * 4096
     assert a.stats().live_allocations == 0
+
+
+def test_allocations_from_inside_the_arena_are_served_by_malloc(a):
+    """numpy allocating while this thread is inside the arena's own code (its lock held) must
+    not enter the arena mid-operation: the C library serves it, and frees and reallocs it."""
+    with a.numpy_allocator():
+        with a._lock:
+            x = np.ones(1000)
+            x.resize(4000, refcheck=False)
+            assert get_handler_name(x) == HANDLER_NAME
+        assert a.stats().live_allocations == 0
+        assert numpy_held(a) == (0, 0)
+        assert (x[:1000] == 1).all() and not x[1000:].any()
+        hook = numpy_hook._HOOKS[a._serial]
+        assert len(hook.foreign) == 1
+        del x
+        assert not hook.foreign
+    a.check()
+
+
+def test_asyncio_tasks_have_their_own_handler(a):
+    import asyncio
+
+    async def inside() -> str:
+        with a.numpy_allocator():
+            await asyncio.sleep(0)
+            v = np.ones(100)
+            await asyncio.sleep(0)
+            return get_handler_name(v)
+
+    async def outside() -> str:
+        await asyncio.sleep(0)
+        v = np.ones(100)
+        await asyncio.sleep(0)
+        return get_handler_name(v)
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(inside(), outside(), inside()))
+
+    assert asyncio.run(main()) == [HANDLER_NAME, "default_allocator", HANDLER_NAME]
+    assert a.stats().live_allocations == 0
