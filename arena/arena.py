@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import bisect
 import contextvars
+import gc
 import itertools
 import os
 import threading
@@ -851,6 +852,8 @@ class Arena(Placement, Release, Inspection):
         with self._lock:
             if self._closed:
                 return
+            if self._pinned and not defer:
+                gc.collect()   # arrays numpy made may be kept only by reference cycles
             if self._pinned and not defer:
                 raise LiveViewsError(
                     f"close(): numpy still holds {len(self._pinned)} allocation(s) of this "

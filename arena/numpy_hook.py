@@ -124,7 +124,14 @@ class _Api:
         except ImportError:   # numpy 1.x
             from numpy.core.multiarray import get_handler_name  # type: ignore[no-redef]
         self.handler_name = get_handler_name
-        libc = ctypes.CDLL(None)
+        try:
+            libc = ctypes.CDLL(None)
+        except OSError:   # no C library to load by name: re-entrant allocations fail (NULL)
+            libc = None
+        if libc is None or not hasattr(libc, "malloc"):
+            self.c_malloc = self.c_calloc = self.c_realloc = _no_memory
+            self.c_free = _no_free
+            return
         self.c_malloc = libc.malloc
         self.c_malloc.restype = ctypes.c_void_p
         self.c_malloc.argtypes = [ctypes.c_size_t]
@@ -137,6 +144,15 @@ class _Api:
         self.c_free = libc.free
         self.c_free.restype = None
         self.c_free.argtypes = [ctypes.c_void_p]
+
+
+def _no_memory(*args: Any) -> None:
+    """The C library's allocator where none could be loaded: every request fails."""
+    return None
+
+
+def _no_free(addr: Any) -> None:
+    """The C library's ``free`` where none could be loaded (nothing was ever allocated)."""
 
 
 _API: _Api | None = None
@@ -192,17 +208,20 @@ class _Hook:
                 arr = a.alloc(size, zero=zero)
             else:
                 arr = a.alloc(size, zero=zero, align=_MIN_ALIGN)
-            unit = a._anchors.get(id(arr.base))
-            if unit is None or unit.view is not arr:
-                unit = a._unit_of(arr)
-            if unit is None:   # cannot happen: every array alloc() returns views a unit
-                a.free(arr)
-                return None
-            addr = unit.phys + a._virt_delta
+            try:
+                unit = a._anchors.get(id(arr.base))
+                if unit is None or unit.view is not arr:
+                    unit = a._unit_of(arr)
+                if unit is None:   # cannot happen: every array alloc() returns views a unit
+                    raise ArenaError("the arena's new array has no unit")
+                addr = unit.phys + a._virt_delta
+                if a._track and frame is not None:
+                    a._remember_caller(unit, _user_frame(frame))
+            except BaseException:
+                a.free(arr)   # nothing handed to numpy: the allocation goes back
+                raise
             a._pinned.add(unit)
             self.live[addr] = (arr, unit, a)
-            if a._track and frame is not None:
-                a._remember_caller(unit, _user_frame(frame))
         return addr
 
     def free(self, addr: int) -> None:
@@ -346,7 +365,7 @@ class NumpyAllocator:
 
     def __init__(self, a: Arena) -> None:
         self.arena = a
-        self.old: Any = None
+        self.old: list[Any] = []   # the handlers to put back, innermost last
 
     def __enter__(self) -> Arena:
         a = self.arena
@@ -355,17 +374,16 @@ class NumpyAllocator:
             hook = _hook_of(a)
         api = _api()
         old = api.set_handler(hook.capsule)
-        if api.handler_name() != HANDLER_NAME:
+        if api.get_handler() is not hook.capsule or api.handler_name() != HANDLER_NAME:
             api.set_handler(old)
             raise ArenaError("numpy did not take the arena's memory handler "
                              "(PyDataMem_SetHandler had no effect); nothing changed")
-        self.old = old
+        self.old.append(old)
         return a
 
     def __exit__(self, *exc: object) -> None:
-        old, self.old = self.old, None
-        if old is not None:
-            _api().set_handler(old)
+        if self.old:
+            _api().set_handler(self.old.pop())
 
 
 def numpy_allocator(a: Arena) -> NumpyAllocator:

@@ -574,3 +574,50 @@ def test_asyncio_tasks_have_their_own_handler(a):
 
     assert asyncio.run(main()) == [HANDLER_NAME, "default_allocator", HANDLER_NAME]
     assert a.stats().live_allocations == 0
+
+
+def test_close_collects_cycles_that_hold_numpy_memory():
+    arena = Arena(16 * MiB)
+    with arena.numpy_allocator():
+        _Cycle(np.ones(1000))    # garbage, kept only by its own cycle
+    assert numpy_held(arena)[0] == 1
+    arena.close()                # the cycle is collected first: nothing to refuse
+    assert arena.closed
+
+
+def test_one_block_object_entered_twice_restores_each_handler(a):
+    b = Arena(16 * MiB)
+    block = a.numpy_allocator()
+    with block:
+        with b.numpy_allocator():
+            with block:
+                x = np.ones(10)
+            y = np.ones(10)
+        z = np.ones(10)
+    assert get_handler_name() == "default_allocator"
+    assert a.stats().live_allocations == 2 and b.stats().live_allocations == 1
+    del x, y, z
+    b.close()
+
+
+def test_a_handler_numpy_does_not_take_is_refused_and_undone(a, monkeypatch):
+    api = numpy_hook._api()
+    monkeypatch.setattr(api, "get_handler", lambda: None)
+    with pytest.raises(numpy_hook.ArenaError, match="did not take"):
+        a.numpy_allocator().__enter__()
+    assert get_handler_name() == "default_allocator"
+    assert get_handler_name(np.ones(10)) == "default_allocator"
+
+
+def test_an_error_after_the_arena_allocated_gives_the_allocation_back(a, monkeypatch):
+    """If the hook fails after the arena handed out memory, numpy gets NULL (MemoryError) and
+    the allocation goes back: nothing leaks."""
+    def broken(frame):
+        raise RuntimeError("boom")
+    arena = Arena(16 * MiB, track_callers=True)
+    monkeypatch.setattr(numpy_hook, "_user_frame", broken)
+    with arena.numpy_allocator():
+        with pytest.raises(MemoryError):
+            np.ones(1000)
+    assert arena.stats().live_allocations == 0 and numpy_held(arena) == (0, 0)
+    arena.close()
