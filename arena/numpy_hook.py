@@ -29,8 +29,10 @@ take the GIL themselves, so numpy may call them from any thread, with or without
   raises ``MemoryError``. No Python exception ever leaves a callback.
 * An allocation numpy makes while the same thread is inside the arena's own code (say, a
   check of the arena, or a finalizer the garbage collector runs there) cannot enter the
-  arena again mid-operation: it is served by the C library's ``malloc`` instead (and freed
-  with ``free``).
+  arena again mid-operation, and one made by a module's top-level code while it is imported
+  (say, numpy importing one of its submodules on first use) belongs to the module, which
+  lives as long as the process: both are served by the C library's ``malloc`` instead (and
+  freed with ``free``).
 
 Each allocation holds a strong reference to its arena, so an arena stays alive while numpy
 holds any of its memory, and :meth:`arena.Arena.close` is refused then
@@ -43,8 +45,10 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib._bootstrap as _bootstrap
 import os
 import sys
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -195,9 +199,10 @@ class _Hook:
         if a is None or a._closed or size >= _MAX_REQUEST:
             return None
         lock = a._lock
-        if lock._is_owned():   # type: ignore[attr-defined]
+        if lock._is_owned() or (_MODULE_LOCKS and _importing()):   # type: ignore[attr-defined]
             # Called from inside the arena's own code (a check, a finalizer run there): the
-            # arena is mid-operation, so the C library serves it.
+            # arena is mid-operation; or by a module's import (its arrays live as long as the
+            # module): the C library serves it.
             api = _api()
             addr = api.c_calloc(1, size or 1) if zero else api.c_malloc(size or 1)
             if addr:
@@ -272,6 +277,23 @@ class _Hook:
         ctypes.memmove(new, addr, min(entry[1].size, size))
         self.free(addr)
         return new
+
+
+#: The import system's per-module locks (name -> weak reference to a lock whose ``owner`` is
+#: the importing thread), held while a module's top-level code runs; empty when the
+#: interpreter keeps them elsewhere (then imports are not told apart).
+_MODULE_LOCKS: dict[str, Any] = getattr(_bootstrap, "_module_locks", {})
+
+
+def _importing() -> bool:
+    """Whether this thread is running a module's top-level code (an import). O(imports in
+    progress): the import system's lock table is empty between imports."""
+    me = threading.get_ident()
+    for ref in list(_MODULE_LOCKS.values()):
+        lock = ref() if callable(ref) else ref
+        if getattr(lock, "owner", None) == me:
+            return True
+    return False
 
 
 #: Frames of numpy's own Python code (``np.ones``, ``np.linspace``, ...) are not the place

@@ -621,3 +621,20 @@ def test_an_error_after_the_arena_allocated_gives_the_allocation_back(a, monkeyp
             np.ones(1000)
     assert arena.stats().live_allocations == 0 and numpy_held(arena) == (0, 0)
     arena.close()
+
+
+def test_arrays_a_module_makes_while_imported_inside_the_block_stay_out(a, tmp_path,
+                                                                          monkeypatch):
+    """A module imported inside the block keeps its module-level arrays as long as it lives:
+    they are served by malloc, so they neither pin the arena nor show as its leaks."""
+    (tmp_path / "np_module_with_tables.py").write_text(
+        "import numpy as np\nTABLE = np.arange(1000.0) * 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with a.numpy_allocator():
+        import np_module_with_tables
+        after_import = np.ones(10)
+    assert get_handler_name(np_module_with_tables.TABLE) == HANDLER_NAME
+    assert np_module_with_tables.TABLE[3] == 6
+    assert numpy_held(a) == (1, 80)               # after_import only
+    del after_import, sys.modules["np_module_with_tables"], np_module_with_tables
+    a.close()
