@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import bisect
 import contextvars
+import gc
 import itertools
 import os
 import threading
@@ -86,6 +87,7 @@ from arena.errors import (
 )
 from arena.largecache import LargeCaches
 from arena.memblock import NUMA_NO_NODE, Memblock, MemblockFlags
+from arena.numpy_hook import NumpyAllocator
 from arena.physmem import PAGE_SIZE, PhysicalMemory, parse_size
 from arena.redzone import RecordIndex
 from arena.slab import SlabAllocator, Slot
@@ -241,7 +243,8 @@ class _Scope:
         try:
             a._nscopes -= 1
             if self.units and not a._closed:
-                units = [u for u, seq in self.units if u.seq == seq and u.state == LIVE]
+                units = [u for u, seq in self.units
+                         if u.seq == seq and u.state == LIVE and u not in a._pinned]
                 if units:
                     a._free_units(units, _caller(1))
         finally:
@@ -374,6 +377,7 @@ class Arena(Placement, Release, Inspection):
         self._peak: int = 0
         self._count: int = 0
         self._pending: list[str] = []   # corruption found while giving back a dead unit
+        self._pinned: set[Unit] = set()   # units numpy holds (numpy_allocator): numpy frees them
         self._autocheck = os.environ.get("ARENA_CHECK") == "1"
         self._limit = _NO_LIMIT if budget is None else budget
         self._scopevar: contextvars.ContextVar[list[tuple[Unit, int]] | None] = \
@@ -779,6 +783,7 @@ class Arena(Placement, Release, Inspection):
         in the garbage-collected lifetime, allocations still viewed are held until their last
         view dies), then give every empty slab and every retained block back.
 
+        Memory numpy holds (made inside :meth:`numpy_allocator`) stays: numpy frees it.
         Raises :class:`arena.errors.CorruptionError` (debug; nothing freed), ClosedError.
         O(live + slabs).
         """
@@ -786,7 +791,7 @@ class Arena(Placement, Release, Inspection):
         with self._lock:
             self._open()
             self._collect_full()
-            self._free_units(self._live_units(), frame)
+            self._free_units([u for u in self._live_units() if u not in self._pinned], frame)
             self._reclaim()
 
     def release_unused(self) -> int:
@@ -864,6 +869,13 @@ class Arena(Placement, Release, Inspection):
         with self._lock:
             if self._closed:
                 return
+            if self._pinned and not defer:
+                gc.collect()   # arrays numpy made may be kept only by reference cycles
+            if self._pinned and not defer:
+                raise LiveViewsError(
+                    f"close(): numpy still holds {len(self._pinned)} allocation(s) of this "
+                    f"arena, made inside numpy_allocator() (arrays still alive); delete them "
+                    f"and call close() again. Nothing was closed.")
             self._collect_full()
             leaks = format_leaks(leak_sites([self._info(u) for u in self._live_units()])) \
                 if self._debug else ""
@@ -921,6 +933,20 @@ class Arena(Placement, Release, Inspection):
                     unit.vshape = None
                     unit.vdtype = _U8
                 unit.view = view
+
+    def numpy_allocator(self) -> NumpyAllocator:
+        """Context manager: every numpy array data allocation this context (thread or asyncio
+        task) makes inside the block — temporaries, ufunc outputs, ``np.concatenate``, C
+        extensions — comes from this arena, through numpy's memory-handler API.
+
+        Each allocation counts in the budget and the statistics, follows the size classes and
+        gets debug mode's red zones and poison; numpy frees it when its array dies (also after
+        the block), and nothing else does (``reset()``, scopes and the garbage-collected
+        lifetime leave it alone). A refused allocation makes numpy raise ``MemoryError``.
+        :meth:`close` is refused while numpy holds any. Yields the arena; blocks nest. Raises
+        ClosedError, :class:`arena.errors.ArenaError` if numpy does not take the handler.
+        Kernel counterpart: none. See :mod:`arena.numpy_hook`."""
+        return NumpyAllocator(self)
 
     def __enter__(self) -> Arena:
         self._open()

@@ -14,7 +14,9 @@ Works with pytest >= 7.4 and pluggy >= 1.0 (the oldest pair is tested).
   ``guard=True`` (or ``"end"`` / ``"start"``) for an arena in guard mode
   (``debug="guard"``), the test then running in a forked child process: a faulting access
   fails that test alone, with the fault note (the allocation's site) and the Python traceback
-  of the faulting line, and the session goes on.
+  of the faulting line, and the session goes on; ``numpy=True`` runs the test body inside
+  :meth:`arena.Arena.numpy_allocator` (numpy's own allocations then come from the arena and
+  get its checks).
 * A leak is an allocation still live after the test body: in the default garbage-collected
   lifetime, one never freed whose array is still referenced (a dropped array is reclaimed);
   with ``lifetime="manual"``, any allocation never freed.
@@ -49,7 +51,7 @@ DEFAULT_SIZE = 64 << 20
 #: Values of ``--arena-leaks``: fail the test, warn, or ignore leaks.
 LEAK_MODES = ("error", "warn", "off")
 #: The marker's own options and their defaults; every other keyword goes to :class:`Arena`.
-MARKER_OPTIONS: dict[str, Any] = {"check_leaks": True, "guard": False}
+MARKER_OPTIONS: dict[str, Any] = {"check_leaks": True, "guard": False, "numpy": False}
 
 _ARENA_KEY = pytest.StashKey[Arena]()
 _OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
@@ -62,15 +64,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--arena-leaks", choices=LEAK_MODES, default="error", dest="arena_leaks",
         help="what a leak in the `arena` fixture does: fail the test (error, the default), "
              "issue an ArenaLeakWarning (warn), or nothing (off)")
+_NUMPY_KEY = pytest.StashKey[Any]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``arena`` marker."""
     config.addinivalue_line(
         "markers",
-        "arena(size=..., debug=..., check_leaks=True, guard=False, **arena_kwargs): configure "
+        "arena(size=..., debug=..., check_leaks=True, guard=False, numpy=False, **arena_kwargs): "
+        "configure "
         "the `arena` fixture (an arena.Arena); the test fails on leaks, overruns and writes "
-        "after free; guard=True runs it in a forked child with guard pages.")
+        "after free; guard=True runs it in a forked child with guard pages; numpy=True: numpy's own "
+        "allocations come from the arena during the test.")
+    if not config.pluginmanager.has_plugin("arena-numpy-block"):
+        config.pluginmanager.register(_NumpyBlock(), "arena-numpy-block")
 
 
 def marker_options(item: pytest.Item) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -129,10 +136,34 @@ def arena(request: pytest.FixtureRequest) -> Generator[Arena, None, None]:
     a = Arena(kwargs.pop("size"), **kwargs)
     request.node.stash[_ARENA_KEY] = a
     request.node.stash[_OPTIONS_KEY] = options
+    if options["numpy"]:   # entered and left around the test body by pytest_runtest_call
+        request.node.stash[_NUMPY_KEY] = a.numpy_allocator()
     try:
         yield a
     finally:
+        _leave_numpy(request.node)
         _teardown(a)
+
+
+def _leave_numpy(item: Any) -> None:
+    """Leave the test's ``numpy_allocator()`` block (if it has one; a test body that raised
+    skips the hook that leaves it after the body, so teardown does)."""
+    block = item.stash.get(_NUMPY_KEY, None)
+    if block is not None:
+        del item.stash[_NUMPY_KEY]
+        block.__exit__(None, None, None)
+
+
+class _NumpyBlock:
+    """A plugin object of its own (a module has one function per hook name): enters the
+    arena's ``numpy_allocator()`` block right before the test body of a test marked
+    ``numpy=True``."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        block = item.stash.get(_NUMPY_KEY, None)
+        if block is not None:
+            block.__enter__()
 
 
 def _teardown(a: Arena) -> None:
@@ -160,6 +191,7 @@ def _leak_mode(item: pytest.Item) -> str:
 def pytest_runtest_call(item: pytest.Item) -> None:
     """After a passing test body, fail the test if its arena has corruption (or leaks, with
     ``--arena-leaks=error``; a warning with ``warn``)."""
+    _leave_numpy(item)   # the checks' own numpy work must not come from the arena
     a = item.stash.get(_ARENA_KEY, None)
     if a is None or a.closed:
         return
@@ -188,6 +220,7 @@ def pytest_runtest_makereport(item: pytest.Item,
     if a is None or a.closed or not rep.failed:
         return
     item.stash[_CHECKED_KEY] = True
+    _leave_numpy(item)
     try:
         text = _format(list(_findings(a, leaks=_leak_mode(item) != "off")))
     except Exception as exc:   # a broken invariant: say so, keep the test's own failure

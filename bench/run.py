@@ -2,7 +2,7 @@
 one process, writes ``bench/RESULTS.md`` (machine, versions, every table, each target against
 its goal) and ``bench/scaling.svg`` (the scaling curves), and prints the target summary.
 
-Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay``,
+Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay,numpy``,
 ``--out DIR`` (where to write; default ``bench/``), ``--no-write``.
 """
 
@@ -16,7 +16,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_arena, bench_large, bench_memblock, bench_replay, bench_small  # noqa: E402
+from bench import (  # noqa: E402
+    bench_arena,
+    bench_large,
+    bench_memblock,
+    bench_numpy_hook,
+    bench_replay,
+    bench_small,
+)
 from bench.common import BENCH_DIR, Config, FamilyResult, fmt_bytes, machine_info, progress  # noqa: E402
 from bench.plot import Panel, write_svg  # noqa: E402
 
@@ -29,6 +36,7 @@ FAMILIES = {
     "large": bench_large,
     "memblock": bench_memblock,
     "replay": bench_replay,
+    "numpy": bench_numpy_hook,
 }
 
 PLOT_NAME = "scaling.svg"

@@ -340,8 +340,8 @@ NO_ARGS: dict[type, set[str]] = {
     PhysicalMemory: {"bind_status", "check", "close", "exporter"},
     Memblock: set(),  # the methods are walked by tests/test_memblock_badinput.py
     BuddyAllocator: {"check"},
-    Arena: {"format_leaks", "leaks", "live", "release", "release_unused", "reset", "scope",
-            "stats"},
+    Arena: {"format_leaks", "leaks", "live", "numpy_allocator", "release", "release_unused",
+            "reset", "scope", "stats"},
 }
 
 #: The object each class's methods are called on.

@@ -110,7 +110,7 @@ def test_leaks_option_checked(pytester: pytest.Pytester) -> None:
 
 
 def test_marker_options_in_one_table() -> None:
-    assert MARKER_OPTIONS == {"check_leaks": True, "guard": False}
+    assert MARKER_OPTIONS == {"check_leaks": True, "guard": False, "numpy": False}
 
 
 class _Item:
@@ -125,9 +125,9 @@ def test_marker_guard_through_either_keyword() -> None:
     from arena.pytest_plugin import marker_options
     kwargs, options = marker_options(_Item(guard="start", size=1 << 20))  # type: ignore[arg-type]
     assert kwargs == {"size": 1 << 20, "debug": "guard", "guard": "start"}
-    assert options == {"check_leaks": True, "guard": "start"}
+    assert options == {"check_leaks": True, "guard": "start", "numpy": False}
     kwargs, options = marker_options(_Item(debug="guard"))  # type: ignore[arg-type]
     assert kwargs["debug"] == "guard" and options["guard"] is True   # forked as well
     kwargs, options = marker_options(_Item(check_leaks=False, redzone=64))  # type: ignore[arg-type]
     assert kwargs == {"size": 64 << 20, "debug": True, "redzone": 64}
-    assert options == {"check_leaks": False, "guard": False}
+    assert options == {"check_leaks": False, "guard": False, "numpy": False}
