@@ -212,8 +212,16 @@ class Release:
     def _collect_full(self: Arena) -> bool:
         """Garbage-collected lifetime: give back every unit no array views any more, and set
         the bounds of the next full collection. True if any went back. O(units handed out)."""
-        if not self._gc:
+        if not self._gc or self._collecting:
             return False
+        self._collecting = True   # a finalizer freeing into the arena meanwhile must not nest
+        try:
+            return self._collect_all()
+        finally:
+            self._collecting = False
+
+    def _collect_all(self: Arena) -> bool:
+        """The body of :meth:`_collect_full`."""
         keep: list[Unit] = []
         refused: list[Unit] = []
         seen: set[int] = set()
@@ -329,6 +337,11 @@ class Release:
             freed.move_to_end(unit.phys)
         while len(freed) > FREED_MEMORY:
             freed.popitem(last=False)
+        if gc and len(self._young) > self._gc_units and not self._collecting:
+            # A unit freed here and reused before any collection is on the list of units
+            # handed out once per reuse: a loop that frees what it allocates would grow it
+            # without bound, since its free lists never run dry.
+            self._collect_full()
         if self._autocheck:
             self._check_bookkeeping()
 

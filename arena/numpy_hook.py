@@ -240,7 +240,6 @@ class _Hook:
             return
         arr, unit, a = entry
         del entry
-        nested = a._lock._is_owned()   # type: ignore[attr-defined]
         with a._lock:
             a._pinned.discard(unit)
             if a._closed:
@@ -256,11 +255,6 @@ class _Hook:
                 return
             del arr   # the arena's own array is the last reference: the unit goes back now
             a._free_units([unit], None)
-            if a._gc and len(a._young) > a._gc_units and not nested:
-                # The unit stays on the garbage-collected lifetime's list of units handed out
-                # (and is put there again at each reuse) until a collection drops the free ones
-                # (not from a free inside the arena's own code: it may be collecting now).
-                a._collect_full()
 
     def realloc(self, addr: int, size: int, frame: Any) -> int | None:
         """numpy's ``realloc``: a new allocation with the old contents; the old one freed."""
