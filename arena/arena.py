@@ -367,7 +367,7 @@ class Arena(Placement, Release, Inspection):
         self._young_mark: int = 0   # young[:mark] were found viewed by the last young collection
         self._gc_bytes = _GC_MIN_BYTES
         self._gc_units: int = _GC_MIN_UNITS
-        self._collecting = False   # a full collection is running
+        self._collecting: bool = False   # a full collection is running
         self._records: dict[int, Record] = {}     # phys -> record handed out
         self._quarantine: deque[Record] = deque()
         self._quarantined = 0
