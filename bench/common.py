@@ -280,13 +280,10 @@ def fmt_time(seconds: float) -> str:
 
 
 def fmt_bytes(n: float) -> str:
-    """``4 KiB``-style text (binary units)."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if n == int(n) else f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError
+    """``4 KiB``-style text: :func:`arena.sizes.human_size`, the one size format."""
+    from arena.sizes import human_size
+
+    return human_size(n)
 
 
 def fmt_ratio(x: float) -> str:

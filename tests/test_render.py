@@ -13,13 +13,12 @@ from arena.memblock import Memblock, MemblockFlags
 from arena.render import (
     Axis,
     CallerPiece,
-    callers_from_log,
-    callers_from_ops,
     human_size,
     svg,
     text_map,
 )
 from arena.trace import parse, replay
+from arena.trace_callers import callers_from_log, callers_from_ops
 
 DATA = Path(__file__).parent / "data"
 LOGS = sorted(DATA.glob("*.log"))
@@ -91,7 +90,7 @@ def all_text(root: ET.Element) -> str:
 
 @pytest.mark.parametrize("n, text", [(0, "0 B"), (73, "73 B"), (1024, "1 KiB"),
                                      (1536, "1.5 KiB"), (38 * MiB, "38 MiB"),
-                                     (6 * GiB, "6 GiB"), (6 * GiB - 4096, "6.0 GiB"),
+                                     (6 * GiB, "6 GiB"), (6 * GiB - 4096, "6 GiB"),  # one form: never "6.0"
                                      (1 << 40, "1 TiB")])
 def test_human_size(n, text):
     assert human_size(n) == text
