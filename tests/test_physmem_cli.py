@@ -6,8 +6,6 @@ import io
 import subprocess
 import sys
 
-import pytest
-
 from arena.__main__ import COMMANDS, main
 from arena.cli.physmem import physmem_demo
 
