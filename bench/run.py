@@ -1,9 +1,11 @@
 """The benchmark harness: ``python -m bench`` (or ``python bench/run.py``) runs every family in
-one process, writes ``bench/RESULTS.md`` (machine, versions, every table, each target against
-its goal) and ``bench/scaling.svg`` (the scaling curves), and prints the target summary.
+one process and prints the target summary. Only when asked does it write the report
+``RESULTS.md`` (machine, versions, every table, each target against its goal) and the plot
+``scaling.svg`` (the scaling curves): with ``--write`` into ``bench/`` (replacing the committed
+results), with ``--out DIR`` into ``DIR``.
 
-Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay``,
-``--out DIR`` (where to write; default ``bench/``), ``--no-write``.
+Options: ``--quick`` (a short run, under a minute), ``--only arena,small,large,memblock,replay``,
+``--write``, ``--out DIR``.
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ def render_markdown(results: list[FamilyResult], info: dict[str, str], cfg: Conf
         out.append(f"_Family time: {res.seconds:.1f} s._")
     out += ["", "## Reproduce", "",
             "```", "pip install -e '.[bench,test]'   # pyarrow is optional: its rows are "
-            "skipped without it", "python -m bench            # full run, a few minutes",
-            "python -m bench --quick    # under a minute", "```", ""]
+            "skipped without it", "python -m bench --write    # full run, a few minutes; rewrites bench/RESULTS.md",
+            "python -m bench --quick --out /tmp/bench    # under a minute", "```", ""]
     return "\n".join(out)
 
 
@@ -107,13 +109,22 @@ def _plot(results: list[FamilyResult], path: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the families, write the report and the plot, print the target summary."""
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run the benchmark families and print each target against its goal. "
+                    f"Nothing is written unless asked: --write replaces bench/RESULTS.md and "
+                    f"bench/{PLOT_NAME}, --out DIR writes them into DIR instead.")
     p.add_argument("--quick", action="store_true", help="short run (under a minute)")
     p.add_argument("--only", default="", help="comma-separated families: " + ",".join(FAMILIES))
-    p.add_argument("--out", type=Path, default=BENCH_DIR, help="directory for RESULTS.md and "
-                   f"{PLOT_NAME} (default: bench/)")
-    p.add_argument("--no-write", action="store_true", help="print the summary only")
+    w = p.add_mutually_exclusive_group()
+    w.add_argument("--write", action="store_true",
+                   help=f"write RESULTS.md and {PLOT_NAME} into bench/ (the committed results)")
+    w.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help=f"write RESULTS.md and {PLOT_NAME} into DIR")
+    w.add_argument("--no-write", action="store_true",
+                   help="print the summary only (the default)")
     args = p.parse_args(argv)
+    out: Path | None = BENCH_DIR if args.write else args.out
     keys = [k.strip() for k in args.only.split(",") if k.strip()] or list(FAMILIES)
     unknown = [k for k in keys if k not in FAMILIES]
     if unknown:
@@ -128,12 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"family {key}: {results[-1].seconds:.1f} s")
     seconds = time.perf_counter() - t0
     info["load_end"] = machine_info()["load"]
-    if not args.no_write:
-        args.out.mkdir(parents=True, exist_ok=True)
-        plot = PLOT_NAME if _plot(results, args.out / PLOT_NAME) else None
-        (args.out / "RESULTS.md").write_text(render_markdown(results, info, cfg, seconds, plot),
-                                             encoding="utf-8")
-        progress(f"wrote {args.out / 'RESULTS.md'}" + (f" and {args.out / plot}" if plot else ""))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        plot = PLOT_NAME if _plot(results, out / PLOT_NAME) else None
+        (out / "RESULTS.md").write_text(render_markdown(results, info, cfg, seconds, plot),
+                                        encoding="utf-8")
+        progress(f"wrote {out / 'RESULTS.md'}" + (f" and {out / plot}" if plot else ""))
     print(f"benchmarks ({'quick' if cfg.quick else 'full'} run, {seconds:.0f} s):")
     for res in results:
         for t in res.targets:
