@@ -318,7 +318,12 @@ def test_svg_readable_for_64_gib_and_1000_regions(tmp_path):
 def test_svg_of_every_replayed_log():
     for log in LOGS:
         report = replay(parse(log.read_text()))
-        parse_svg(svg(report.memblock, callers=callers_from_ops(report.ops)))
+        callers = callers_from_ops(report.ops)
+        root = parse_svg(svg(report.memblock, callers=callers))
+        assert callers, log.name
+        biggest = max(callers, key=lambda c: c.size).caller
+        assert biggest in all_text(root), (log.name, biggest)   # named in a callout/legend
+        assert len(elements(root, "rect")) >= report.memblock.reserved.cnt
 
 
 @pytest.mark.parametrize("kwargs, exc", [
