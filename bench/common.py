@@ -5,7 +5,7 @@ Timing follows ``timeit``: the garbage collector is off while a sample runs, eac
 ``number`` calls and is divided by ``number``, and a family reports the median and the spread
 (interquartile range, min, max) of the samples. Every baseline is timed in the same process and
 run as the thing it is compared with, so the *ratios* are what to read: absolute times drift
-from run to run on shared machines (``shared/PERF_NOTES.md``).
+from run to run on shared machines (``bench/RESULTS.md`` records the load average).
 """
 
 from __future__ import annotations

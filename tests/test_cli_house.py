@@ -146,3 +146,31 @@ def test_render_never_imports_the_log_code():
                  for line in p.read_text().splitlines()
                  if re.match(r"\s*(from|import) arena\.(trace|bootlog|demo|cli)", line)]
     assert offenders == []
+
+
+def test_a_parametrization_over_nothing_fails_collection(tmp_path):
+    """No test run shows ``SKIPPED ... got empty parameter set``: the project's pytest
+    configuration turns such a parametrization into a collection error."""
+    (tmp_path / "test_empty.py").write_text(
+        "import pytest\n\n@pytest.mark.parametrize('x', [])\ndef test_a(x):\n    pass\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
+                           str(tmp_path / "test_empty.py")],
+                          capture_output=True, text=True, timeout=120, env=ENV, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "SKIPPED" not in proc.stdout and "Empty parameter set" in proc.stdout
+
+
+def test_the_long_profile_reports_each_test_as_it_ends(tmp_path):
+    """``HYPOTHESIS_PROFILE=long`` runs for hours: each test is named as it finishes, with
+    its duration, instead of one dot."""
+    (tmp_path / "test_prop.py").write_text(
+        "from hypothesis import given, settings, strategies as st\n\n"
+        "@settings(max_examples=3)\n@given(st.integers())\ndef test_prop(x):\n    assert x == x\n")
+    env = {**ENV, "HYPOTHESIS_PROFILE": "long"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p",
+                           "no:cacheprovider", "--rootdir", str(tmp_path), "-c", os.devnull,
+                           str(tmp_path / "test_prop.py")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"test_prop\.py::test_prop PASSED \(\d+ s\)", proc.stdout), proc.stdout

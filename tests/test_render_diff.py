@@ -225,7 +225,7 @@ def test_diff_picture_is_valid_xml_for_every_pair_of_dumps():
 
 
 def test_readme_diff_example_is_what_the_command_prints(capsys):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "maps.md").read_text()
     block = readme.split("$ python -m arena map --diff 146 160\n", 1)[1].split("```", 1)[0]
     shown_lines = [ln for ln in block.splitlines() if ln.strip() != "..."]
     assert main(["map", "--diff", "146", "160"]) == 0

@@ -1,6 +1,6 @@
 """Tests of ``arena.trace``: the ``memblock=debug`` log parser, the replay and its command line.
 
-The three real boot logs of ``tests/data/`` (copies of ``shared/traces/``, with their README)
+The three real boot logs of ``tests/data/`` (with their README)
 must reproduce fully: every allocation lands where the kernel put it and every
 ``MEMBLOCK configuration`` dump equals ours. Synthetic snippets cover each line format of
 kernels 3.x to 7.x, the corner cases of the printed ranges and the failure reports.
