@@ -130,7 +130,7 @@ class Machine:
             raise ValueError(f"nodes must be in 1..{MAX_NODES}, not {nodes}")
         if memory // nodes < SECTION_SIZE:
             raise ValueError(f"{nodes} nodes need at least {nodes * 128} MiB of memory "
-                             f"(128 MiB per node), not {memory >> 20} MiB")
+                             f"(128 MiB per node), not {_size(memory)}")
         cpus = int_arg("cpus_per_node", self.cpus_per_node)
         if not 1 <= cpus <= 64:
             raise ValueError(f"cpus_per_node must be in 1..64, not {cpus}")
@@ -228,7 +228,7 @@ class Boot:
         return "\n".join(self.log)
 
     def callers(self) -> list[Any]:
-        """Who reserved what: :func:`arena.render.callers_from_log` of the boot log."""
+        """Who reserved what: :func:`arena.trace_callers.callers_from_log` of the boot log."""
         from arena.trace_callers import callers_from_log
 
         return callers_from_log(self.log_text())
