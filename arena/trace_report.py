@@ -166,7 +166,7 @@ def _state_around(regions: Sequence[tuple[int, int, int, int]], name: str,
             for i, (b, s, f, n) in enumerate(regions) if i in keep]
 
 
-def _snapshot(type_) -> list[tuple[int, int, int, int]]:
+def _snapshot(type_: Any) -> list[tuple[int, int, int, int]]:
     return [(r.base, r.size, int(r.flags), r.nid) for r in type_.regions]
 
 
