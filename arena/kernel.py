@@ -332,7 +332,7 @@ def kzalloc_node(size: int, nid: int = NUMA_NO_NODE, align: int = 0) -> np.ndarr
 
 
 _SLAB_FALLBACK = {
-    # kernel name: (arguments before size/align... as the method takes them, how nid is found)
+    # kernel name -> position of its nid parameter (None: the function takes no nid, any node)
     "memblock_alloc": None, "memblock_alloc_raw": None, "memblock_alloc_from": None,
     "memblock_alloc_low": None, "memblock_alloc_node": 2, "memblock_alloc_try_nid": 4,
     "memblock_alloc_try_nid_raw": 4, "memblock_alloc_exact_nid_raw": 4,
@@ -350,9 +350,12 @@ def _after_handover(kname: str, nid_index: int | None) -> Callable[..., Any]:
             return bound(*args, **kwargs)
         call = inspect.signature(bound).bind(*args, **kwargs)
         params = list(call.arguments.values())
-        size, align = params[0], params[1] if len(params) > 1 else 0
-        nid = params[nid_index] if nid_index is not None and len(params) > nid_index \
-            else NUMA_NO_NODE
+        size = int_arg("size", params[0])
+        align = int_arg("align", params[1]) if len(params) > 1 else 0
+        nid = (int_arg("nid", params[nid_index])
+               if nid_index is not None and len(params) > nid_index else NUMA_NO_NODE)
+        if size < 0 or align < 0:
+            raise ValueError(f"{kname}: size and align must be >= 0, not {size}, {align}")
         warnings.warn(f"{kname}() after the hand-over: the page allocator is up; the memory "
                       f"comes from kzalloc_node()", MemblockWarning, stacklevel=2)
         view = kzalloc_node(size, nid, align)

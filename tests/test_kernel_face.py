@@ -165,3 +165,14 @@ def test_kzalloc_node_before_the_handover_refuses():
     k.reset()
     with pytest.raises(HandoverError):
         k.kzalloc_node(64)
+
+
+@pytest.mark.parametrize("args", [("64", 8), (64.0, 8), (-1, 8), (True, 8)])
+def test_fallback_refuses_bad_arguments_before_warning_or_taking_pages(booted, args):
+    k.memblock_free_all()
+    free = k.page_allocator().nr_free_pages()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # no MemblockWarning first
+        with pytest.raises((TypeError, ValueError)):
+            k.memblock_alloc(*args)
+    assert k.page_allocator().nr_free_pages() == free
