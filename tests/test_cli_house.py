@@ -36,7 +36,8 @@ def test_console_script_points_at_the_cli_package():
         pytest.skip("tomllib needs Python 3.11")
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert meta["project"]["scripts"]["memblock-arena"] == "arena.cli:main"
-    assert "arena.cli" in meta["tool"]["setuptools"]["packages"]
+    include = meta["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert "arena.*" in include                          # arena.cli is packaged
     assert meta["project"]["license"] == "MIT"          # the SPDX string form, not a table
     dev = " ".join(meta["project"]["optional-dependencies"]["dev"])
     for tool in ("tox", "ruff", "mypy", "pytest", "hypothesis"):
