@@ -18,7 +18,7 @@ Invariants (checked by :meth:`Memblock.check`, O(n)):
 * Storage (below): no chunk is empty or longer than its limit, each chunk's key is its first
   base, and each chunk's gap bound is at least every gap that ends at one of its regions.
 
-Everything else follows the kernel rule by rule (``shared/spec/memblock-semantics.md``): the
+Everything else follows the kernel rule by rule (the kernel behaviour is described in ``docs/``): the
 address every allocation chooses, the region arrays after each call, the return values
 (0 / ``-ENOMEM`` / 0 for a failed physical allocation / ``None`` for the kernel's NULL) and the
 printed text (``memblock=debug`` lines on the ``arena.memblock`` logger at INFO, and

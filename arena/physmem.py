@@ -770,8 +770,8 @@ class PhysicalMemory:
         if not isinstance(array, np.ndarray):
             raise TypeError(f"phys_of: need a numpy array, not {type(array).__name__}")
         try:
-            # A C-contiguous writable array of at least one byte: 3x faster than
-            # __array_interface__ (measured 0.9 vs 2.7 us); the temporary export ends at once.
+            # A C-contiguous writable array of at least one byte: faster than
+            # __array_interface__ (bench/RESULTS.md); the temporary export ends at once.
             # (An empty array's buffer does not carry its address: take the slow path.)
             if not array.nbytes:
                 raise ValueError("empty")

@@ -26,9 +26,9 @@ Invariants (checked by :meth:`SlabAllocator.check`, O(slabs + slots)):
   completely free; a full slab that is not current is on no list (``pages`` finds it).
 * A slot that was never handed out since its slab was made (``seq`` -1) reads as zero.
 
-Policy (measured reasons in comments): slabs hold at least :data:`MIN_OBJECTS` slots (the
-kernel's ``calculate_order()`` aims at several per slab; the page source costs tens of µs per
-block here, so a slab amortises it over its slots); slots are handed out top-down (highest
+Policy (measured reasons in comments, the numbers in ``bench/RESULTS.md``): slabs hold at least
+:data:`MIN_OBJECTS` slots (the kernel's ``calculate_order()`` aims at several per slab; the page
+source costs much more per block here than a slot, so a slab amortises it over its slots); slots are handed out top-down (highest
 address first, like memblock's default) and reused last-in first-out; a slab that becomes
 empty stays while it is the cache's current slab or one of its ``max_empty`` spares (the
 kernel's ``min_partial``; here as many as ``keep_empty`` bytes allow, at least one), so that a

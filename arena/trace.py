@@ -14,7 +14,7 @@ the comparison with the kernel's results.
   the first divergence with its log line and the state around it
   (:class:`~arena.trace_report.Report`).
 
-The command line ``python -m arena replay LOG`` is :mod:`arena.trace_cli`.
+The command line ``python -m arena replay LOG`` is :mod:`arena.cli.replay`.
 
 Invariants: the engine (``_run``) is the one place that calls ``Memblock``; it never changes
 the trace; after a divergence our state follows the kernel's answer, so later operations stay
@@ -761,16 +761,3 @@ def replay(ops: Trace | Sequence[Op], settings: Settings | None = None) -> Repor
             "give --kernel-end, else it starts at the first page (5.11+ rule)", note=True))
     report.inferred = inferred
     return report
-
-
-_CLI_NAMES = ("add_replay_arguments", "replay_command", "replay_main", "_settings_from")
-
-
-def __getattr__(name: str) -> Any:
-    """The command-line functions live in :mod:`arena.trace_cli` (which imports this module);
-    they are reachable from here too, loaded on first use."""
-    if name in _CLI_NAMES:
-        import arena.trace_cli as cli
-
-        return getattr(cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,6 @@
 """A deliberately simple reference memblock: the kernel's linear scans, written plainly.
 
-Kernel counterpart: ``mm/memblock.c`` (newest behaviour, ``shared/spec/memblock-semantics.md``
-§2-§5), restricted to what the benchmarks and the equivalence tests need: ``memory`` and
+Kernel counterpart: ``mm/memblock.c`` (newest behaviour), restricted to what the benchmarks and the equivalence tests need: ``memory`` and
 ``reserved`` (no ``physmem``), NUMA on, no mirror / KHO / hot-plug policy, no debug lines or
 warnings, no hand-over. It is independent of :mod:`arena.memblock` (it imports only the
 exception classes) and is used

@@ -476,7 +476,7 @@ def test_flat_column_views():
 
 def test_metadata_per_region():
     """Python memory per reserved region (tracemalloc) stays far below 100 bytes."""
-    n = 50_000
+    n = 5_000     # measures the same per-region cost as 50,000, in a tenth of the time
     gc.collect()
     tracemalloc.start()
     try:
