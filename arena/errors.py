@@ -24,6 +24,8 @@ __all__ = [
     "MemblockPanic",
     "MemblockBug",
     "HandoverError",
+    "BadHandleError",
+    "SharedStateError",
 ]
 
 
@@ -94,3 +96,14 @@ class MemblockBug(ArenaError, AssertionError):
 
 class HandoverError(ArenaError, RuntimeError):
     """memblock was used after ``free_all()`` handed its memory to the page allocator."""
+
+
+class BadHandleError(ArenaError, ValueError):
+    """A handle to a block of a shared arena (:class:`arena.handles.Handle`) was refused: it
+    names an arena this process cannot attach, a block that was freed or never sent, or a
+    view outside its block (a forged or stale handle). Nothing was opened."""
+
+
+class SharedStateError(ArenaError, RuntimeError):
+    """A shared arena's metadata cannot serve the request: every process window is taken,
+    the lease table is full, or the file is not a shared arena."""
