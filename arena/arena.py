@@ -319,6 +319,8 @@ class Arena(Placement, Release, Inspection):
         decay: float | None = DECAY_SECONDS,
     ) -> None:
         size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
+        if _physmem is not None and not isinstance(_physmem, PhysicalMemory):
+            raise TypeError(f"_physmem must be a PhysicalMemory, not {type(_physmem).__name__}")
         align = _align_arg("align", align)
         if budget is not None:
             budget = parse_size(budget, name="budget", allow_zero=True)

@@ -401,14 +401,13 @@ def _map_memory(maplen: int, *, noreserve: bool, shared: bool, fd: int | None,
     """The mapping behind a :class:`PhysicalMemory`: anonymous and private, or (``shared``) a
     memory file mapped ``MAP_SHARED`` — a new one, or ``fd`` from byte ``offset`` (whole
     pages). Returns ``(mapping, fd or None, whether we own fd, offset)``."""
-    if fd is not None or offset:
-        if not shared:
-            raise ValueError("fd and offset need shared=True")
-        offset = int_arg("offset", offset)
-        if offset < 0 or offset % PAGE_SIZE:
-            raise ValueError(f"offset {offset:#x} is not a whole number of pages >= 0")
+    offset = int_arg("offset", offset)
     if fd is not None:
         fd = int_arg("fd", fd)
+    if (fd is not None or offset) and not shared:
+        raise ValueError("fd and offset need shared=True")
+    if offset < 0 or offset % PAGE_SIZE:
+        raise ValueError(f"offset {offset:#x} is not a whole number of pages >= 0")
     owned = shared and fd is None
     if owned:
         fd = memfd.create(maplen)
