@@ -42,6 +42,7 @@ See :mod:`arena.shared_meta` for the lock and how a half-written record is detec
 from __future__ import annotations
 
 import ctypes
+import gc
 import mmap
 import os
 import secrets
@@ -58,9 +59,11 @@ from arena._args import int_arg
 from arena.arena import ARENA_PHYS_BASE, Arena
 from arena.errors import (
     BadHandleError,
+    BudgetExceededError,
     ClosedError,
     DoubleFreeError,
     ForeignBufferError,
+    LiveViewsError,
     SharedStateError,
 )
 from arena.handles import Handle
@@ -213,7 +216,7 @@ class SharedArena:
     """One arena for many processes (module docstring).
 
     ``SharedArena(size, *, processes=8, leases=4096, nodes=None, budget=None, align=64,
-    lifetime="gc", hugepages=False, track_callers=False)`` — also ``Arena(size,
+    lifetime="gc", hugepages=False, track_callers=False, total_budget=None)`` — also ``Arena(size,
     shared=True, ...)``.
 
     * ``size`` — bytes of each process's window (an int or a string such as ``"256 MiB"``),
@@ -225,6 +228,9 @@ class SharedArena:
     * ``leases`` — blocks that may be shared across processes at a time.
     * ``nodes``, ``budget`` (per process), ``align``, ``lifetime``, ``hugepages``,
       ``track_callers`` — as :class:`arena.Arena` takes them, for every process's arena.
+    * ``total_budget`` — bytes all processes together may have allocated (``None`` = no
+      limit beyond the windows): each allocation checks the others' bytes as of their last
+      allocation, so the bound is approximate by the frees since then.
 
     The object works in every process it reaches (by fork, or :func:`attach`); each process
     allocates in its own window. Raises TypeError/ValueError for bad arguments, OSError if the
@@ -234,7 +240,7 @@ class SharedArena:
     def __init__(self, size: int | str, *, processes: int = 8, leases: int = 4096,
                  nodes: Any = None, budget: int | str | None = None, align: int = 64,
                  lifetime: str = "gc", hugepages: bool = False,
-                 track_callers: bool = False) -> None:
+                 track_callers: bool = False, total_budget: int | str | None = None) -> None:
         size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
         processes = int_arg("processes", processes)
         leases = int_arg("leases", leases)
@@ -244,12 +250,15 @@ class SharedArena:
             raise ValueError(f"leases must be 1 .. {1 << 20}, got {leases}")
         if budget is not None:
             budget = parse_size(budget, name="budget", allow_zero=True)
+        if total_budget is not None:
+            total_budget = parse_size(total_budget, name="total_budget", allow_zero=True)
         params = {"nodes": nodes, "budget": budget, "align": align,
-                  "lifetime": _lifetime_arg(lifetime), "hugepages": bool(hugepages),
-                  "track_callers": bool(track_callers)}
+                  "lifetime": _lifetime_arg(lifetime), "hugepages": hugepages,
+                  "track_callers": track_callers}
         # Fail on bad arguments before any file exists: a throwaway arena checks them all.
         Arena(size, **params).close()
-        self._setup(SharedMeta.create(size, processes, leases, params))
+        self._setup(SharedMeta.create(size, processes, leases,
+                                      {**params, "total_budget": total_budget}))
 
     @classmethod
     def _from_fd(cls, fd: int, arena_id: bytes) -> SharedArena:
@@ -268,7 +277,8 @@ class SharedArena:
 
     def _setup(self, meta: SharedMeta) -> None:
         self._meta = meta
-        self._params = meta.params
+        self._params = {k: v for k, v in meta.params.items() if k != "total_budget"}
+        self._total: int | None = meta.params.get("total_budget")
         self._closed = False
         self._pid = -1
         self._slot = -1
@@ -392,13 +402,44 @@ class SharedArena:
     # -- allocation: this process's window -----------------------------------------------------
 
     def alloc(self, nbytes: int, **kwargs: Any) -> np.ndarray:
-        """:meth:`arena.Arena.alloc` in this process's window (same arguments)."""
-        return self._heap().alloc(nbytes, **kwargs)
+        """:meth:`arena.Arena.alloc` in this process's window (same arguments). Raises as it
+        does, and :class:`arena.errors.BudgetExceededError` past ``total_budget``."""
+        local = self._heap()
+        if self._total is None:
+            return local.alloc(nbytes, **kwargs)
+        self._check_total(local, nbytes)
+        out = local.alloc(nbytes, **kwargs)
+        self._meta.allocated[self._slot] = local._allocated
+        return out
 
     def alloc_array(self, shape: int | tuple[int, ...], dtype: Any = np.float64,
                     **kwargs: Any) -> np.ndarray:
-        """:meth:`arena.Arena.alloc_array` in this process's window (same arguments)."""
-        return self._heap().alloc_array(shape, dtype, **kwargs)
+        """:meth:`arena.Arena.alloc_array` in this process's window (same arguments). Raises
+        as it does, and :class:`arena.errors.BudgetExceededError` past ``total_budget``."""
+        local = self._heap()
+        if self._total is None:
+            return local.alloc_array(shape, dtype, **kwargs)
+        dims = shape if isinstance(shape, tuple) else (shape,)
+        self._check_total(local, int(np.prod(dims)) * np.dtype(dtype).itemsize)
+        out = local.alloc_array(shape, dtype, **kwargs)
+        self._meta.allocated[self._slot] = local._allocated
+        return out
+
+    def _check_total(self, local: Arena, nbytes: Any) -> None:
+        """Refuse a request that would take the whole arena past ``total_budget``: the other
+        processes' bytes as of their last allocation, this one's now (requests not yet
+        rounded up to their size class)."""
+        limit = self._total
+        if limit is None:
+            return
+        col = self._meta.allocated
+        mine = local._allocated
+        total = int(col.sum()) - int(col[self._slot]) + mine
+        n = nbytes if type(nbytes) is int and nbytes > 0 else 0
+        if total + n > limit:
+            raise BudgetExceededError(
+                f"shared arena budget: {n} more bytes would take the arena to {total + n} "
+                f"of total_budget {limit}", size=n, free_bytes=max(0, limit - total))
 
     def free(self, array: np.ndarray) -> None:
         """Free an allocation: one of this process's (:meth:`arena.Arena.free`), or one
@@ -585,22 +626,39 @@ class SharedArena:
         self._meta.reclaim()
         return self._meta.check()
 
-    def close(self) -> None:
-        """Leave the arena in this process: its leases on other processes' blocks go, its
-        window is given back once nobody views its blocks, its arena is closed (deferred while
-        its arrays live). Idempotent."""
+    def close(self, *, _exiting: bool = False) -> None:
+        """Leave the arena in this process. Idempotent.
+
+        If no array of this process's window and no array received from another process is
+        alive any more, its arena is closed, its holds on other processes' blocks go and its
+        window is given back (once no other process views its blocks). Otherwise the process
+        keeps its window and its holds until it ends (arrays stay valid; the arena is retired
+        as :meth:`arena.Arena.close` with ``defer=True`` does) and the next reclaim after its
+        end gives them back. Afterwards every method raises ClosedError.
+        """
         if self._closed:
             return
+        with _REG_LOCK:
+            for key in [k for k, (_, owner) in _EXPORTERS.items() if owner is self]:
+                del _EXPORTERS[key]    # arrays still alive keep their buffers themselves
         if self._pid == os.getpid():
+            leave = True
             if self._local is not None:
                 try:
                     self.stats()
                 except ClosedError:
                     pass
-            self._meta.leave(self._slot)
-            self._pins.clear()
-            if self._local is not None:
-                self._local.close(defer=True)
+                try:
+                    self._local.close()
+                except LiveViewsError:
+                    self._local.close(defer=True)
+                    leave = False
+            gc.collect()   # received arrays kept only by reference cycles
+            if self._leases:
+                leave = False
+            if leave or _exiting:
+                self._meta.leave(self._slot)
+                self._pins.clear()
         self._closed = True
         self._local = None
         _EXIT_HOOK.discard(self)
@@ -656,7 +714,7 @@ class _ExitHook:
         for sa in list(self.arenas):
             if sa._pid == os.getpid():
                 try:
-                    sa.close()
+                    sa.close(_exiting=True)
                 except Exception:   # leaving is best effort; a dead process is reclaimed
                     pass
 

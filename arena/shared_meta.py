@@ -78,6 +78,7 @@ LEASE = np.dtype([("seq", "<u8"), ("off", "<u8"), ("size", "<u8"), ("tag", "<u8"
                   ("pad", "<u8", (4,))])
 _PROC_OFF = PAGE_SIZE
 _EVENTS_OFF = 6 * 8          # byte offset of "events" in a PROC record
+_ALLOCATED_OFF = 8 * 8       # byte offset of "allocated" in a PROC record
 _PARAMS_MAX = 3072           # bytes of the pickled parameters at most
 _LEASE_OFF = _PROC_OFF + MAX_SLOTS * PROC.itemsize
 
@@ -146,6 +147,9 @@ class SharedMeta:
         #: The event counters, one uint64 per slot (read without the lock on the hot path).
         self.events = np.ndarray((MAX_SLOTS,), "<u8", self._mm,
                                  _PROC_OFF + _EVENTS_OFF, (PROC.itemsize,))
+        #: Bytes each process had allocated at its last allocation (whole-arena budget).
+        self.allocated = np.ndarray((MAX_SLOTS,), "<u8", self._mm,
+                                    _PROC_OFF + _ALLOCATED_OFF, (PROC.itemsize,))
         self.id = bytes(self.hdr["id"])
         self.slots = int(self.hdr["slots"])
         self.slot_size = int(self.hdr["slot_size"])
@@ -194,7 +198,8 @@ class SharedMeta:
 
     def close(self) -> None:
         """Unmap the metadata and close the file descriptor (if this object opened it)."""
-        self.events = self.proc = self.lease = self.hdr = None  # type: ignore[assignment]
+        self.events = self.allocated = None  # type: ignore[assignment]
+        self.proc = self.lease = self.hdr = None  # type: ignore[assignment]
         try:
             self._mm.close()
         except BufferError:
@@ -219,6 +224,8 @@ class SharedMeta:
                 fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 0)
         finally:
             self._tlock.release()
+        if self.pending:     # a finalizer ran after the work above: do its part now
+            self.try_locked_run()
 
     def try_locked_run(self) -> None:
         """Do deferred work now if the lock is free in this process (finalizers call this;

@@ -115,3 +115,16 @@ def attach_noting(token: Any) -> None:
 def via_token(x: np.ndarray) -> tuple[list[bool], int]:
     """What :func:`attach_noting` noted, and the checksum of ``x``."""
     return list(_VIA_TOKEN), checksum(x)
+
+
+def alloc_bytes(args: tuple[np.ndarray, int]) -> str:
+    """Try to allocate ``n`` bytes in the worker's window; the error's class name or "ok"."""
+    x, n = args
+    sa = arena_of(x)
+    assert sa is not None
+    try:
+        y = sa.alloc(n)
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        return type(exc).__name__
+    del y
+    return "ok"

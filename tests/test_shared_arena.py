@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from arena import Arena
-from arena.errors import BadHandleError, DoubleFreeError, ForeignBufferError
+from arena.errors import BadHandleError, BudgetExceededError, DoubleFreeError, ForeignBufferError
 from arena.shared import SharedArena, arena_of, attach
 from tests import shared_workers as w
 
@@ -282,3 +282,62 @@ def test_a_torn_record_is_detected_and_repaired(sa: SharedArena) -> None:
     assert sa.check() == []
     y = sa.alloc(64)                     # the arena still works
     assert arena_of(y) is sa
+
+
+# -- budgets, executors, queues ---------------------------------------------------------------
+
+def test_total_budget_spans_processes() -> None:
+    with SharedArena(4 * MiB, processes=3, total_budget=MiB) as sa:
+        x = sa.alloc(600 * 1024)
+        with mp.get_context("fork").Pool(1) as pool:
+            assert pool.apply(w.alloc_bytes, ((x, 300 * 1024),)) == "ok"
+            assert pool.apply(w.alloc_bytes, ((x, 600 * 1024),)) == "BudgetExceededError"
+        with pytest.raises(BudgetExceededError):
+            sa.alloc(600 * 1024)
+
+
+def test_per_process_budget() -> None:
+    with SharedArena(4 * MiB, processes=3, budget=MiB) as sa:
+        x = sa.alloc(900 * 1024)
+        with mp.get_context("fork").Pool(1) as pool:     # the worker has a budget of its own
+            assert pool.apply(w.alloc_bytes, ((x, 900 * 1024),)) == "ok"
+        with pytest.raises(BudgetExceededError):
+            sa.alloc(900 * 1024)
+
+
+def test_process_pool_executor_and_queue(sa: SharedArena) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+    x = sa.alloc_array(1000, np.int32)
+    x[:] = 5
+    ctx = mp.get_context("fork")
+    with ProcessPoolExecutor(1, mp_context=ctx) as ex:
+        y = ex.submit(w.double, x).result()
+    assert np.shares_memory(x, y) and int(x[0]) == 10
+    q = ctx.Queue()
+    q.put(x[10:20])
+    z = q.get(timeout=5)
+    assert np.shares_memory(x, z)
+
+
+def test_close_with_live_arrays_keeps_the_window() -> None:
+    sa = SharedArena(MiB, processes=2)
+    x = sa.alloc(1000)
+    x[:] = 9
+    slot = sa.slot
+    sa.close()
+    assert sa.closed
+    assert int(x[0]) == 9                 # the window was not given back under x
+    assert sa._meta.processes()[slot].state == "live"
+    y = pickle.loads(pickle.dumps(x))     # no arena any more: a copy
+    assert not np.shares_memory(x, y) and int(y[0]) == 9
+    sa.close()                            # idempotent
+
+
+def test_close_without_arrays_gives_the_window_back() -> None:
+    sa = SharedArena(MiB, processes=2)
+    x = sa.alloc(1000)
+    slot = sa.slot
+    del x
+    meta = sa._meta
+    sa.close()
+    assert meta.processes()[slot].state == "free"
