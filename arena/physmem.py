@@ -396,7 +396,7 @@ def _split_nodes(nodes: Any, size: int, phys_base: int) -> list[NodeSlice]:
     return out
 
 
-def _map_memory(maplen: int, *, noreserve: bool, shared: bool, fd: int | None,
+def _map_memory(size: int, maplen: int, *, noreserve: bool, shared: bool, fd: int | None,
                 offset: Any) -> tuple[mmap.mmap, int | None, bool, int]:
     """The mapping behind a :class:`PhysicalMemory`: anonymous and private, or (``shared``) a
     memory file mapped ``MAP_SHARED`` — a new one, or ``fd`` from byte ``offset`` (whole
@@ -422,8 +422,8 @@ def _map_memory(maplen: int, *, noreserve: bool, shared: bool, fd: int | None,
         if owned and fd is not None:
             os.close(fd)
         raise ArenaMemoryError(
-            f"cannot map {maplen:#x} bytes of physical memory (with the alignment pad): {exc}",
-            size=maplen) from exc
+            f"cannot map {size:#x} bytes of physical memory ({maplen:#x} with the alignment "
+            f"pad): {exc}", size=size) from exc
     return mm, fd, owned, offset
 
 
@@ -495,7 +495,7 @@ class PhysicalMemory:
 
         maplen = size + MAX_ALIGN - PAGE_SIZE
         mm, self._fd, self._fd_owned, self._file_off = _map_memory(
-            maplen, noreserve=bool(noreserve), shared=bool(shared), fd=fd, offset=offset)
+            size, maplen, noreserve=bool(noreserve), shared=bool(shared), fd=fd, offset=offset)
         self._mm: mmap.mmap | None = mm
         self._size = size
         self._phys_base = phys_base
