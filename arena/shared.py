@@ -608,7 +608,7 @@ class SharedArena:
         meta = self._meta
         meta.reclaim()
         procs = meta.processes()
-        used = meta.lease["off"] != 0
+        used = meta.keys != 0
         return SharedStats(
             sum(p.state == "live" for p in procs), sum(p.state == "dead" for p in procs),
             sum(p.bytes_allocated for p in procs if p.state != "free"),

@@ -116,6 +116,11 @@ def process_start(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _meta_len(leases: int) -> int:
+    """Bytes of metadata: header, process table, lease records, lease keys."""
+    return _LEASE_OFF + leases * (LEASE.itemsize + 8)
+
+
 def _round_up(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
@@ -137,13 +142,17 @@ class SharedMeta:
             mm.close()
             raise SharedStateError("the file is not a shared arena of this version")
         self.leases_n = int(hdr["leases"][0])
-        meta_len = _LEASE_OFF + self.leases_n * LEASE.itemsize
+        meta_len = _meta_len(self.leases_n)
         del hdr
         mm.close()
         self._mm = mmap.mmap(fd, meta_len, flags=mmap.MAP_SHARED)
         self.hdr = np.frombuffer(self._mm, HEADER, 1, 0)[0]
         self.proc = np.frombuffer(self._mm, PROC, MAX_SLOTS, _PROC_OFF)
         self.lease = np.frombuffer(self._mm, LEASE, self.leases_n, _LEASE_OFF)
+        #: Each lease record's block offset again, in one dense column (0 = unused), so that a
+        #: lookup scans 8 bytes per record; written with the record, inside its odd/even window.
+        self.keys = np.frombuffer(self._mm, "<u8", self.leases_n,
+                                  _LEASE_OFF + self.leases_n * LEASE.itemsize)
         #: The event counters, one uint64 per slot (read without the lock on the hot path).
         self.events = np.ndarray((MAX_SLOTS,), "<u8", self._mm,
                                  _PROC_OFF + _EVENTS_OFF, (PROC.itemsize,))
@@ -171,7 +180,7 @@ class SharedMeta:
         raw = pickle.dumps(params)
         if len(raw) > _PARAMS_MAX:
             raise ValueError("shared arena parameters too large")
-        meta_len = _LEASE_OFF + leases * LEASE.itemsize
+        meta_len = _meta_len(leases)
         data_off = _round_up(meta_len, PAGE_SIZE)
         extent = slot_size + MAX_ALIGN - PAGE_SIZE
         size = data_off + slots * extent
@@ -199,7 +208,7 @@ class SharedMeta:
     def close(self) -> None:
         """Unmap the metadata and close the file descriptor (if this object opened it)."""
         self.events = self.allocated = None  # type: ignore[assignment]
-        self.proc = self.lease = self.hdr = None  # type: ignore[assignment]
+        self.proc = self.lease = self.hdr = self.keys = None  # type: ignore[assignment]
         try:
             self._mm.close()
         except BufferError:
@@ -327,14 +336,14 @@ class SharedMeta:
             with self._writing(self.proc, slot, "retire") as p:
                 p["state"] = DEAD
             for i in np.flatnonzero((self.lease["owner"] == slot)
-                                    & (self.lease["off"] != 0)).tolist():
+                                    & (self.keys != 0)).tolist():
                 self._clear_if_done(i)     # delayed frees nobody will take in now
             self._free_if_unviewed(slot)
 
     def _free_if_unviewed(self, slot: int) -> None:
         if int(self.proc[slot]["state"]) != DEAD:
             return
-        if np.any((self.lease["owner"] == slot) & (self.lease["off"] != 0)):
+        if np.any((self.lease["owner"] == slot) & (self.keys != 0)):
             return
         memfd.punch_hole(self.fd, self.slot_offset(slot), self.slot_extent)
         with self._writing(self.proc, slot, "free") as p:
@@ -355,6 +364,7 @@ class SharedMeta:
             r = self.lease[i]
             if int(r["off"]) == 0 or int(r["counts"].sum()) == 0:
                 r["off"] = r["size"] = r["tag"] = r["freed"] = 0
+                self.keys[i] = 0
                 r["counts"] = 0
             r["seq"] += 1
             out.append(f"lease record {i} was half written: repaired")
@@ -365,15 +375,15 @@ class SharedMeta:
     def find(self, owner: int, off: int, tag: int | None = None) -> int:
         """Index of the lease record of ``owner``'s block at file offset ``off`` (with
         ``tag`` if given), or -1."""
-        m = (self.lease["off"] == off) & (self.lease["owner"] == owner)
-        if tag is not None:
-            m &= self.lease["tag"] == tag
-        hits = np.flatnonzero(m)
-        return int(hits[0]) if len(hits) else -1
+        for i in np.flatnonzero(self.keys == off).tolist():
+            r = self.lease[i]
+            if int(r["owner"]) == owner and (tag is None or int(r["tag"]) == tag):
+                return int(i)
+        return -1
 
     def new_lease(self, owner: int, off: int, size: int, tag: int) -> int:
         """A new lease record with no holder yet (the caller adds one at once)."""
-        free = np.flatnonzero(self.lease["off"] == 0)
+        free = np.flatnonzero(self.keys == 0)
         if not len(free):
             raise SharedStateError(
                 f"the arena's lease table is full ({self.leases_n} blocks shared at once; "
@@ -383,6 +393,7 @@ class SharedMeta:
             r["owner"], r["size"], r["tag"], r["freed"] = owner, size, tag, 0
             r["counts"] = 0
             r["off"] = off
+            self.keys[i] = off
         return i
 
     def add(self, i: int, holder: int, delta: int) -> None:
@@ -404,6 +415,7 @@ class SharedMeta:
                                             or int(self.proc[owner]["state"]) != LIVE):
             with self._writing(self.lease, i, "lease clear") as w:
                 w["off"] = w["size"] = w["tag"] = w["freed"] = 0
+                self.keys[i] = 0
             self.events[owner] += 1
             self._free_if_unviewed(owner)
 
@@ -420,7 +432,8 @@ class SharedMeta:
 
     def owned_by(self, slot: int) -> list[tuple[int, int, int]]:
         """``(index, off, freed)`` of every lease record of blocks ``slot`` owns."""
-        idx = np.flatnonzero((self.lease["owner"] == slot) & (self.lease["off"] != 0))
+        base = self.slot_offset(slot)
+        idx = np.flatnonzero((self.keys >= base) & (self.keys < base + self.slot_extent))
         return [(int(i), int(self.lease[i]["off"]), int(self.lease[i]["freed"]))
                 for i in idx]
 
@@ -469,7 +482,9 @@ class SharedMeta:
             base = self.slot_offset(slot)
             if w and not base <= w <= base + self.slot_extent - self.slot_size:
                 out.append(f"process record {slot}: window {w:#x} outside its extent")
-        used = np.flatnonzero(self.lease["off"] != 0).tolist()
+        used = np.flatnonzero(self.keys != 0).tolist()
+        if not np.array_equal(self.keys, self.lease["off"]):
+            out.append("lease keys differ from the lease records' offsets")
         blocks: dict[int, list[tuple[int, int]]] = {}
         for i in used:
             r = self.lease[i]

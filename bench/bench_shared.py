@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -52,10 +52,7 @@ def touch(x: np.ndarray) -> np.ndarray:
 def touch_shm(msg: tuple[str, int]) -> tuple[str, int]:
     """The worker's part with ``shared_memory``: attach, change one byte, send the name back."""
     name, n = msg
-    shm = shared_memory.SharedMemory(name=name)
-    # Attaching registers the segment with this process's resource tracker as if it were
-    # ours to unlink (Python before 3.13): the owner unlinks it, so take that back.
-    resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    shm = shared_memory.SharedMemory(name=name)   # (fork: one resource tracker for all)
     try:
         arr = np.ndarray((n,), np.uint8, shm.buf)
         arr[0] += 1
@@ -85,7 +82,6 @@ def _round_trips(pool: Any, sa: SharedArena, n: int, cfg: Config) -> dict[str, A
         def by_shm() -> None:
             name, size = pool.map(touch_shm, [(shm.name, n)])[0]
             back = shared_memory.SharedMemory(name=name)
-            resource_tracker.unregister(back._name, "shared_memory")  # type: ignore[attr-defined]
             arr = np.ndarray((size,), np.uint8, back.buf)
             if arr[0] == 0:
                 raise AssertionError("lost")
