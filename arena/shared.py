@@ -528,21 +528,25 @@ class SharedArena:
         dt, shape, strides = handles.checked_geometry(h)
         self._heap()
         meta = self._meta
-        owner, sender = int_arg("owner", h.owner), int_arg("sender", h.sender)
+        try:
+            owner, sender = int_arg("owner", h.owner), int_arg("sender", h.sender)
+            off, tag, size = int_arg("offset", h.offset), int_arg("tag", h.tag), int(h.size)
+        except (TypeError, ValueError) as exc:
+            raise BadHandleError(f"malformed handle: {exc}") from None
         if not (0 <= owner < meta.slots and 0 <= sender < meta.slots):
             raise BadHandleError(f"handle names window {owner} of {meta.slots}")
         with meta.locked():
-            i = meta.find(owner, int(h.offset), int(h.tag))
-            if i < 0 or int(meta.lease[i]["size"]) != int(h.size):
+            i = meta.find(owner, off, tag) if off > 0 else -1
+            if i < 0 or int(meta.lease[i]["size"]) != size:
                 raise BadHandleError(
-                    f"no block [{int(h.offset):#x}, +{int(h.size):#x}) of window {owner} was "
-                    f"sent with this tag: it was freed, or the handle is forged")
+                    f"no block [{off:#x}, +{size:#x}) of window {owner} was sent with this "
+                    f"tag: it was freed, or the handle is forged")
             if int(meta.lease[i]["freed"]):
                 raise BadHandleError("the handle's block was freed")
-            if owner == self._slot and int(h.offset) in self._pins:
-                blk = self._pins[int(h.offset)][0]
+            if owner == self._slot and off in self._pins:
+                blk = self._pins[off][0]
             else:
-                blk = self._lease_view(owner, int(h.offset), int(h.size), int(h.tag))
+                blk = self._lease_view(owner, off, size, tag)
                 meta.add(i, self._slot, +1)
             meta.add(i, sender, -1)   # the handle in flight arrived
         return np.ndarray(shape, dt, blk, int(h.view_offset), strides)

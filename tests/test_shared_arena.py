@@ -110,7 +110,13 @@ def test_bad_handles_are_refused_and_change_nothing(sa: SharedArena) -> None:
               h._replace(shape=(h.size + 1,)),            # view outside the block
               h._replace(view_offset=-1),
               h._replace(dtype="O"),                      # objects
-              h._replace(owner=99)]
+              h._replace(owner=99),
+              h._replace(offset="12"),                    # malformed fields
+              h._replace(tag=None),
+              h._replace(offset=0),
+              h._replace(offset=-h.offset),
+              h._replace(strides=(1, 1)),
+              h._replace(dtype="no such dtype")]
     for bad in forged:
         with pytest.raises(BadHandleError):
             sa.open(bad)
