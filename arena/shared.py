@@ -297,7 +297,12 @@ class SharedArena:
         """Claim a window for this process (the arena is built lazily at first use)."""
         self._slot, self._gen = self._meta.claim(self._meta.fd)
         self._pid = os.getpid()
-        self._seen = int(self._meta.events[self._slot])
+        self._forks = _FORKS[0]
+        # The event counters as a memoryview of uint64: one index gives a Python int (the
+        # hot path's only look at shared memory).
+        self._events = memoryview(self._meta.events_raw).cast("B").cast("Q")  # type: ignore[arg-type]
+        self._ev_index = self._meta.events_index(self._slot)
+        self._seen = int(self._events[self._ev_index])
         self._local = None
         _EXIT_HOOK.add(self)
 
@@ -341,6 +346,7 @@ class SharedArena:
             raise ClosedError("the shared arena is closed")
         if self._pid != os.getpid():     # a fork child: a window of its own
             self._after_fork()
+        self._forks = _FORKS[0]
 
     def _after_fork(self) -> None:
         self._meta.after_fork()
@@ -352,12 +358,12 @@ class SharedArena:
         """This process's arena, built at first use; delayed frees and dropped leases are
         taken in when the event counter moved."""
         local = self._local
-        if local is None or self._pid != os.getpid():
+        if local is None or self._forks != _FORKS[0]:
             self._ready()
             local = self._local
             if local is None:
                 local = self._local = self._make_local()
-        if self._meta.events[self._slot] != self._seen:
+        if self._events[self._ev_index] != self._seen:
             self._drain()
         return local
 
@@ -383,7 +389,7 @@ class SharedArena:
         meta = self._meta
         to_free = []
         with meta.locked():
-            self._seen = int(meta.events[self._slot])
+            self._seen = int(self._events[self._ev_index])
             current = {off: (i, freed) for i, off, freed in meta.owned_by(self._slot)}
             for off in list(self._pins):
                 hit = current.get(off)
@@ -726,9 +732,15 @@ class _ExitHook:
 _EXIT_HOOK = _ExitHook()
 
 
+#: Forks this process descends through (bumped in every fork child): an arena whose count is
+#: behind is a fork child's copy and claims a window of its own.
+_FORKS = [0]
+
+
 def _after_fork_child() -> None:
     global _REG_LOCK
     _REG_LOCK = threading.Lock()
+    _FORKS[0] += 1
     # Windows are claimed lazily (SharedArena._ready): a fork child that never uses the arena
     # takes none.
 

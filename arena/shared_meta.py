@@ -156,6 +156,9 @@ class SharedMeta:
         #: The event counters, one uint64 per slot (read without the lock on the hot path).
         self.events = np.ndarray((MAX_SLOTS,), "<u8", self._mm,
                                  _PROC_OFF + _EVENTS_OFF, (PROC.itemsize,))
+        #: The process table's bytes as uint64 words (see :meth:`events_index`).
+        self.events_raw = np.frombuffer(self._mm, "<u8", MAX_SLOTS * PROC.itemsize // 8,
+                                        _PROC_OFF)
         #: Bytes each process had allocated at its last allocation (whole-arena budget).
         self.allocated = np.ndarray((MAX_SLOTS,), "<u8", self._mm,
                                     _PROC_OFF + _ALLOCATED_OFF, (PROC.itemsize,))
@@ -201,13 +204,18 @@ class SharedMeta:
             os.close(fd)
             raise
 
+    @staticmethod
+    def events_index(slot: int) -> int:
+        """Index of ``slot``'s event counter in :attr:`events_raw`."""
+        return (slot * PROC.itemsize + _EVENTS_OFF) // 8
+
     def slot_offset(self, slot: int) -> int:
         """File offset of window ``slot``'s mapping (its data starts inside, aligned)."""
         return self.data_off + slot * self.slot_extent
 
     def close(self) -> None:
         """Unmap the metadata and close the file descriptor (if this object opened it)."""
-        self.events = self.allocated = None  # type: ignore[assignment]
+        self.events = self.allocated = self.events_raw = None  # type: ignore[assignment]
         self.proc = self.lease = self.hdr = self.keys = None  # type: ignore[assignment]
         try:
             self._mm.close()
