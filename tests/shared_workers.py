@@ -128,3 +128,17 @@ def alloc_bytes(args: tuple[np.ndarray, int]) -> str:
         return type(exc).__name__
     del y
     return "ok"
+
+
+def churn(xs: list[np.ndarray]) -> list[np.ndarray]:
+    """Read the arrays, free every third one remotely, send back fresh ones of the worker's."""
+    sa = arena_of(xs[0])
+    assert sa is not None
+    out = []
+    for i, x in enumerate(xs):
+        y = sa.alloc_array(x.shape, x.dtype)
+        y[...] = x + 1
+        out.append(y)
+        if i % 3 == 0:
+            sa.free(x)
+    return out

@@ -347,3 +347,23 @@ def test_close_without_arrays_gives_the_window_back() -> None:
     meta = sa._meta
     sa.close()
     assert meta.processes()[slot].state == "free"
+
+
+def test_many_arrays_both_ways_leave_the_metadata_consistent(sa: SharedArena) -> None:
+    batches = [[sa.alloc_array(n % 700 + 1, np.int32) for n in range(b, b + 30)]
+               for b in range(0, 240, 30)]
+    for batch in batches:
+        for x in batch:
+            x[...] = 5
+    with mp.get_context("fork").Pool(2) as pool:
+        results = pool.map(w.churn, batches)
+        assert all(int(y[0]) == 6 for ys in results for y in ys)
+        assert sa.check() == []
+        pool.close()
+        pool.join()
+    sa.reclaim()
+    assert sa.check() == []
+    del results, batches, x, batch      # (the generator's variables died with it)
+    sa.alloc(64)                         # the owner takes its delayed frees in
+    st = sa.shared_stats()
+    assert st.shared_blocks == 0 and st.dead_windows == 0
