@@ -17,6 +17,7 @@ from arena.buddy import BuddyAllocator
 from arena.errors import (
     ArenaError,
     ArenaMemoryError,
+    BadHandleError,
     BudgetExceededError,
     ClosedError,
     CorruptionError,
@@ -26,6 +27,7 @@ from arena.errors import (
     LiveViewsError,
     MemblockBug,
     MemblockPanic,
+    SharedStateError,
 )
 from arena.memblock import (
     MEMBLOCK_ALLOC_ACCESSIBLE,
@@ -52,6 +54,7 @@ __all__ = [
     "NodeStats",
     "ArenaError",
     "ArenaMemoryError",
+    "BadHandleError",
     "BudgetExceededError",
     "ClosedError",
     "CorruptionError",
@@ -72,6 +75,7 @@ __all__ = [
     "NodeSlice",
     "PhysicalMemory",
     "Region",
+    "SharedStateError",
     "SlabAllocator",
     "__version__",
     "parse_size",

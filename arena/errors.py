@@ -25,6 +25,8 @@ __all__ = [
     "MemblockBug",
     "HandoverError",
     "ArenaLeakWarning",
+    "BadHandleError",
+    "SharedStateError",
 ]
 
 
@@ -100,3 +102,14 @@ class HandoverError(ArenaError, RuntimeError):
 class ArenaLeakWarning(UserWarning):
     """Allocations were still live at the end of a test (the pytest plugin's
     ``--arena-leaks=warn``)."""
+
+
+class BadHandleError(ArenaError, ValueError):
+    """A handle to a block of a shared arena (:class:`arena.handles.Handle`) was refused: it
+    names an arena this process cannot attach, a block that was freed or never sent, or a
+    view outside its block (a forged or stale handle). Nothing was opened."""
+
+
+class SharedStateError(ArenaError, RuntimeError):
+    """A shared arena's metadata cannot serve the request: every process window is taken,
+    the lease table is full, or the file is not a shared arena."""
