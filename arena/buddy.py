@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from arena._args import int_arg
-from arena.errors import ArenaError, ClosedError, DoubleFreeError, ForeignBufferError
+from arena.errors import BuddyBug, ClosedError, DoubleFreeError, ForeignBufferError
 from arena.memblock import Memblock
 from arena.physmem import PhysicalMemory
 
@@ -69,10 +69,6 @@ NUMA_NO_NODE = -1
 
 ZONE_NAME = "Normal"
 """The name of the single zone we model per node."""
-
-
-class BuddyBug(ArenaError, AssertionError):
-    """An invariant of the buddy allocator broke (the kernel's ``VM_BUG_ON``); carries a dump."""
 
 
 class BuddyAllocator:

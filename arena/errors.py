@@ -8,9 +8,19 @@ Tiers:
   (0, ``None``, ``-ENOMEM``); the Pythonic layer (:class:`arena.Arena`) raises
   :class:`ArenaMemoryError`, a ``MemoryError`` carrying the request and the state of free space.
 * Where the kernel would panic or BUG, we raise :class:`MemblockPanic` / :class:`MemblockBug`.
+* Every ``check()`` (memblock, buddy, slab, physical memory, arena) raises
+  :class:`InvariantError` (or a subclass: :class:`MemblockBug`, :class:`BuddyBug`) when one of
+  its invariants does not hold; internal consistency checks elsewhere raise it too (the package
+  uses no ``assert``, which ``python -O`` would strip).
+* Warnings: :class:`MemblockWarning` (the kernel's ``WARN``).
+* The soak's own: :class:`InvariantViolation` (allocator and model disagree) and
+  :class:`KernelBug` (the model predicts the kernel's ``BUG()``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ArenaError",
@@ -24,6 +34,11 @@ __all__ = [
     "MemblockPanic",
     "MemblockBug",
     "HandoverError",
+    "InvariantError",
+    "BuddyBug",
+    "MemblockWarning",
+    "KernelBug",
+    "InvariantViolation",
 ]
 
 
@@ -88,9 +103,40 @@ class MemblockPanic(ArenaError, RuntimeError):
     """The kernel would panic here (e.g. ``memblock: cannot resize reserved array``)."""
 
 
-class MemblockBug(ArenaError, AssertionError):
+class InvariantError(ArenaError, AssertionError):
+    """An invariant of one of the allocators does not hold: what every ``check()`` raises
+    (the message names the broken invariant; most carry a dump of the state). A subclass of
+    ``AssertionError`` for callers that catch that."""
+
+
+class MemblockBug(InvariantError):
     """The kernel would hit ``BUG()`` here: an internal invariant of memblock broke."""
+
+
+class BuddyBug(InvariantError):
+    """An invariant of the buddy allocator broke (the kernel's ``VM_BUG_ON``); carries a dump."""
 
 
 class HandoverError(ArenaError, RuntimeError):
     """memblock was used after ``free_all()`` handed its memory to the page allocator."""
+
+
+class MemblockWarning(RuntimeWarning):
+    """A kernel ``WARN``: the kernel prints a warning and carries on; so do we."""
+
+
+class KernelBug(Exception):
+    """The soak's model predicts the kernel's ``BUG()`` here (e.g. a doubled array that cannot
+    be reserved); the allocator must raise :class:`MemblockBug`. After it the state is undefined
+    (the kernel is dead), so the episode ends."""
+
+
+class InvariantViolation(InvariantError):
+    """The soak: the allocator and its reference model disagree, or a check failed.
+
+    ``ops`` is the list of operations of the episode up to and including the failing one.
+    """
+
+    def __init__(self, message: str, ops: Sequence[tuple[Any, ...]] = ()) -> None:
+        super().__init__(message)
+        self.ops = list(ops)

@@ -563,8 +563,8 @@ def _reserve(mb, base: int, size: int, nid: int | None, flags: int | None) -> No
         mb.reserve(base, size)
     elif nid in (None, NUMA_NO_NODE) and flags == _RSRV_KERN:
         mb.reserve_kern(base, size)
-    else:  # no public counterpart of __memblock_reserve(base, size, nid, flags)
-        mb._reserve(base, size, NUMA_NO_NODE if nid is None else nid, flags or 0)
+    else:
+        mb.reserve_node(base, size, NUMA_NO_NODE if nid is None else nid, flags or 0)
 
 
 def _alloc(mb, op: AllocOp) -> int | None:
@@ -572,13 +572,10 @@ def _alloc(mb, op: AllocOp) -> int | None:
     if op.phys_range:  # memblock_phys_alloc_range: explicit end not capped, no retry
         found = mb.phys_alloc_range(op.size, op.align, op.start, op.end)
     else:
-        # memblock_alloc_internal (the try_nid / exact_nid / virt families): max_addr capped at
-        # current_limit, then, if nothing fits above a nonzero min_addr, a retry from 0.
-        # Memblock has no public physical-address form of it, so it is composed here.
-        end = min(op.end, mb.current_limit)
-        found = mb.alloc_range_nid(op.size, op.align, op.start, end, op.nid, op.exact)
-        if not found and op.start:
-            found = mb.alloc_range_nid(op.size, op.align, 0, end, op.nid, op.exact)
+        # memblock_alloc_internal (the try_nid / exact_nid / virt families); the printed
+        # max_addr may be wider than a 32-bit phys_addr_t (the cap at current_limit takes it)
+        found = mb.alloc_internal(op.size, op.align, op.start, min(op.end, mb.phys_addr_max),
+                                  op.nid, op.exact)
     return found or None
 
 

@@ -1,16 +1,22 @@
-"""A deliberately simple reference memblock: the kernel's linear scans, written plainly.
+"""The kernel's linear walk, written plainly: the one reference implementation of memblock.
 
-Kernel counterpart: ``mm/memblock.c`` (newest behaviour, ``shared/spec/memblock-semantics.md``
-§2-§5), restricted to what the benchmarks and the equivalence tests need: ``memory`` and
-``reserved`` (no ``physmem``), NUMA on, no mirror / KHO / hot-plug policy, no debug lines or
-warnings, no hand-over. It is independent of :mod:`arena.memblock` (it imports only the
-exception classes) and is used
+Kernel counterpart: ``mm/memblock.c`` (newest behaviour). Two parts:
 
-* as the baseline of benchmark family 3 (``bench/bench_memblock.py``): "what a straightforward
-  port of the kernel's algorithm costs", and
-* as the oracle of ``tests/test_linear_ref.py``, which runs it side by side with
-  :class:`arena.memblock.Memblock` on random operation sequences and compares every result and
-  both region arrays. Any fast path added to ``Memblock`` must keep that test green.
+* :func:`find_range_top_down` / :func:`find_range_bottom_up`: the kernel's
+  ``__memblock_find_range_top_down()`` / ``__memblock_find_range_bottom_up()``: the first
+  aligned fit in the free ranges, in walk order. Whoever walks free ranges uses these:
+  :class:`arena.memblock.Memblock` (its reference path, ``_fast = False``), :class:`LinearMemblock`
+  below and the soak's byte-map model (:class:`arena.soak_models.MemblockModel`).
+* :class:`LinearMemblock`: a plain memblock, restricted to what the benchmarks and the
+  equivalence tests need: ``memory`` and ``reserved`` (no ``physmem``), NUMA on, no mirror /
+  KHO / hot-plug policy, no debug lines or warnings, no hand-over. It shares nothing with
+  :class:`arena.memblock.Memblock` but the two walks above, the constants and the exceptions;
+  it is the baseline of the memblock benchmark (``bench/bench_memblock.py``: "what a
+  straightforward port of the kernel's algorithm costs") and the oracle of
+  ``tests/test_linear_ref.py``, ``tests/test_memblock_fastpath.py`` and
+  ``tests/test_memblock_unsorted.py``, which run it side by side with ``Memblock`` on random
+  operation sequences and compare every result and both region arrays. Any fast path added to
+  ``Memblock`` must keep those tests green.
 
 Invariants (as the kernel's): each region list is sorted by base, non-overlapping and minimal
 (touching neighbours with equal nid and flags are merged) and ``total_size`` is the sum of the
@@ -30,44 +36,65 @@ are those of :class:`arena.memblock.Memblock` (0 / ``-ENOMEM``; 0 for a failed a
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from arena.constants import (
+    DRIVER_MANAGED,
+    ENOMEM,
+    HOTPLUG,
+    KHO_SCRATCH,
+    MIRROR,
+    NOMAP,
+    NUMA_NO_NODE,
+    RSRV_KERN,
+    round_up_wrap,
+)
+from arena.constants import FLAGS_MASK as _FLAGS_MASK
+from arena.constants import PHYS_ADDR_MAX_64 as PHYS_ADDR_MAX
 from arena.errors import MemblockBug, MemblockPanic
 
-__all__ = ["LinearMemblock", "LinearType", "PHYS_ADDR_MAX", "NUMA_NO_NODE"]
-
-#: ``PHYS_ADDR_MAX`` of a 64-bit ``phys_addr_t``; also ``MEMBLOCK_ALLOC_ANYWHERE``.
-PHYS_ADDR_MAX = (1 << 64) - 1
-#: ``NUMA_NO_NODE``: any node.
-NUMA_NO_NODE = -1
-#: ``ENOMEM``: mutators return ``-ENOMEM`` when an array cannot grow.
-ENOMEM = 12
-
-# enum memblock_flags (the kernel's bit values)
-HOTPLUG = 0x1
-MIRROR = 0x2
-NOMAP = 0x4
-DRIVER_MANAGED = 0x8
-RSRV_KERN = 0x20
-KHO_SCRATCH = 0x40
-_FLAGS_MASK = 0x7F
+__all__ = [
+    "LinearMemblock",
+    "LinearType",
+    "PHYS_ADDR_MAX",
+    "NUMA_NO_NODE",
+    "find_range_bottom_up",
+    "find_range_top_down",
+]
 
 Region = tuple[int, int, int, int]  # (base, size, flags, nid)
 
 
-def _round_down(x: int, align: int) -> int:
-    """``round_down()``: ``x & ~(align - 1)`` in 64 bits (align 0 gives 0)."""
-    return x & ~((align - 1) & PHYS_ADDR_MAX)
+def find_range_bottom_up(free_ranges: Iterable[tuple[int, int, int]], start: int, end: int,
+                         size: int, align: int, mask: int = PHYS_ADDR_MAX) -> int:
+    """``__memblock_find_range_bottom_up()``: the lowest aligned fit in the first free range
+    (``(start, end, nid)``, ascending) that holds it, each range clamped to ``[start, end)``;
+    0 if none. ``round_up`` wraps at ``mask`` (``PHYS_ADDR_MAX``) as in C. O(ranges)."""
+    for ts, te, _ in free_ranges:
+        ts = start if ts < start else (end if ts > end else ts)
+        te = start if te < start else (end if te > end else te)
+        cand = round_up_wrap(ts, align, mask)
+        if cand < te and te - cand >= size:
+            return cand
+    return 0
 
 
-def _round_up(x: int, align: int) -> int:
-    """``round_up()``: ``((x - 1) | (align - 1)) + 1`` in 64 bits, wrapping."""
-    return ((((x - 1) & PHYS_ADDR_MAX) | ((align - 1) & PHYS_ADDR_MAX)) + 1) & PHYS_ADDR_MAX
-
-
-def _clamp(v: int, lo: int, hi: int) -> int:
-    return min(max(v, lo), hi)
+def find_range_top_down(free_ranges: Iterable[tuple[int, int, int]], start: int, end: int,
+                        size: int, align: int, mask: int = PHYS_ADDR_MAX) -> int:
+    """``__memblock_find_range_top_down()``: the highest aligned fit in the first free range
+    (``(start, end, nid)``, descending) that holds it, each range clamped to ``[start, end)``;
+    0 if none. O(ranges)."""
+    keep = ~((align - 1) & mask)
+    for ts, te, _ in free_ranges:
+        ts = start if ts < start else (end if ts > end else ts)
+        te = start if te < start else (end if te > end else te)
+        if te < size:
+            continue
+        cand = (te - size) & keep                        # round_down
+        if cand >= ts:
+            return cand
+    return 0
 
 
 def _u64(name: str, v: Any) -> int:
@@ -397,7 +424,8 @@ class LinearMemblock:
         i = 0
         while i < len(r):
             b, sz, f, n = r[i]
-            start, end = _round_up(b, align), _round_down(b + sz, align)
+            start = round_up_wrap(b, align, PHYS_ADDR_MAX)
+            end = (b + sz) & ~((align - 1) & PHYS_ADDR_MAX)          # round_down
             if start == b and end == b + sz:
                 i += 1
             elif start < end:
@@ -544,20 +572,10 @@ class LinearMemblock:
         start = max(start, self.page_size)     # page 0 is never handed out
         end = max(start, end)
         if self.bottom_up:
-            for ts, te, _ in self.for_each_free_mem_range(nid, flags):
-                ts, te = _clamp(ts, start, end), _clamp(te, start, end)
-                cand = _round_up(ts, align)
-                if cand < te and te - cand >= size:
-                    return cand
-            return 0
-        for ts, te, _ in self.for_each_free_mem_range_reverse(nid, flags):
-            ts, te = _clamp(ts, start, end), _clamp(te, start, end)
-            if te < size:
-                continue
-            cand = _round_down(te - size, align)
-            if cand >= ts:
-                return cand
-        return 0
+            return find_range_bottom_up(self.for_each_free_mem_range(nid, flags), start, end,
+                                        size, align)
+        return find_range_top_down(self.for_each_free_mem_range_reverse(nid, flags), start, end,
+                                   size, align)
 
     def _find_in_range(self, start: int, end: int, size: int, align: int) -> int:
         """``memblock_find_in_range()`` (used by array doubling): any node, no flags."""
