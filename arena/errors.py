@@ -39,6 +39,7 @@ __all__ = [
     "MemblockWarning",
     "KernelBug",
     "InvariantViolation",
+    "WorkloadDead",
 ]
 
 
@@ -140,3 +141,8 @@ class InvariantViolation(InvariantError):
     def __init__(self, message: str, ops: Sequence[tuple[Any, ...]] = ()) -> None:
         super().__init__(message)
         self.ops = list(ops)
+
+
+class WorkloadDead(Exception):
+    """The soak: raised inside an operation when the allocator hit the predicted kernel BUG
+    (the episode ends there)."""
