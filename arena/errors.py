@@ -40,6 +40,7 @@ __all__ = [
     "KernelBug",
     "InvariantViolation",
     "WorkloadDead",
+    "BootLogNumberError",
 ]
 
 
@@ -146,3 +147,8 @@ class InvariantViolation(InvariantError):
 class WorkloadDead(Exception):
     """The soak: raised inside an operation when the allocator hit the predicted kernel BUG
     (the episode ends there)."""
+
+
+class BootLogNumberError(ValueError):
+    """A boot log prints a number no kernel prints (wider than 64 bits, a nid outside a
+    C int); the parser skips that line."""

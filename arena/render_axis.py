@@ -17,6 +17,8 @@ import bisect
 import math
 from collections.abc import Iterable, Sequence
 
+from arena.errors import InvariantError
+
 __all__ = ["Axis", "human_size", "range_text", "merge_extents", "clip", "round_step",
            "round_ticks"]
 
@@ -34,7 +36,7 @@ def human_size(n: int) -> str:
         if v < 1024 or unit == "EiB":
             text = f"{v:.1f}" if v < 10 and v != int(v) else f"{v:.0f}"
             return f"{text} {unit}"
-    raise AssertionError("unreachable")
+    raise InvariantError("render_axis: unreachable")
 
 
 def range_text(base: int, size: int) -> str:

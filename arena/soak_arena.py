@@ -13,7 +13,7 @@ from arena.constants import (
     NUMA_NO_NODE,
     round_up,
 )
-from arena.errors import InvariantViolation, KernelBug
+from arena.errors import InvariantError, InvariantViolation, KernelBug
 from arena.soak_models import BuddyModel, MemblockModel
 from arena.soak_workloads import Chooser, Workload, _close_quietly, _expect_regions, _pick
 
@@ -190,7 +190,8 @@ class ArenaWorkload(Workload):
         info = self.arena.info(view)
         phys = info.phys
         if exp is not None:  # from the page allocator: the start of the expected free block
-            assert self.bmodel is not None
+            if self.bmodel is None:
+                raise InvariantError("soak_arena: expected self.bmodel is not None")
             block = phys - left
             pfn = block >> self.shift
             self.expect((pfn, exp[1], exp[0]) in set(self.bmodel.blocks()),
@@ -267,7 +268,8 @@ class ArenaWorkload(Workload):
         if not self.exact:
             return
         if order >= 0:
-            assert self.bmodel is not None
+            if self.bmodel is None:
+                raise InvariantError("soak_arena: expected self.bmodel is not None")
             self.bmodel.give_back(block >> self.shift)
         elif self.bmodel is None:
             self.model.remove_range("reserved", block, reserved)
@@ -393,7 +395,8 @@ class ArenaWorkload(Workload):
             self.peak_regions = max(self.peak_regions, a.memblock.reserved.cnt)
         else:
             b = a.buddy
-            assert b is not None
+            if b is None:
+                raise InvariantError("soak_arena: expected b is not None")
             self._same_val("buddy free blocks", sorted(b.free_blocks()),
                            sorted(self.bmodel.blocks()))
         st = a.stats()

@@ -33,7 +33,7 @@ from arena.constants import (
     RSRV_NOINIT,
 )
 from arena.constants import PHYS_ADDR_MAX_64 as MASK64
-from arena.errors import InvariantViolation, KernelBug, WorkloadDead
+from arena.errors import InvariantError, InvariantViolation, KernelBug, WorkloadDead
 from arena.soak_models import BuddyModel, MemblockModel
 
 __all__ = [
@@ -653,7 +653,8 @@ class BuddyWorkload(Workload):
         self.expect(phys is not None, f"alloc_pages({order}, node={node}, strict={strict}) "
                                       f"failed; the model expects an order-{expected[1]} block "
                                       f"of node {expected[0]}")
-        assert phys is not None and view is not None
+        if not (phys is not None and view is not None):
+            raise InvariantError("soak_workloads: expected phys is not None and view is not None")
         pfn = phys >> self.shift
         nid, border = expected
         self.expect((pfn, border, nid) in set(self.model.blocks()),

@@ -44,6 +44,9 @@ from arena.bootlog import (
     parse_dump,
     read_log,
 )
+from arena.constants import NUMA_NO_NODE
+from arena.constants import RSRV_KERN as _RSRV_KERN
+from arena.errors import InvariantError
 from arena.trace_report import (
     AllocResult,
     Divergence,
@@ -79,11 +82,8 @@ __all__ = [
     "read_log",
 ]
 
-NUMA_NO_NODE = -1
 DEFAULT_PAGE_SIZE = 4096
 DEFAULT_SMP_CACHE_BYTES = 64
-#: ``MEMBLOCK_RSRV_KERN``: the flag every allocation records from 6.16.
-_RSRV_KERN = 0x20
 
 # -- settings and inference --------------------------------------------------------------------
 
@@ -383,7 +383,8 @@ def _infer_trim(trace: Trace, settings: Settings) -> int | None:
     if dump_idx is None:
         return None
     dump = trace.ops[dump_idx]
-    assert isinstance(dump, DumpOp)
+    if not (isinstance(dump, DumpOp)):
+        raise InvariantError("trace: expected isinstance(dump, DumpOp)")
     want = [(r.base, r.size) for r in dump.memory]
 
     def memory_after(trim: int | None) -> list[tuple[int, int]]:
@@ -454,7 +455,8 @@ def _start_point(trace: Trace, s: Settings) -> tuple[int | None, str, Inference 
         return None, empty, None
     i = dumps[0]
     dump = ops[i]
-    assert isinstance(dump, DumpOp)
+    if not (isinstance(dump, DumpOp)):
+        raise InvariantError("trace: expected isinstance(dump, DumpOp)")
     why = unexplained(dump, ops[:i], ((b, n) for b, n, _ in s.memory), s.reserved)
     if why is None:
         return None, empty, Inference("start", empty, f"the operations printed before the "

@@ -24,10 +24,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from arena.bootlog import AllocOp, DoubleOp, DumpOp, DumpRegion, Op, RangeOp
+from arena.constants import NUMA_NO_NODE
 
 __all__ = ["unexplained", "apply_given", "load_dump"]
-
-NUMA_NO_NODE = -1
 
 
 def _union(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
