@@ -376,7 +376,7 @@ class Trace(Sequence[Op]):
     def __iter__(self) -> Iterator[Op]:
         return iter(self.ops)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: int) -> Op:  # type: ignore[override]
         return self.ops[i]
 
     def counts(self) -> dict[str, int]:

@@ -1335,6 +1335,8 @@ class Memblock:
         if not size:
             return
         pm = self._physmem
+        if pm is None:
+            raise ValueError("this Memblock has no PhysicalMemory")
         lo = pm.phys_base
         if found < lo or found + size > lo + pm.size:
             raise ValueError(
@@ -1937,6 +1939,8 @@ class Memblock:
             # failing would leave the range half given away.
             raise ValueError(f"pages [{first:#x}, {end:#x}) are already managed (in part) by "
                              f"the page allocator: nothing was handed over")
+        if self._buddy is None:
+            raise HandoverError("no page allocator: free_all(buddy) was not called")
         boot_free = self._buddy.boot_free
         for pfn in range(first, end):
             boot_free(pfn, 0, self._page_nid(pfn << sh))

@@ -28,7 +28,7 @@ import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arena.bootlog import (
     AllocOp,
@@ -47,6 +47,9 @@ from arena.bootlog import (
 from arena.constants import NUMA_NO_NODE
 from arena.constants import RSRV_KERN as _RSRV_KERN
 from arena.errors import InvariantError
+
+if TYPE_CHECKING:
+    from arena.memblock import Memblock, MemblockType, Region
 from arena.trace_report import (
     AllocResult,
     Divergence,
@@ -520,7 +523,7 @@ def _plan(trace: Trace, settings: Settings) -> tuple[_Plan, list[Inference]]:
 
 # -- the engine: one place that calls Memblock -------------------------------------------------
 
-def _new_memblock(s: Settings, phys_map: bool = False):
+def _new_memblock(s: Settings, phys_map: bool = False) -> Memblock:
     from arena.memblock import Memblock
 
     mb = Memblock(None, phys_addr_bits=s.phys_bits or 64,
@@ -536,11 +539,11 @@ def _new_memblock(s: Settings, phys_map: bool = False):
     return mb
 
 
-def _regions_of(type_) -> list:
+def _regions_of(type_: MemblockType) -> list[Region]:
     return list(type_.regions)
 
 
-def _apply_range(mb, op: RangeOp) -> None:
+def _apply_range(mb: Memblock, op: RangeOp) -> None:
     if op.kind == "add":
         if op.nid is None:
             mb.add(op.base, op.size)
@@ -557,7 +560,7 @@ def _apply_range(mb, op: RangeOp) -> None:
     # free_late hands pages to the buddy allocator and leaves memblock's arrays alone
 
 
-def _reserve(mb, base: int, size: int, nid: int | None, flags: int | None) -> None:
+def _reserve(mb: Memblock, base: int, size: int, nid: int | None, flags: int | None) -> None:
     """A reserve line: ``memblock_reserve`` or (6.16+) ``__memblock_reserve`` with the printed
     nid and flags (``memblock_reserve_kern`` = nid -1, RSRV_KERN; NODE_DATA-style blocks from
     ``memblock_phys_alloc_try_nid`` = their node, RSRV_KERN)."""
@@ -569,7 +572,7 @@ def _reserve(mb, base: int, size: int, nid: int | None, flags: int | None) -> No
         mb.reserve_node(base, size, NUMA_NO_NODE if nid is None else nid, flags or 0)
 
 
-def _alloc(mb, op: AllocOp) -> int | None:
+def _alloc(mb: Memblock, op: AllocOp) -> int | None:
     """Run one request the way the printed function does; the physical base or ``None``."""
     if op.phys_range:  # memblock_phys_alloc_range: explicit end not capped, no retry
         found = mb.phys_alloc_range(op.size, op.align, op.start, op.end)
@@ -577,11 +580,11 @@ def _alloc(mb, op: AllocOp) -> int | None:
         # memblock_alloc_internal (the try_nid / exact_nid / virt families); the printed
         # max_addr may be wider than a 32-bit phys_addr_t (the cap at current_limit takes it)
         found = mb.alloc_internal(op.size, op.align, op.start, min(op.end, mb.phys_addr_max),
-                                  op.nid, op.exact)
+                                  NUMA_NO_NODE if op.nid is None else op.nid, op.exact)
     return found or None
 
 
-def _force(mb, op: AllocOp, ours: int | None) -> None:
+def _force(mb: Memblock, op: AllocOp, ours: int | None) -> None:
     """After a divergence, make our state follow the kernel's answer: undo ours, then reserve
     the kernel's block with the attributes an allocation records."""
     if ours is not None:
@@ -594,7 +597,7 @@ def _force(mb, op: AllocOp, ours: int | None) -> None:
             mb.reserve(op.result, op.size)
 
 
-def _apply_nodes(mb, dump: DumpOp) -> None:
+def _apply_nodes(mb: Memblock, dump: DumpOp) -> None:
     for type_, regions in ((mb.memory, dump.memory), (mb.reserved, dump.reserved)):
         for r in regions:
             if r.nid is not None:
@@ -686,7 +689,7 @@ class _Engine:
             self.divs.append(Divergence(
                 op.lineno, "double", f"kernel doubled {op.type_name} to {op.new_max} "
                 f"entries; ours has {getattr(mb, op.type_name).max}"))
-        if i == plan.trim_after:
+        if i == plan.trim_after and plan.settings.trim_memory is not None:
             mb.trim_memory(plan.settings.trim_memory)
 
     def alloc(self, op: AllocOp) -> None:

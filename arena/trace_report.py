@@ -10,9 +10,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from arena.bootlog import AllocOp, DumpOp, Gap, Malformed, Op
+
+if TYPE_CHECKING:
+    from arena.memblock import MemblockType
 
 __all__ = ["AllocResult", "DumpResult", "Divergence", "Report", "print_report", "show"]
 
@@ -166,7 +169,7 @@ def _state_around(regions: Sequence[tuple[int, int, int, int]], name: str,
             for i, (b, s, f, n) in enumerate(regions) if i in keep]
 
 
-def _snapshot(type_) -> list[tuple[int, int, int, int]]:
+def _snapshot(type_: MemblockType) -> list[tuple[int, int, int, int]]:
     return [(r.base, r.size, int(r.flags), r.nid) for r in type_.regions]
 
 
