@@ -522,7 +522,7 @@ class Memblock:
     def _merge_all(self, t: MemblockType) -> None:
         """The whole-array ``memblock_merge_regions()`` of kernels < 6.3. O(n)."""
         w = t.whole()
-        self._merge_regions(t, w, 0, len(t))
+        self._merge_regions(t, w, 0, t.live)
         w.commit()
 
     def _merge_store(self, t: MemblockType, w: Window, start_rgn: int, end_rgn: int) -> None:
@@ -537,7 +537,7 @@ class Memblock:
     def _insert_region(self, t: MemblockType, w: Window, idx: int, base: int, size: int,
                        nid: int, flags: int) -> None:
         """``memblock_insert_region()``: insert at window index ``idx``. BUG if ``t`` is full."""
-        cnt = w.count()
+        cnt = t.live + len(w.B) - w.k          # the array's count with this window
         if cnt >= t.max:
             w.commit()
             raise MemblockBug(f"memblock: inserting into a full {t.name} array "
@@ -559,7 +559,7 @@ class Memblock:
         if not self._numa:
             nid = 0
         end = base + size
-        if not len(t):  # special case for an empty array
+        if not t.live:  # special case for an empty array
             if t.total_size:
                 self._warn(f"memblock: empty {t.name} array has total_size {t.total_size:#x}")
             t.load([base], [size], [flags], [nid])
@@ -567,7 +567,7 @@ class Memblock:
             t.total_excess = 0
             return 0
         w = t.window(base, end)
-        if len(t) * 2 + 1 > t.max:
+        if t.live * 2 + 1 > t.max:
             # Counting pass: how many new regions are needed; grow the array first.
             B, S = w.B, w.S
             cur = base
@@ -590,8 +590,8 @@ class Memblock:
                 nr_new += 1
             if not nr_new:
                 return 0
-            if len(t) + nr_new > t.max:
-                while len(t) + nr_new > t.max:
+            if t.live + nr_new > t.max:
+                while t.live + nr_new > t.max:
                     if self._double_array(t, base, size) < 0:
                         return -ENOMEM
                 w = t.window(base, end)   # doubling reserved changes it
@@ -731,7 +731,7 @@ class Memblock:
     def _emptied(self, t: MemblockType) -> None:
         """After removals: an empty array warns about a left-over total and (kernels <= 6.10)
         its dummy entry reads nid ``MAX_NUMNODES``."""
-        if not len(t):
+        if not t.live:
             if t.total_size:
                 self._warn(f"memblock: {t.name} is empty but total_size is {t.total_size:#x}")
             t.dummy_nid = self._max_numnodes if self._numa else 0
@@ -746,7 +746,7 @@ class Memblock:
         t.total_size = (t.total_size - sum(S[s:e])) & self._mask
         del w.B[s:e], S[s:e], w.F[s:e], w.N[s:e]
         w.commit(s)
-        if not len(t):
+        if not t.live:
             self._emptied(t)
         return 0
 
@@ -1093,7 +1093,7 @@ class Memblock:
         AB = ta.kernel_columns()[0]
         ia = len(AB) - 1
         ib = tb.cnt if tb is not None else 0
-        if tb is not None and not len(tb):
+        if tb is not None and not tb.live:
             ib = 0  # an empty (or dummy-only) tb has one gap, [0, PHYS_ADDR_MAX)
         while True:
             AB, AS, AF, AN = ta.kernel_columns()

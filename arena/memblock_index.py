@@ -38,7 +38,7 @@ _NUMPY_CHUNKS = 64
 def highest_fit(R: MemblockType, lo: int, hi: int, size: int, keep: int) -> int:
     """Highest fit in ``[lo, hi)`` minus reserved: the top piece, the gaps between reserved
     regions (descending), the bottom piece; 0 if none. ``lo >= PAGE_SIZE``, so no fit is 0."""
-    if not R._n:
+    if not R.live:
         cand = (hi - size) & keep
         return cand if cand >= lo else 0
     RB, RS = R._cb, R._cs
@@ -98,7 +98,7 @@ def lowest_fit(R: MemblockType, lo: int, hi: int, size: int, am1: int) -> int:
     """Lowest fit in ``[lo, hi)`` minus reserved: the bottom piece, the gaps between
     reserved regions (ascending), the top piece; 0 if none. Rounding up cannot wrap here
     (see :meth:`_find_range_bottom_up`)."""
-    if not R._n:
+    if not R.live:
         cand = ((lo - 1) | am1) + 1
         return cand if hi - cand >= size else 0
     RB, RS = R._cb, R._cs

@@ -90,7 +90,7 @@ class RegionsView(Sequence):
             i += n
         if not 0 <= i < n:
             raise IndexError(f"{t.name} region index out of range (cnt {n})")
-        if not t._n:  # the empty dummy entry of kernels <= 6.10
+        if not t.live:  # the empty dummy entry of kernels <= 6.10
             return Region(0, 0, _FLAG_OBJ[0], t.dummy_nid)
         c, o = t._locate(i)
         return Region(t._cb[c][o], t._cs[c][o], _FLAG_OBJ[t._cf[c][o]], t._cn[c][o])
@@ -101,7 +101,7 @@ class RegionsView(Sequence):
         t = self._t
         i = 0
         while True:
-            if t._n:
+            if t.live:
                 B, S, F, N = t.columns()
                 if i >= len(B):
                     return
@@ -139,7 +139,12 @@ class MemblockType:
 
     Attributes: ``name``, ``cnt`` (live regions), ``max`` (capacity; doubles on growth),
     ``total_size`` (bytes; the sum of sizes except for the trim quirk), ``regions`` (a read-only
-    sequence of :class:`Region`).
+    sequence of :class:`Region`). State the kernel logic of :mod:`arena.memblock` keeps on the
+    array: ``live`` (regions stored: ``cnt`` without the dummy entry; read only),
+    ``dummy_nid`` (the nid the dummy entry of kernels <= 6.10 reads), ``array_phys`` (where a
+    doubled array lives; ``None`` for the static one), ``may_be_nonminimal`` (set by
+    ``cap_memory_range``), ``total_excess`` (what ``trim_memory`` left in ``total_size`` beyond
+    the sum of sizes) and ``unsorted`` (``trim_memory``'s wrap left the array out of order).
 
     Storage: the regions in address order, cut into chunks of at most ``_CHUNK_MAX`` (lists
     ``_cb``, ``_cs``, ``_cf``, ``_cn`` of ``array.array`` columns base / size / flags / nid; no
@@ -152,7 +157,7 @@ class MemblockType:
 
     __slots__ = (
         "name", "max", "total_size", "_code", "_cb", "_cs", "_cf", "_cn", "_mins", "_gm",
-        "_n", "_flat", "_pos", "_cmax", "_dummy", "dummy_nid", "array_phys",
+        "live", "_flat", "_pos", "_cmax", "_dummy", "dummy_nid", "array_phys",
         "may_be_nonminimal", "total_excess", "unsorted",
     )
 
@@ -167,7 +172,7 @@ class MemblockType:
         self._cn: list[array] = []
         self._mins: list[int] = []
         self._gm = array("Q")
-        self._n = 0
+        self.live = 0
         self._flat: tuple[array, array, array, array] | None = None  # cache for the iterators
         self._pos: list[int] | None = None    # cache: index of each chunk's first region
         self._cmax = _CHUNK_MAX
@@ -181,7 +186,7 @@ class MemblockType:
     @property
     def cnt(self) -> int:
         """Number of regions (``type->cnt``); 1 for an empty array of a kernel <= 6.10."""
-        n = self._n
+        n = self.live
         return n if n or not self._dummy else 1
 
     @property
@@ -190,8 +195,8 @@ class MemblockType:
         return RegionsView(self)
 
     def __len__(self) -> int:
-        """Live regions (``cnt`` without the dummy entry of kernels <= 6.10)."""
-        return self._n
+        """Live regions (``live``: ``cnt`` without the dummy entry of kernels <= 6.10)."""
+        return self.live
 
     def __repr__(self) -> str:
         return (f"<MemblockType {self.name} cnt={self.cnt} max={self.max} "
@@ -203,7 +208,7 @@ class MemblockType:
         """Open the window of the regions ``[base, end)`` overlaps, with one neighbour on each
         side (the kernel's merge window); :meth:`Window.commit` stores it back. O(log n), plus
         O(k) when the window spans chunks."""
-        if not self._n or self.unsorted:
+        if not self.live or self.unsorted:
             # Empty, or left unsorted by trim_memory: the kernel's loops walk the whole array
             # from index 0 (they stop at the first region at or above ``end`` in array order),
             # so the window is all of it and the loops run on it unchanged.
@@ -234,7 +239,7 @@ class MemblockType:
 
     def whole(self) -> Window:
         """A window of every region (as lists; :meth:`Window.commit` stores it back). O(n)."""
-        return Window.copy(self, 0, 0, self._n, 0)
+        return Window.copy(self, 0, 0, self.live, 0)
 
     def containing(self, addr: int) -> tuple[int, int, int, int] | None:
         """``(base, size, flags, nid)`` of the region containing ``addr``, None if none: the
@@ -272,11 +277,11 @@ class MemblockType:
 
     def first_base(self) -> int:
         """Base of the first region (0 if none)."""
-        return self._cb[0][0] if self._n else 0
+        return self._cb[0][0] if self.live else 0
 
     def last_end(self) -> int:
         """End of the last region (0 if none)."""
-        return self._cb[-1][-1] + self._cs[-1][-1] if self._n else 0
+        return self._cb[-1][-1] + self._cs[-1][-1] if self.live else 0
 
     def regions_down(self, end: int) -> Iterator[tuple[int, int, int, int]]:
         """``(base, end, flags, nid)`` of the regions starting below ``end``, descending
@@ -297,7 +302,7 @@ class MemblockType:
     def regions_up(self, start: int) -> Iterator[tuple[int, int, int, int]]:
         """``(base, end, flags, nid)`` of the regions ending above ``start``, ascending
         (sorted arrays only). O(log n) to start, O(1) a region."""
-        if not self._n:
+        if not self.live:
             return
         MB, MS, MF, MN = self._cb, self._cs, self._cf, self._cn
         c, o = self._first_overlap(start)
@@ -315,13 +320,13 @@ class MemblockType:
     def kernel_columns(self) -> tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[int]]:
         """The four columns as the kernel's loops see them: :meth:`columns`, or the empty dummy
         entry of kernels <= 6.10 when the array is empty."""
-        if not self._n and self._dummy:
+        if not self.live and self._dummy:
             return (0,), (0,), (0,), (self.dummy_nid,)
         return self.columns()
 
     def lists(self) -> tuple[list[int], list[int], list[int], list[int]]:
         """Every region as four lists (base, size, flags, nid), for whole-array rewrites. O(n)."""
-        return self._extract(0, 0, self._n) if self._n else ([], [], [], [])
+        return self._extract(0, 0, self.live) if self.live else ([], [], [], [])
 
     def restore(self, old: MemblockType) -> None:
         """Take over every field of ``old`` (a deep copy made earlier): undo in place, so that
@@ -338,8 +343,8 @@ class MemblockType:
         cb, cs, cf, cn, gm = t._cb, t._cs, t._cf, t._cn, t._gm
         if not len(cb) == len(cs) == len(cf) == len(cn) == len(t._mins) == len(gm):
             return f"{t.name}: chunk lists of different lengths"
-        if sum(map(len, cb)) != t._n:
-            return f"{t.name}: {t._n} regions counted, {sum(map(len, cb))} stored"
+        if sum(map(len, cb)) != t.live:
+            return f"{t.name}: {t.live} regions counted, {sum(map(len, cb))} stored"
         if t.cnt > t.max:
             return f"{t.name}: cnt {t.cnt} > max {t.max}"
         unsorted = t.unsorted
@@ -515,7 +520,7 @@ class MemblockType:
         ``_cmax`` long and the gap bounds valid. O(k + m + chunk length)."""
         self._flat = self._pos = None
         m = len(nb)
-        self._n += m - k
+        self.live += m - k
         cb = self._cb
         if not cb:
             self.load(nb, ns, nf, nn)
@@ -580,7 +585,7 @@ class MemblockType:
         length. O(1) unless the chunk splits or merges."""
         n = len(B)
         if n != k:
-            self._n += n - k
+            self.live += n - k
             self._pos = None
         self._flat = None
         if grown >= 0 and (grown < n or c + 1 < len(self._cb)):
@@ -665,7 +670,7 @@ class MemblockType:
         # array unsorted, as in the kernel)
         self._gm = array("Q", [max([0, *(B[j] - B[j - 1] - S[j - 1]
                                          for j in range(max(a, 1), b))]) for a, b in spans])
-        self._n = n
+        self.live = n
         self._flat = self._pos = None
         if self.unsorted:
             self._settle(B, S, F, N)
@@ -705,11 +710,11 @@ class _Column(Sequence):
         return array((self._t._code, self._t._code, "B", "i")[self._k]).itemsize
 
     def __len__(self) -> int:
-        return self._t._n
+        return self._t.live
 
     def _pos(self, i: Any) -> tuple[int, int]:
         i = operator.index(i)
-        n = self._t._n
+        n = self._t.live
         if i < 0:
             i += n
         if not 0 <= i < n:
@@ -767,7 +772,7 @@ class Window:
 
     def count(self) -> int:
         """Regions the array will hold once this window is committed."""
-        return self.t._n + len(self.B) - self.k
+        return self.t.live + len(self.B) - self.k
 
     def index(self, i: int) -> int:
         """Array index of window index ``i`` (messages)."""
