@@ -36,9 +36,10 @@ Modules (imports point one way: memblock -> index -> store -> constants):
   size 0, layouts within ``align`` of the top of the address space (bottom-up) and memory that
   ``trim_memory`` left unsorted (its round_up wrapping at the top).
 
-Layout of this module follows ``memblock.c``: constants, helpers, array primitives (double /
-merge / insert / add_range), add/remove/reserve/free, flag setters, iterators, set_node, the
-allocation chain, queries and limits, dump, hand-over.
+Layout of this module follows ``memblock.c``, function for function in the kernel's order:
+overlap tests and the search for free space, the array primitives (double / merge / insert /
+add_range), add / remove / free / reserve, the flag setters, the iterators and set_node, the
+allocation chain, sizes, limits and lookups, dump, the hand-over; then ``check()``.
 """
 
 from __future__ import annotations
@@ -444,7 +445,151 @@ class Memblock:
             self.check()
 
     # ========================================================================================
-    # Region array primitives
+    # Overlaps and the search for free space (memblock_addrs_overlap .. memblock_find_in_range)
+    # ========================================================================================
+
+    def addrs_overlap(self, base1: int, size1: int, base2: int, size2: int) -> bool:
+        """``memblock_addrs_overlap()``: ``[base1, base1 + size1)`` and ``[base2, base2 + size2)``
+        intersect (sums wrap at ``2**phys_addr_bits`` as in C). O(1)."""
+        base1 = self._phys("base1", base1)
+        size1 = self._phys("size1", size1)
+        base2 = self._phys("base2", base2)
+        size2 = self._phys("size2", size2)
+        mask = self._mask
+        return base1 < (base2 + size2) & mask and base2 < (base1 + size1) & mask
+
+    def _overlaps(self, t: MemblockType, base: int, size: int) -> bool:
+        """``memblock_overlaps_region()``: some region intersects ``[base, base + size)``
+        (size 0: ``base`` strictly inside a region). O(log n)."""
+        end = base + min(size, self._mask - base)
+        return t.overlaps(base, end)
+
+    def overlaps_region(self, type: Any, base: int, size: int) -> bool:  # noqa: A002
+        """``memblock_overlaps_region(type, base, size)``: ``type`` (a type or its name) has a
+        region intersecting ``[base, base + size)``. O(log n)."""
+        t = self._type_arg(type)
+        return self._overlaps(t, self._phys("base", base), self._phys("size", size))
+
+    def _choose_memblock_flags(self) -> int:
+        """``choose_memblock_flags()``: KHO_SCRATCH in scratch-only mode, MIRROR if any
+        mirror exists, else NONE."""
+        if self.kho_scratch_only:
+            return KHO_SCRATCH
+        return MIRROR if self.system_has_some_mirror else NONE
+
+    def _find_range_bottom_up_linear(self, start: int, end: int, size: int, align: int,
+                                     nid: int, flags: int) -> int:
+        """``__memblock_find_range_bottom_up()`` as the kernel writes it: the walk of
+        :func:`arena.memblock_linear.find_range_bottom_up` over :meth:`_next_mem_range`. O(n).
+        The reference for :meth:`_find_range_bottom_up`."""
+        ranges = self._next_mem_range(self.memory, self.reserved, nid, flags)
+        return find_range_bottom_up(ranges, start, end, size, align, self._mask)
+
+    def _find_range_top_down_linear(self, start: int, end: int, size: int, align: int,
+                                    nid: int, flags: int) -> int:
+        """``__memblock_find_range_top_down()`` as the kernel writes it: the walk of
+        :func:`arena.memblock_linear.find_range_top_down` over :meth:`_next_mem_range_rev`.
+        O(n). The reference for :meth:`_find_range_top_down`."""
+        ranges = self._next_mem_range_rev(self.memory, self.reserved, nid, flags)
+        return find_range_top_down(ranges, start, end, size, align, self._mask)
+
+    # The indexed search (arena.memblock_index): per usable memory region, the highest /
+    # lowest aligned fit among the gaps of reserved clipped to it, which is the kernel's first
+    # fit in walk order. Empty ranges (the kernel's [x, x) quirk) never fit a size > 0; size 0
+    # takes the linear walk. O(m + log n + c * chunk) for m usable memory regions and c
+    # candidate chunks.
+
+    def _find_range_bottom_up(self, start: int, end: int, size: int, align: int, nid: int,
+                              flags: int) -> int:
+        """``__memblock_find_range_bottom_up()``: lowest aligned fit in the first free range
+        (ascending) that holds it; 0 if none. O(m + log n) (see above)."""
+        mask = self._mask
+        am1 = (align - 1) & mask
+        mem = self.memory
+        # round_up() wraps to 0 only for a range starting above mask & ~am1, and then the kernel
+        # returns 0 at once, whatever the range's length: such layouts (memory within ``align``
+        # of the top of the address space) take the linear walk.
+        top = mask & ~am1
+        if (not size or not self._fast or mem.unsorted or start > top
+                or (end > top and mem.last_end() > top + 1)):
+            return self._find_range_bottom_up_linear(start, end, size, align, nid, flags)
+        node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
+        reserved = self.reserved
+        for b, e, mf, mn in mem.regions_up(start):    # memory regions ending above start
+            if b >= end:
+                return 0
+            if (node_on and nid != mn) or mf & bad or need & ~mf:
+                continue
+            lo = b if b > start else start
+            hi = e if e < end else end
+            if hi - lo >= size:
+                found = lowest_fit(reserved, lo, hi, size, am1)
+                if found:
+                    return found
+        return 0
+
+    def _find_range_top_down(self, start: int, end: int, size: int, align: int, nid: int,
+                             flags: int) -> int:
+        """``__memblock_find_range_top_down()``: highest aligned fit in the first free range
+        (descending) that holds it; 0 if none. O(m + log n) (see above)."""
+        if not size or not self._fast or self.memory.unsorted:
+            return self._find_range_top_down_linear(start, end, size, align, nid, flags)
+        mem = self.memory
+        node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
+        keep = ~((align - 1) & self._mask)
+        reserved = self.reserved
+        for b, e, mf, mn in mem.regions_down(end):    # memory regions starting below end
+            if e <= start:
+                return 0
+            if (node_on and nid != mn) or mf & bad or need & ~mf:
+                continue
+            lo = b if b > start else start
+            hi = e if e < end else end
+            if hi - lo >= size:
+                found = highest_fit(reserved, lo, hi, size, keep)
+                if found:
+                    return found
+        return 0
+
+    def _find_in_range_node(self, size: int, align: int, start: int, end: int, nid: int,
+                            flags: int) -> int:
+        """``memblock_find_in_range_node()``: free ``size`` bytes aligned to ``align`` inside
+        ``[start, end)`` on ``nid``; 0 if none.
+
+        ``end`` 0/1 means ``current_limit``; page 0 is never returned. With
+        ``bottom_up_kernel_end`` set, kernels <= 5.10's rule applies (bottom-up only above the
+        kernel image, then top-down). O(m + log n) (see the module docstring).
+        """
+        if end == MEMBLOCK_ALLOC_ACCESSIBLE or end == MEMBLOCK_ALLOC_NOLEAKTRACE:
+            end = self._current_limit
+        if start < self._page_size:
+            start = self._page_size
+        if end < start:
+            end = start
+        if self._bottom_up:
+            kend = self._kernel_end
+            if kend is None:
+                return self._find_range_bottom_up(start, end, size, align, nid, flags)
+            if end > kend:
+                ret = self._find_range_bottom_up(max(start, kend), end, size, align, nid, flags)
+                if ret:
+                    return ret
+                self._warn_once("bottom_up", "memblock: bottom-up allocation failed, memory "
+                                "hotremove may be affected")
+        return self._find_range_top_down(start, end, size, align, nid, flags)
+
+    def _find_in_range(self, start: int, end: int, size: int, align: int) -> int:
+        """``memblock_find_in_range()`` (array doubling): any node, mirror first."""
+        flags = self._choose_memblock_flags()
+        while True:
+            ret = self._find_in_range_node(size, align, start, end, NUMA_NO_NODE, flags)
+            if ret or not flags & MIRROR:
+                return ret
+            _log.warning(f"Could not allocate {self._pa(size)} bytes of mirrored memory")
+            flags &= ~MIRROR
+
+    # ========================================================================================
+    # Region array primitives (memblock_double_array .. memblock_add_range)
     # ========================================================================================
 
     def _double_array(self, t: MemblockType, new_area_start: int, new_area_size: int) -> int:
@@ -634,7 +779,7 @@ class Memblock:
         return 0
 
     # ========================================================================================
-    # add / remove / reserve / free
+    # add / remove / free / reserve (memblock_add_node .. memblock_physmem_add)
     # ========================================================================================
 
     def add_node(self, base: int, size: int, nid: int, flags: int = 0) -> int:
@@ -667,16 +812,18 @@ class Memblock:
         self._done()
         return ret
 
-    def physmem_add(self, base: int, size: int) -> int:
-        """``memblock_physmem_add()``: add ``[base, base + size)`` to ``physmem`` (capacity 4).
-        Returns 0 or ``-ENOMEM``. O(log n + k)."""
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        if _log.isEnabledFor(_INFO):
-            self._dbg_range("memblock_physmem_add", base, size)
-        ret = self._add_range(self.physmem, base, size, self._max_numnodes, 0)
-        self._done()
-        return ret
+    def validate_numa_coverage(self, threshold_bytes: int) -> bool:
+        """``memblock_validate_numa_coverage()``: False (and the kernel's error line) if more
+        than ``threshold_bytes`` of memory has no valid node."""
+        threshold_bytes = self._ulong("threshold_bytes", threshold_bytes)
+        pages = sum(e - s for s, e, n in self.for_each_mem_pfn_range(self._max_numnodes)
+                    if not self._numa_valid_node(n))
+        lost = pages << self._page_shift
+        if lost > threshold_bytes:
+            _log.error(f"NUMA: no nodes coverage for {lost >> 20}MB of "
+                       f"{self.memory.total_size >> 20}MB RAM")
+            return False
+        return True
 
     def _isolate_range(self, t: MemblockType, base: int,
                        size: int) -> tuple[int, Window | None, int, int]:
@@ -764,32 +911,6 @@ class Memblock:
         self._done()
         return ret
 
-    def _phys_free(self, base: int, size: int) -> int:
-        """``memblock_phys_free()`` without argument checks (also used by array doubling)."""
-        if _log.isEnabledFor(_INFO):
-            self._dbg_range(self._v_phys_free_name, base, size)
-        ret = self._remove_range(self.reserved, base, size)
-        if self._handed_over and ret == 0:
-            # With slab up the kernel hands the whole pages to the page allocator.
-            self._release_pages(base, size)
-        return ret
-
-    def phys_free(self, base: int, size: int) -> int:
-        """``memblock_phys_free()`` (``memblock_free()`` before 5.16): un-reserve
-        ``[base, base + size)``.
-
-        Freeing what was never reserved is a no-op returning 0. After :meth:`free_all` the
-        whole pages of the range also go to the page allocator (order 0). Returns 0 or
-        ``-ENOMEM``. O(log n + k).
-        """
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        if self._handed_over:
-            self._check_pages_in_memory(base, size)
-        ret = self._phys_free(base, size)
-        self._done()
-        return ret
-
     def free(self, view_or_phys: Any, size: int | None = None) -> int:
         """``memblock_free(void *ptr, size)``: free an allocation given as a view or address.
 
@@ -819,6 +940,32 @@ class Memblock:
             if size is None:
                 raise TypeError("free(phys, size): size is required with a physical address")
         return self.phys_free(phys, size)
+
+    def _phys_free(self, base: int, size: int) -> int:
+        """``memblock_phys_free()`` without argument checks (also used by array doubling)."""
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range(self._v_phys_free_name, base, size)
+        ret = self._remove_range(self.reserved, base, size)
+        if self._handed_over and ret == 0:
+            # With slab up the kernel hands the whole pages to the page allocator.
+            self._release_pages(base, size)
+        return ret
+
+    def phys_free(self, base: int, size: int) -> int:
+        """``memblock_phys_free()`` (``memblock_free()`` before 5.16): un-reserve
+        ``[base, base + size)``.
+
+        Freeing what was never reserved is a no-op returning 0. After :meth:`free_all` the
+        whole pages of the range also go to the page allocator (order 0). Returns 0 or
+        ``-ENOMEM``. O(log n + k).
+        """
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if self._handed_over:
+            self._check_pages_in_memory(base, size)
+        ret = self._phys_free(base, size)
+        self._done()
+        return ret
 
     def _reserve(self, base: int, size: int, nid: int, flags: int) -> int:
         """``__memblock_reserve()``: add ``[base, base + size)`` to ``reserved`` (debug line)."""
@@ -880,8 +1027,19 @@ class Memblock:
         self._done()
         return ret
 
+    def physmem_add(self, base: int, size: int) -> int:
+        """``memblock_physmem_add()``: add ``[base, base + size)`` to ``physmem`` (capacity 4).
+        Returns 0 or ``-ENOMEM``. O(log n + k)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_physmem_add", base, size)
+        ret = self._add_range(self.physmem, base, size, self._max_numnodes, 0)
+        self._done()
+        return ret
+
     # ========================================================================================
-    # Flags and nodes
+    # Flags (memblock_setclr_flag .. memblock_clear_kho_scratch)
     # ========================================================================================
 
     def _setclr_flag(self, t: MemblockType, base: int, size: int, set_: bool, flag: int) -> int:
@@ -967,47 +1125,8 @@ class Memblock:
         """``memblock_clear_kho_scratch_only()``."""
         self.kho_scratch_only = False
 
-    def _type_arg(self, t: Any) -> MemblockType:
-        if isinstance(t, str):
-            t = {"memory": self.memory, "reserved": self.reserved,
-                 "physmem": self.physmem}.get(t, t)
-        if t is not self.memory and t is not self.reserved and t is not self.physmem:
-            raise ValueError(f"type must be this Memblock's memory, reserved or physmem "
-                             f"(or their names), not {t!r}")
-        return t
-
-    def set_node(self, base: int, size: int, type: Any, nid: int) -> int:  # noqa: A002
-        """``memblock_set_node()``: set the nid of ``type``'s regions in ``[base, base + size)``.
-
-        ``type`` is ``self.memory``/``self.reserved``/``self.physmem`` or its name. Regions are
-        split at the range ends and re-merged. Without NUMA: returns 0, no change.
-        Returns 0 or ``-ENOMEM``. O(log n + k).
-        """
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        t = self._type_arg(type)
-        nid = self._nid_arg(nid)
-        ret = self._set_node(base, size, t, nid)
-        self._done()
-        return ret
-
-    def _set_node(self, base: int, size: int, t: MemblockType, nid: int) -> int:
-        if not self._numa:
-            return 0
-        ret, w, s, e = self._isolate_range(t, base, size)
-        if ret:
-            return ret
-        if w is not None and s < e:
-            N = w.N
-            for i in range(s, e):
-                N[i] = nid
-            self._merge_store(t, w, s, e)
-        elif not self._v_window_merge and t.may_be_nonminimal:
-            self._merge_all(t)
-        return 0
-
     # ========================================================================================
-    # Iterators (__next_mem_range, __next_mem_range_rev, __next_mem_pfn_range)
+    # Iterators and nodes (should_skip_region .. memblock_set_node)
     # ========================================================================================
 
     def _numa_valid_node(self, nid: int) -> bool:
@@ -1206,127 +1325,48 @@ class Memblock:
             if ok:
                 yield spfn, epfn, r_nid
 
-    # ========================================================================================
-    # The allocation chain
-    # ========================================================================================
+    def _type_arg(self, t: Any) -> MemblockType:
+        if isinstance(t, str):
+            t = {"memory": self.memory, "reserved": self.reserved,
+                 "physmem": self.physmem}.get(t, t)
+        if t is not self.memory and t is not self.reserved and t is not self.physmem:
+            raise ValueError(f"type must be this Memblock's memory, reserved or physmem "
+                             f"(or their names), not {t!r}")
+        return t
 
-    def _choose_memblock_flags(self) -> int:
-        """``choose_memblock_flags()``: KHO_SCRATCH in scratch-only mode, MIRROR if any
-        mirror exists, else NONE."""
-        if self.kho_scratch_only:
-            return KHO_SCRATCH
-        return MIRROR if self.system_has_some_mirror else NONE
+    def set_node(self, base: int, size: int, type: Any, nid: int) -> int:  # noqa: A002
+        """``memblock_set_node()``: set the nid of ``type``'s regions in ``[base, base + size)``.
 
-    def _find_range_bottom_up_linear(self, start: int, end: int, size: int, align: int,
-                                     nid: int, flags: int) -> int:
-        """``__memblock_find_range_bottom_up()`` as the kernel writes it: the walk of
-        :func:`arena.memblock_linear.find_range_bottom_up` over :meth:`_next_mem_range`. O(n).
-        The reference for :meth:`_find_range_bottom_up`."""
-        ranges = self._next_mem_range(self.memory, self.reserved, nid, flags)
-        return find_range_bottom_up(ranges, start, end, size, align, self._mask)
-
-    def _find_range_top_down_linear(self, start: int, end: int, size: int, align: int,
-                                    nid: int, flags: int) -> int:
-        """``__memblock_find_range_top_down()`` as the kernel writes it: the walk of
-        :func:`arena.memblock_linear.find_range_top_down` over :meth:`_next_mem_range_rev`.
-        O(n). The reference for :meth:`_find_range_top_down`."""
-        ranges = self._next_mem_range_rev(self.memory, self.reserved, nid, flags)
-        return find_range_top_down(ranges, start, end, size, align, self._mask)
-
-    # The indexed search (arena.memblock_index): per usable memory region, the highest /
-    # lowest aligned fit among the gaps of reserved clipped to it, which is the kernel's first
-    # fit in walk order. Empty ranges (the kernel's [x, x) quirk) never fit a size > 0; size 0
-    # takes the linear walk. O(m + log n + c * chunk) for m usable memory regions and c
-    # candidate chunks.
-
-    def _find_range_top_down(self, start: int, end: int, size: int, align: int, nid: int,
-                             flags: int) -> int:
-        """``__memblock_find_range_top_down()``: highest aligned fit in the first free range
-        (descending) that holds it; 0 if none. O(m + log n) (see above)."""
-        if not size or not self._fast or self.memory.unsorted:
-            return self._find_range_top_down_linear(start, end, size, align, nid, flags)
-        mem = self.memory
-        node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
-        keep = ~((align - 1) & self._mask)
-        reserved = self.reserved
-        for b, e, mf, mn in mem.regions_down(end):    # memory regions starting below end
-            if e <= start:
-                return 0
-            if (node_on and nid != mn) or mf & bad or need & ~mf:
-                continue
-            lo = b if b > start else start
-            hi = e if e < end else end
-            if hi - lo >= size:
-                found = highest_fit(reserved, lo, hi, size, keep)
-                if found:
-                    return found
-        return 0
-
-    def _find_range_bottom_up(self, start: int, end: int, size: int, align: int, nid: int,
-                              flags: int) -> int:
-        """``__memblock_find_range_bottom_up()``: lowest aligned fit in the first free range
-        (ascending) that holds it; 0 if none. O(m + log n) (see above)."""
-        mask = self._mask
-        am1 = (align - 1) & mask
-        mem = self.memory
-        # round_up() wraps to 0 only for a range starting above mask & ~am1, and then the kernel
-        # returns 0 at once, whatever the range's length: such layouts (memory within ``align``
-        # of the top of the address space) take the linear walk.
-        top = mask & ~am1
-        if (not size or not self._fast or mem.unsorted or start > top
-                or (end > top and mem.last_end() > top + 1)):
-            return self._find_range_bottom_up_linear(start, end, size, align, nid, flags)
-        node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
-        reserved = self.reserved
-        for b, e, mf, mn in mem.regions_up(start):    # memory regions ending above start
-            if b >= end:
-                return 0
-            if (node_on and nid != mn) or mf & bad or need & ~mf:
-                continue
-            lo = b if b > start else start
-            hi = e if e < end else end
-            if hi - lo >= size:
-                found = lowest_fit(reserved, lo, hi, size, am1)
-                if found:
-                    return found
-        return 0
-
-    def _find_in_range_node(self, size: int, align: int, start: int, end: int, nid: int,
-                            flags: int) -> int:
-        """``memblock_find_in_range_node()``: free ``size`` bytes aligned to ``align`` inside
-        ``[start, end)`` on ``nid``; 0 if none.
-
-        ``end`` 0/1 means ``current_limit``; page 0 is never returned. With
-        ``bottom_up_kernel_end`` set, kernels <= 5.10's rule applies (bottom-up only above the
-        kernel image, then top-down). O(m + log n) (see the module docstring).
+        ``type`` is ``self.memory``/``self.reserved``/``self.physmem`` or its name. Regions are
+        split at the range ends and re-merged. Without NUMA: returns 0, no change.
+        Returns 0 or ``-ENOMEM``. O(log n + k).
         """
-        if end == MEMBLOCK_ALLOC_ACCESSIBLE or end == MEMBLOCK_ALLOC_NOLEAKTRACE:
-            end = self._current_limit
-        if start < self._page_size:
-            start = self._page_size
-        if end < start:
-            end = start
-        if self._bottom_up:
-            kend = self._kernel_end
-            if kend is None:
-                return self._find_range_bottom_up(start, end, size, align, nid, flags)
-            if end > kend:
-                ret = self._find_range_bottom_up(max(start, kend), end, size, align, nid, flags)
-                if ret:
-                    return ret
-                self._warn_once("bottom_up", "memblock: bottom-up allocation failed, memory "
-                                "hotremove may be affected")
-        return self._find_range_top_down(start, end, size, align, nid, flags)
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        t = self._type_arg(type)
+        nid = self._nid_arg(nid)
+        ret = self._set_node(base, size, t, nid)
+        self._done()
+        return ret
 
-    def _find_in_range(self, start: int, end: int, size: int, align: int) -> int:
-        """``memblock_find_in_range()`` (array doubling): any node, mirror first."""
-        flags = self._choose_memblock_flags()
-        while True:
-            ret = self._find_in_range_node(size, align, start, end, NUMA_NO_NODE, flags)
-            if ret or not flags & MIRROR:
-                return ret
-            _log.warning(f"Could not allocate {self._pa(size)} bytes of mirrored memory")
-            flags &= ~MIRROR
+    def _set_node(self, base: int, size: int, t: MemblockType, nid: int) -> int:
+        if not self._numa:
+            return 0
+        ret, w, s, e = self._isolate_range(t, base, size)
+        if ret:
+            return ret
+        if w is not None and s < e:
+            N = w.N
+            for i in range(s, e):
+                N[i] = nid
+            self._merge_store(t, w, s, e)
+        elif not self._v_window_merge and t.may_be_nonminimal:
+            self._merge_all(t)
+        return 0
+
+    # ========================================================================================
+    # The allocation chain (memblock_alloc_range_nid .. memblock_alloc_or_panic)
+    # ========================================================================================
 
     def _covered(self, found: int, size: int) -> None:
         """Refuse (ValueError) to hand out memory the PhysicalMemory does not have. Size 0
@@ -1512,6 +1552,19 @@ class Memblock:
             raise
         return view
 
+    def alloc_exact_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
+                            nid: int) -> np.ndarray | None:
+        """``memblock_alloc_exact_nid_raw()``: as :meth:`alloc_try_nid_raw`, but only node
+        ``nid`` (no fallback to other nodes; ``NUMA_NO_NODE`` = any)."""
+        return self._alloc_mem("memblock_alloc_exact_nid_raw", size, align, min_addr, max_addr,
+                               nid, True, False)
+
+    def alloc_try_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
+                          nid: int) -> np.ndarray | None:
+        """``memblock_alloc_try_nid_raw()``: as :meth:`alloc_try_nid`, not zeroed."""
+        return self._alloc_mem("memblock_alloc_try_nid_raw", size, align, min_addr, max_addr,
+                               nid, False, False)
+
     def alloc_try_nid(self, size: int, align: int, min_addr: int, max_addr: int,
                       nid: int) -> np.ndarray | None:
         """``memblock_alloc_try_nid()``: zeroed memory in ``[min_addr, max_addr)`` on ``nid``.
@@ -1524,19 +1577,6 @@ class Memblock:
         """
         return self._alloc_mem("memblock_alloc_try_nid", size, align, min_addr, max_addr, nid,
                                False, True)
-
-    def alloc_try_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
-                          nid: int) -> np.ndarray | None:
-        """``memblock_alloc_try_nid_raw()``: as :meth:`alloc_try_nid`, not zeroed."""
-        return self._alloc_mem("memblock_alloc_try_nid_raw", size, align, min_addr, max_addr,
-                               nid, False, False)
-
-    def alloc_exact_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
-                            nid: int) -> np.ndarray | None:
-        """``memblock_alloc_exact_nid_raw()``: as :meth:`alloc_try_nid_raw`, but only node
-        ``nid`` (no fallback to other nodes; ``NUMA_NO_NODE`` = any)."""
-        return self._alloc_mem("memblock_alloc_exact_nid_raw", size, align, min_addr, max_addr,
-                               nid, True, False)
 
     def alloc(self, size: int, align: int) -> np.ndarray | None:
         """``memblock_alloc()``: zeroed memory below ``current_limit``, any node; or ``None``."""
@@ -1585,35 +1625,8 @@ class Memblock:
         return self._physmem.view(phys, size)
 
     # ========================================================================================
-    # Direction, limit and simple queries
+    # Sizes, limits and lookups (memblock_phys_mem_size .. memblock_get_current_limit)
     # ========================================================================================
-
-    def set_bottom_up(self, enable: bool) -> None:
-        """``memblock_set_bottom_up()``: True = allocate from low addresses first."""
-        self._bottom_up = _c_bool("enable", enable)
-
-    def get_bottom_up(self) -> bool:
-        """``memblock_bottom_up()``: the current direction (True = bottom-up)."""
-        return self._bottom_up
-
-    is_bottom_up = get_bottom_up
-
-    def set_current_limit(self, limit: int) -> None:
-        """``memblock_set_current_limit()``: upper bound of ACCESSIBLE allocations (bytes;
-        ``MEMBLOCK_ALLOC_ANYWHERE`` = none). Not validated against memory."""
-        self._current_limit = self._limit("limit", limit)
-
-    def get_current_limit(self) -> int:
-        """``memblock_get_current_limit()``."""
-        return self._current_limit
-
-    def has_mirror(self) -> bool:
-        """``memblock_has_mirror()``: whether ``mark_mirror`` ever took effect."""
-        return self.system_has_some_mirror
-
-    def allow_resize(self) -> None:
-        """``memblock_allow_resize()``: let region arrays double (permanently)."""
-        self._can_resize = True
 
     def phys_mem_size(self) -> int:
         """``memblock_phys_mem_size()``: ``memory.total_size`` (bytes)."""
@@ -1659,92 +1672,6 @@ class Memblock:
         """
         t = self.memory
         return t.last_end()
-
-    @staticmethod
-    def _search(t: MemblockType, addr: int) -> tuple[int, int, int, int] | None:
-        """``memblock_search()``: ``(base, size, flags, nid)`` of the region containing
-        ``addr``, None if none. O(log n) (on an array trim_memory left unsorted: the kernel's
-        probes, see :meth:`MemblockType.containing`)."""
-        return t.containing(addr)
-
-    def is_memory(self, addr: int) -> bool:
-        """``memblock_is_memory()``: ``addr`` lies in a memory region. O(log n)."""
-        return self._search(self.memory, self._phys("addr", addr)) is not None
-
-    def is_map_memory(self, addr: int) -> bool:
-        """``memblock_is_map_memory()``: ``addr`` lies in memory that is not NOMAP."""
-        p = self._search(self.memory, self._phys("addr", addr))
-        return p is not None and not p[2] & NOMAP
-
-    def is_reserved(self, addr: int) -> bool:
-        """``memblock_is_reserved()``: ``addr`` lies in a reserved region. O(log n)."""
-        return self._search(self.reserved, self._phys("addr", addr)) is not None
-
-    def is_region_memory(self, base: int, size: int) -> bool:
-        """``memblock_is_region_memory()``: the single memory region containing ``base`` also
-        contains ``[base, base + size)`` (size 0: ``base`` is memory). O(log n)."""
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        p = self._search(self.memory, base)
-        if p is None:
-            return False
-        end = base + min(size, self._mask - base)
-        return p[0] + p[1] >= end
-
-    def _overlaps(self, t: MemblockType, base: int, size: int) -> bool:
-        """``memblock_overlaps_region()``: some region intersects ``[base, base + size)``
-        (size 0: ``base`` strictly inside a region). O(log n)."""
-        end = base + min(size, self._mask - base)
-        return t.overlaps(base, end)
-
-    def overlaps_region(self, type: Any, base: int, size: int) -> bool:  # noqa: A002
-        """``memblock_overlaps_region(type, base, size)``: ``type`` (a type or its name) has a
-        region intersecting ``[base, base + size)``. O(log n)."""
-        t = self._type_arg(type)
-        return self._overlaps(t, self._phys("base", base), self._phys("size", size))
-
-    def is_region_reserved(self, base: int, size: int) -> bool:
-        """``memblock_is_region_reserved()``: ``[base, base + size)`` intersects a reservation."""
-        return self._overlaps(self.reserved, self._phys("base", base), self._phys("size", size))
-
-    def addrs_overlap(self, base1: int, size1: int, base2: int, size2: int) -> bool:
-        """``memblock_addrs_overlap()``: ``[base1, base1 + size1)`` and ``[base2, base2 + size2)``
-        intersect (sums wrap at ``2**phys_addr_bits`` as in C). O(1)."""
-        base1 = self._phys("base1", base1)
-        size1 = self._phys("size1", size1)
-        base2 = self._phys("base2", base2)
-        size2 = self._phys("size2", size2)
-        mask = self._mask
-        return base1 < (base2 + size2) & mask and base2 < (base1 + size1) & mask
-
-    def search_pfn_nid(self, pfn: int) -> tuple[int, int | None, int | None]:
-        """``memblock_search_pfn_nid()``: ``(nid, start_pfn, end_pfn)`` of the memory region
-        holding page ``pfn`` (``PFN_DOWN`` of both ends); ``(NUMA_NO_NODE, None, None)`` if the
-        page is not memory. O(log n)."""
-        pfn = self._ulong("pfn", pfn)
-        t = self.memory
-        p = self._search(t, (pfn << self._page_shift) & self._mask)
-        if p is None:
-            return NUMA_NO_NODE, None, None
-        b, sz, _, nid = p
-        return nid, b >> self._page_shift, (b + sz) >> self._page_shift
-
-    def validate_numa_coverage(self, threshold_bytes: int) -> bool:
-        """``memblock_validate_numa_coverage()``: False (and the kernel's error line) if more
-        than ``threshold_bytes`` of memory has no valid node."""
-        threshold_bytes = self._ulong("threshold_bytes", threshold_bytes)
-        pages = sum(e - s for s, e, n in self.for_each_mem_pfn_range(self._max_numnodes)
-                    if not self._numa_valid_node(n))
-        lost = pages << self._page_shift
-        if lost > threshold_bytes:
-            _log.error(f"NUMA: no nodes coverage for {lost >> 20}MB of "
-                       f"{self.memory.total_size >> 20}MB RAM")
-            return False
-        return True
-
-    # ========================================================================================
-    # Limits and trimming
-    # ========================================================================================
 
     def _find_max_addr(self, limit: int) -> int:
         """``__find_max_addr()``: the address below which ``limit`` bytes of memory lie."""
@@ -1817,6 +1744,53 @@ class Memblock:
         self._cap_memory_range(0, m)
         self._done()
 
+    @staticmethod
+    def _search(t: MemblockType, addr: int) -> tuple[int, int, int, int] | None:
+        """``memblock_search()``: ``(base, size, flags, nid)`` of the region containing
+        ``addr``, None if none. O(log n) (on an array trim_memory left unsorted: the kernel's
+        probes, see :meth:`MemblockType.containing`)."""
+        return t.containing(addr)
+
+    def is_reserved(self, addr: int) -> bool:
+        """``memblock_is_reserved()``: ``addr`` lies in a reserved region. O(log n)."""
+        return self._search(self.reserved, self._phys("addr", addr)) is not None
+
+    def is_memory(self, addr: int) -> bool:
+        """``memblock_is_memory()``: ``addr`` lies in a memory region. O(log n)."""
+        return self._search(self.memory, self._phys("addr", addr)) is not None
+
+    def is_map_memory(self, addr: int) -> bool:
+        """``memblock_is_map_memory()``: ``addr`` lies in memory that is not NOMAP."""
+        p = self._search(self.memory, self._phys("addr", addr))
+        return p is not None and not p[2] & NOMAP
+
+    def search_pfn_nid(self, pfn: int) -> tuple[int, int | None, int | None]:
+        """``memblock_search_pfn_nid()``: ``(nid, start_pfn, end_pfn)`` of the memory region
+        holding page ``pfn`` (``PFN_DOWN`` of both ends); ``(NUMA_NO_NODE, None, None)`` if the
+        page is not memory. O(log n)."""
+        pfn = self._ulong("pfn", pfn)
+        t = self.memory
+        p = self._search(t, (pfn << self._page_shift) & self._mask)
+        if p is None:
+            return NUMA_NO_NODE, None, None
+        b, sz, _, nid = p
+        return nid, b >> self._page_shift, (b + sz) >> self._page_shift
+
+    def is_region_memory(self, base: int, size: int) -> bool:
+        """``memblock_is_region_memory()``: the single memory region containing ``base`` also
+        contains ``[base, base + size)`` (size 0: ``base`` is memory). O(log n)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        p = self._search(self.memory, base)
+        if p is None:
+            return False
+        end = base + min(size, self._mask - base)
+        return p[0] + p[1] >= end
+
+    def is_region_reserved(self, base: int, size: int) -> bool:
+        """``memblock_is_region_reserved()``: ``[base, base + size)`` intersects a reservation."""
+        return self._overlaps(self.reserved, self._phys("base", base), self._phys("size", size))
+
     def trim_memory(self, align: int) -> None:
         """``memblock_trim_memory()``: shrink every memory region to ``align`` boundaries,
         dropping regions that vanish. ``total_size`` is *not* lowered for shrunk regions
@@ -1874,8 +1848,35 @@ class Memblock:
         t.total_excess = (total - regions) & self._mask   # what check() allows beyond the sum
         self._done()
 
+    def set_current_limit(self, limit: int) -> None:
+        """``memblock_set_current_limit()``: upper bound of ACCESSIBLE allocations (bytes;
+        ``MEMBLOCK_ALLOC_ANYWHERE`` = none). Not validated against memory."""
+        self._current_limit = self._limit("limit", limit)
+
+    def get_current_limit(self) -> int:
+        """``memblock_get_current_limit()``."""
+        return self._current_limit
+
+    def set_bottom_up(self, enable: bool) -> None:
+        """``memblock_set_bottom_up()``: True = allocate from low addresses first."""
+        self._bottom_up = _c_bool("enable", enable)
+
+    def get_bottom_up(self) -> bool:
+        """``memblock_bottom_up()``: the current direction (True = bottom-up)."""
+        return self._bottom_up
+
+    is_bottom_up = get_bottom_up
+
+    def has_mirror(self) -> bool:
+        """``memblock_has_mirror()``: whether ``mark_mirror`` ever took effect."""
+        return self.system_has_some_mirror
+
+    def allow_resize(self) -> None:
+        """``memblock_allow_resize()``: let region arrays double (permanently)."""
+        self._can_resize = True
+
     # ========================================================================================
-    # Dump
+    # Dump (memblock_dump, __memblock_dump_all)
     # ========================================================================================
 
     def _dump_type(self, t: MemblockType, out: list[str]) -> None:
@@ -1912,8 +1913,23 @@ class Memblock:
         return "\n".join(out)
 
     # ========================================================================================
-    # Hand-over to the page allocator (memblock_free_all / memblock_free_late)
+    # Hand-over to the page allocator (memblock_free_late, memblock_free_all)
     # ========================================================================================
+
+    def free_late(self, base: int, size: int) -> None:
+        """``memblock_free_late()``: after :meth:`free_all`, give the whole pages of
+        ``[base, base + size)`` to the page allocator one by one (``boot_free(pfn, 0, nid)``);
+        ``reserved`` is not touched. Raises :class:`HandoverError` before ``free_all`` and
+        ``ValueError`` if a page is not memory (nothing is freed then). O(pages log n)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if not self._handed_over:
+            raise HandoverError("free_late() hands pages to the page allocator: call "
+                                "free_all(buddy) first (before it, use phys_free)")
+        self._check_pages_in_memory(base, size)
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_free_late", base, size)
+        self._release_pages(base, size)
 
     def _page_nid(self, phys: int) -> int:
         p = self._search(self.memory, phys)
@@ -2051,21 +2067,6 @@ class Memblock:
         types, self.kho_scratch_only, self._current_limit = saved
         for live, old in zip((self.memory, self.reserved, self.physmem), types, strict=True):
             live.restore(old)
-
-    def free_late(self, base: int, size: int) -> None:
-        """``memblock_free_late()``: after :meth:`free_all`, give the whole pages of
-        ``[base, base + size)`` to the page allocator one by one (``boot_free(pfn, 0, nid)``);
-        ``reserved`` is not touched. Raises :class:`HandoverError` before ``free_all`` and
-        ``ValueError`` if a page is not memory (nothing is freed then). O(pages log n)."""
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        if not self._handed_over:
-            raise HandoverError("free_late() hands pages to the page allocator: call "
-                                "free_all(buddy) first (before it, use phys_free)")
-        self._check_pages_in_memory(base, size)
-        if _log.isEnabledFor(_INFO):
-            self._dbg_range("memblock_free_late", base, size)
-        self._release_pages(base, size)
 
     # ========================================================================================
     # check()
