@@ -133,6 +133,20 @@ def _caller() -> str:
     return f.f_code.co_name if f is not None else "?"
 
 
+def _kernel_version_arg(kernel_version: tuple[int, int] | None) -> tuple[int, int]:
+    """The ``kernel_version`` argument of :class:`Memblock`: ``None`` = :data:`NEWEST_KERNEL`,
+    else a ``(major, minor)`` tuple of ints."""
+    if kernel_version is None:
+        return NEWEST_KERNEL
+    if not isinstance(kernel_version, tuple) or len(kernel_version) != 2:
+        raise TypeError(f"kernel_version must be a (major, minor) tuple, not {kernel_version!r}")
+    v = (int_arg("kernel_version[0]", kernel_version[0]),
+         int_arg("kernel_version[1]", kernel_version[1]))
+    if v[0] < 2 or v[1] < 0:
+        raise ValueError(f"kernel_version {kernel_version!r} is not a kernel version")
+    return v
+
+
 # --------------------------------------------------------------------------------------------
 # The allocator
 # --------------------------------------------------------------------------------------------
@@ -221,16 +235,7 @@ class Memblock:
             bottom_up_kernel_end = int_arg("bottom_up_kernel_end", bottom_up_kernel_end)
             if not 0 <= bottom_up_kernel_end <= mask:
                 raise ValueError(f"bottom_up_kernel_end {bottom_up_kernel_end:#x} out of range")
-        if kernel_version is None:
-            v = NEWEST_KERNEL
-        else:
-            if not isinstance(kernel_version, tuple) or len(kernel_version) != 2:
-                raise TypeError(f"kernel_version must be a (major, minor) tuple, "
-                                f"not {kernel_version!r}")
-            v = (int_arg("kernel_version[0]", kernel_version[0]),
-                 int_arg("kernel_version[1]", kernel_version[1]))
-            if v[0] < 2 or v[1] < 0:
-                raise ValueError(f"kernel_version {kernel_version!r} is not a kernel version")
+        v = _kernel_version_arg(kernel_version)
         numa = bool(numa)
         if region_size is None:
             region_size = 24 if phys_addr_bits == 64 else (16 if numa else 12)
@@ -258,18 +263,7 @@ class Memblock:
         self._region_size = region_size
         self._phys_map = bool_arg("phys_map", phys_map)
 
-        # Version switches; each names the kernels it covers.
-        self._v_dummy = v <= (6, 10)                     # empty dummy entry
-        self._v_rsrv_kern = v >= (6, 16)                 # RSRV_KERN reservation attributes
-        self._v_phys_free_name = "memblock_phys_free" if v >= (5, 16) else "memblock_free"
-        self._v_add_node_flags = v >= (5, 16)            # add_node debug line has flags=
-        self._v_resize_panic = v >= (6, 7)               # growth without permission panics
-        self._v_numa_valid = v >= (6, 10)                # numa_valid_node() rules
-        self._v_window_merge = v >= (6, 3)               # merge only the touched window
-        self._v_mirror_gate = v >= (6, 0)                # mark_mirror needs mirrored_kernelcore
-        self._v_set_node_pass = v >= (6, 5)              # free_all stamps reserved with nids
-        self._v_alloc_clamp = (5, 1) <= v < (5, 4)       # alloc_range_nid clamps end to limit
-        self._v_flag_warn_any = v < (6, 16)              # add_range flag WARN also for flags 0
+        self._set_version_switches(v)
 
         code = "Q" if phys_addr_bits == 64 else "I"
         self.memory = MemblockType("memory", init_regions, code, self._v_dummy)
@@ -289,6 +283,20 @@ class Memblock:
         self._autocheck = os.environ.get("ARENA_CHECK") == "1"
         # False: every search takes the kernel's linear walk (the reference; tests compare).
         self._fast = True
+
+    def _set_version_switches(self, v: tuple[int, int]) -> None:
+        """The behaviour switches of kernel version ``v``; each names the kernels it covers."""
+        self._v_dummy = v <= (6, 10)                     # empty dummy entry
+        self._v_rsrv_kern = v >= (6, 16)                 # RSRV_KERN reservation attributes
+        self._v_phys_free_name = "memblock_phys_free" if v >= (5, 16) else "memblock_free"
+        self._v_add_node_flags = v >= (5, 16)            # add_node debug line has flags=
+        self._v_resize_panic = v >= (6, 7)               # growth without permission panics
+        self._v_numa_valid = v >= (6, 10)                # numa_valid_node() rules
+        self._v_window_merge = v >= (6, 3)               # merge only the touched window
+        self._v_mirror_gate = v >= (6, 0)                # mark_mirror needs mirrored_kernelcore
+        self._v_set_node_pass = v >= (6, 5)              # free_all stamps reserved with nids
+        self._v_alloc_clamp = (5, 1) <= v < (5, 4)       # alloc_range_nid clamps end to limit
+        self._v_flag_warn_any = v < (6, 16)              # add_range flag WARN also for flags 0
 
     # -- plain state ------------------------------------------------------------------------
 
@@ -690,6 +698,31 @@ class Memblock:
         w.insert(idx, base, size, nid, flags)
         t.total_size = (t.total_size + size) & self._mask
 
+    @staticmethod
+    def _count_new_regions(w: Window, base: int, end: int) -> int:
+        """The counting pass of ``memblock_add_range()``: how many regions adding
+        ``[base, end)`` to window ``w`` would insert. O(window)."""
+        B, S = w.B, w.S
+        cur = base
+        nr_new = 0
+        idx = w.i0
+        n = len(B)
+        while idx < n:
+            rbase = B[idx]
+            if rbase >= end:
+                break
+            rend = rbase + S[idx]
+            if rend <= cur:          # (only an unsorted array has such regions here)
+                idx += 1
+                continue
+            if rbase > cur:
+                nr_new += 1
+            cur = rend if rend < end else end
+            idx += 1
+        if cur < end:
+            nr_new += 1
+        return nr_new
+
     def _add_range(self, t: MemblockType, base: int, size: int, nid: int, flags: int) -> int:
         """``memblock_add_range()``: add ``[base, base + size)`` to ``t`` (0 or ``-ENOMEM``).
 
@@ -714,25 +747,7 @@ class Memblock:
         w = t.window(base, end)
         if t.live * 2 + 1 > t.max:
             # Counting pass: how many new regions are needed; grow the array first.
-            B, S = w.B, w.S
-            cur = base
-            nr_new = 0
-            idx = w.i0
-            n = len(B)
-            while idx < n:
-                rbase = B[idx]
-                if rbase >= end:
-                    break
-                rend = rbase + S[idx]
-                if rend <= cur:          # (only an unsorted array has such regions here)
-                    idx += 1
-                    continue
-                if rbase > cur:
-                    nr_new += 1
-                cur = rend if rend < end else end
-                idx += 1
-            if cur < end:
-                nr_new += 1
+            nr_new = self._count_new_regions(w, base, end)
             if not nr_new:
                 return 0
             if t.live + nr_new > t.max:
