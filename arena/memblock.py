@@ -58,6 +58,7 @@ from arena._args import bool_arg, int_arg
 from arena.constants import (
     DRIVER_MANAGED,
     ENOMEM,
+    FLAGS_MASK,
     HOTPLUG,
     KHO_SCRATCH,
     MIRROR,
@@ -67,6 +68,8 @@ from arena.constants import (
     RSRV_KERN,
     RSRV_NOINIT,
     MemblockFlags,
+    round_up,
+    round_up_wrap,
 )
 from arena.errors import ClosedError, HandoverError, MemblockBug, MemblockPanic, MemblockWarning
 from arena.memblock_index import highest_fit, lowest_fit
@@ -110,7 +113,6 @@ MEMBLOCK_LOW_LIMIT = 0
 NEWEST_KERNEL = (7, 1)
 
 _INIT_PHYSMEM_REGIONS = 4
-_FLAGS_MASK = 0x7F
 
 _log = logging.getLogger("arena.memblock")
 _INFO = logging.INFO
@@ -412,7 +414,7 @@ class Memblock:
         if type(v) is not int and not isinstance(v, MemblockFlags):
             v = int_arg("flags", v)
         v = int(v)
-        if v < 0 or v & ~_FLAGS_MASK:
+        if v < 0 or v & ~FLAGS_MASK:
             raise ValueError(f"flags={v:#x} has bits that are not MemblockFlags")
         return v
 
@@ -615,8 +617,8 @@ class Memblock:
         ps = self._page_size
         old_size = t.max * self._region_size
         new_size = old_size << 1
-        old_alloc = (old_size + ps - 1) & -ps
-        new_alloc = (new_size + ps - 1) & -ps
+        old_alloc = round_up(old_size, ps)
+        new_alloc = round_up(new_size, ps)
         if t is not self.reserved:  # only exclude the pending range when doubling reserved
             new_area_start = new_area_size = 0
         addr = self._find_in_range(new_area_start + new_area_size, self._current_limit,
@@ -1820,7 +1822,7 @@ class Memblock:
         while i < len(B):
             ob = B[i]
             oe = ob + S[i]
-            s = ((((ob - 1) & mask) | am1) + 1) & mask
+            s = round_up_wrap(ob, align, mask)
             e = oe & ~am1
             if s == ob and e == oe:
                 i += 1
@@ -2092,7 +2094,7 @@ class Memblock:
         pages; the static initial arrays take none). Kernel counterpart: the allocations of
         ``memblock_double_array()``. O(1)."""
         ps = self._page_size
-        return sum((t.max * self._region_size + ps - 1) & -ps
+        return sum(round_up(t.max * self._region_size, ps)
                    for t in (self.memory, self.reserved) if t.array_phys is not None)
 
     def check(self) -> None:
