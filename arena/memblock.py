@@ -525,17 +525,19 @@ class Memblock:
             return self._find_range_bottom_up_linear(start, end, size, align, nid, flags)
         node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
         reserved = self.reserved
-        for b, e, mf, mn in mem.regions_up(start):    # memory regions ending above start
+        r = mem.first_ending_above(start)         # memory regions ending above start, up
+        while r is not None:
+            b, e, mf, mn = r
             if b >= end:
                 return 0
-            if (node_on and nid != mn) or mf & bad or need & ~mf:
-                continue
-            lo = b if b > start else start
-            hi = e if e < end else end
-            if hi - lo >= size:
-                found = lowest_fit(reserved, lo, hi, size, am1)
-                if found:
-                    return found
+            if not ((node_on and nid != mn) or mf & bad or need & ~mf):
+                lo = b if b > start else start
+                hi = e if e < end else end
+                if hi - lo >= size:
+                    found = lowest_fit(reserved, lo, hi, size, am1)
+                    if found:
+                        return found
+            r = mem.first_ending_above(e)
         return 0
 
     def _find_range_top_down(self, start: int, end: int, size: int, align: int, nid: int,
@@ -548,17 +550,19 @@ class Memblock:
         node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
         keep = ~((align - 1) & self._mask)
         reserved = self.reserved
-        for b, e, mf, mn in mem.regions_down(end):    # memory regions starting below end
+        r = mem.last_below(end)                   # memory regions starting below end, down
+        while r is not None:
+            b, e, mf, mn = r
             if e <= start:
                 return 0
-            if (node_on and nid != mn) or mf & bad or need & ~mf:
-                continue
-            lo = b if b > start else start
-            hi = e if e < end else end
-            if hi - lo >= size:
-                found = highest_fit(reserved, lo, hi, size, keep)
-                if found:
-                    return found
+            if not ((node_on and nid != mn) or mf & bad or need & ~mf):
+                lo = b if b > start else start
+                hi = e if e < end else end
+                if hi - lo >= size:
+                    found = highest_fit(reserved, lo, hi, size, keep)
+                    if found:
+                        return found
+            r = mem.last_below(b)
         return 0
 
     def _find_in_range_node(self, size: int, align: int, start: int, end: int, nid: int,
@@ -908,7 +912,7 @@ class Memblock:
             return ret        # nothing inside the range, so nothing was split either
         S = w.S
         t.total_size = (t.total_size - sum(S[s:e])) & self._mask
-        del w.B[s:e], S[s:e], w.F[s:e], w.N[s:e]
+        w.delete(s, e)
         w.commit(s)
         if not t.live:
             self._emptied(t)

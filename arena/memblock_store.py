@@ -15,8 +15,8 @@ The narrow API :mod:`arena.memblock` uses:
   stores it back. Inside one chunk the window *is* that chunk (changes happen in place);
   otherwise it is a copy spliced back. O(log n) plus the regions touched.
 * :meth:`MemblockType.containing`, :meth:`MemblockType.overlaps`, :meth:`MemblockType.first_base`,
-  :meth:`MemblockType.last_end`, :meth:`MemblockType.regions_down` /
-  :meth:`MemblockType.regions_up`: lookups, O(log n) (plus the regions visited).
+  :meth:`MemblockType.last_end`, :meth:`MemblockType.last_below` /
+  :meth:`MemblockType.first_ending_above` (walks down / up): lookups, O(log n).
 * :meth:`MemblockType.columns` (flat copies for the kernel-order iterators), :meth:`MemblockType.lists`
   and :meth:`MemblockType.load` (whole-array rewrites: cap, trim).
 * :meth:`MemblockType.check` reports the first broken storage invariant.
@@ -283,39 +283,42 @@ class MemblockType:
         """End of the last region (0 if none)."""
         return self._cb[-1][-1] + self._cs[-1][-1] if self.live else 0
 
-    def regions_down(self, end: int) -> Iterator[tuple[int, int, int, int]]:
-        """``(base, end, flags, nid)`` of the regions starting below ``end``, descending
-        (sorted arrays only). O(log n) to start, O(1) a region."""
-        MB, MS, MF, MN = self._cb, self._cs, self._cf, self._cn
-        c, o = self._bisect_left(end)
-        while True:
-            if o:
-                o -= 1
-            elif c:
-                c -= 1
-                o = len(MB[c]) - 1
-            else:
-                return
-            b = MB[c][o]
-            yield b, b + MS[c][o], MF[c][o], MN[c][o]
+    def last_below(self, addr: int) -> tuple[int, int, int, int] | None:
+        """``(base, end, flags, nid)`` of the last region starting below ``addr``, None if none
+        (sorted arrays). Walking down: ``last_below(end)``, then ``last_below(base)`` of each
+        region. O(log n)."""
+        c = bisect_left(self._mins, addr) - 1
+        if c < 0:
+            return None
+        B = self._cb[c]
+        o = bisect_left(B, addr) - 1            # >= 0: the chunk's first base is below addr
+        b = B[o]
+        return b, b + self._cs[c][o], self._cf[c][o], self._cn[c][o]
 
-    def regions_up(self, start: int) -> Iterator[tuple[int, int, int, int]]:
-        """``(base, end, flags, nid)`` of the regions ending above ``start``, ascending
-        (sorted arrays only). O(log n) to start, O(1) a region."""
-        if not self.live:
-            return
-        MB, MS, MF, MN = self._cb, self._cs, self._cf, self._cn
-        c, o = self._first_overlap(start)
-        C = len(MB)
-        while True:
-            if o == len(MB[c]):
+    def first_ending_above(self, addr: int) -> tuple[int, int, int, int] | None:
+        """``(base, end, flags, nid)`` of the first region ending above ``addr``, None if none
+        (sorted arrays). Walking up: ``first_ending_above(start)``, then
+        ``first_ending_above(end)`` of each region. O(log n)."""
+        cb = self._cb
+        if not cb:
+            return None
+        c = bisect_right(self._mins, addr) - 1
+        if c < 0:
+            c, o = 0, 0                          # every region starts above addr
+        else:
+            B = cb[c]
+            o = bisect_right(B, addr)            # >= 1: the chunk's first base is <= addr
+            b = B[o - 1]
+            e = b + self._cs[c][o - 1]
+            if e > addr:                         # the region holding addr
+                return b, e, self._cf[c][o - 1], self._cn[c][o - 1]
+            if o == len(B):
                 c += 1
                 o = 0
-                if c == C:
-                    return
-            b = MB[c][o]
-            yield b, b + MS[c][o], MF[c][o], MN[c][o]
-            o += 1
+                if c == len(cb):
+                    return None
+        b = cb[c][o]
+        return b, b + self._cs[c][o], self._cf[c][o], self._cn[c][o]
 
     def kernel_columns(self) -> tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[int]]:
         """The four columns as the kernel's loops see them: :meth:`columns`, or the empty dummy

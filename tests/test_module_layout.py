@@ -92,6 +92,27 @@ def test_window_commit_is_the_store_api():
     assert (t.first_base(), t.last_end()) == (0x110000, 0x131000)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_store_walks_match_the_region_list(seed):
+    """last_below / first_ending_above (the walks of the search) agree with a plain scan of
+    the regions, across chunk boundaries."""
+    mb = _fragmented(seed, 30)
+    rows = [(r.base, r.end, int(r.flags), r.nid) for r in mb.reserved.regions]
+    mb.reserved._cmax = 4
+    mb.reserved.load(*map(list, zip(*[(b, e - b, f, n) for b, e, f, n in rows], strict=True)))
+    assert len(mb.reserved._cb) > 5
+    rnd = random.Random(seed)
+    probes = [0, rows[0][0], rows[-1][1], MASK] + [rnd.randrange(rows[0][0] - 0x1000,
+                                                                 rows[-1][1] + 0x1000)
+                                                   for _ in range(300)]
+    probes += [b for b, *_ in rows] + [e for _, e, *_ in rows]
+    for a in probes:
+        below = [r for r in rows if r[0] < a]
+        above = [r for r in rows if r[1] > a]
+        assert mb.reserved.last_below(a) == (below[-1] if below else None)
+        assert mb.reserved.first_ending_above(a) == (above[0] if above else None)
+
+
 def test_memblock_reaches_into_no_other_class_private_fields():
     """memblock.py uses the store and the index only through their API (``x._y`` only on
     ``self``)."""
