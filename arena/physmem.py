@@ -59,7 +59,7 @@ import psutil
 
 from arena import memfd
 from arena._args import bool_arg, int_arg
-from arena.errors import ArenaMemoryError, ClosedError, LiveViewsError
+from arena.errors import ArenaMemoryError, ClosedError, InvariantError, LiveViewsError
 
 __all__ = [
     "PhysicalMemory",
@@ -550,7 +550,8 @@ class PhysicalMemory:
 
     def _make_base(self) -> np.ndarray:
         """The one base ndarray over ``[phys_base, phys_end)``; every view is a slice of it."""
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         return np.frombuffer(self._mm, np.uint8)[self._off:self._off + self._size]
 
     def _bind_slices(self, *, requested: bool) -> list[BindStatus]:
@@ -574,7 +575,8 @@ class PhysicalMemory:
         return out
 
     def _madvise_hugepages(self) -> None:
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         try:
             self._mm.madvise(MADV_HUGEPAGE, self._off, self._size)
         except OSError as exc:  # kernel without transparent hugepages: work without them
@@ -583,13 +585,15 @@ class PhysicalMemory:
             self._hugepages = False
 
     def _populate(self) -> None:
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         try:
             self._mm.madvise(MADV_POPULATE_WRITE, self._off, self._size)
         except OSError:
             # Older kernels: touch one byte per page. Writing 0 keeps the pages zero, so the
             # "possibly written" record needs no update.
-            assert self._base is not None
+            if self._base is None:
+                raise InvariantError("physmem: expected self._base is not None") from None
             self._base[::PAGE_SIZE] = 0
 
     # -- properties ----------------------------------------------------------------------------
@@ -792,7 +796,8 @@ class PhysicalMemory:
             arr = base[off:off + 1][:0]  # numpy keeps the address only if the slice starts there
         else:
             # An empty view at phys_end: the mapping always extends past it (alignment slack).
-            assert self._mm is not None
+            if self._mm is None:
+                raise InvariantError("physmem: expected self._mm is not None")
             arr = np.frombuffer(self._mm, np.uint8)[self._off + off:][:0]
         if dt is not None:
             arr = arr.view(dt)
@@ -815,7 +820,8 @@ class PhysicalMemory:
         """
         self._open()
         if self._exporter is None:
-            assert self._mm is not None
+            if self._mm is None:
+                raise InvariantError("physmem: expected self._mm is not None")
             self._exporter = (ctypes.c_char * len(self._mm)).from_buffer(self._mm)
         return self._exporter, self._phys_base - self._off
 
@@ -949,7 +955,8 @@ class PhysicalMemory:
         """
         unviewed = bool_arg("release: unviewed", unviewed)
         off, size = self._pages(phys, size, "release")
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         self._mm.madvise(MADV_DONTNEED if self._fd is None else MADV_REMOVE, self._off + off,
                          size)
         if not unviewed:
@@ -983,7 +990,8 @@ class PhysicalMemory:
         pages inside the memory), ClosedError. O(1) here.
         """
         off, size = self._pages(phys, size, "advise_hugepages")
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         try:
             self._mm.madvise(MADV_HUGEPAGE, self._off + off, size)
         except OSError:
@@ -1018,7 +1026,8 @@ class PhysicalMemory:
     # -- checks and lifetime -------------------------------------------------------------------
 
     def check(self) -> None:
-        """Verify every invariant of the module docstring; AssertionError with a dump if not.
+        """Verify every invariant of the module docstring; :class:`InvariantError` with a dump
+        if not.
 
         O(written intervals + nodes).
         """
@@ -1033,7 +1042,7 @@ class PhysicalMemory:
             pos += sl.size
         ok = ok and pos == self._phys_end and self._addr % MAX_ALIGN == self._phys_base % MAX_ALIGN
         if not ok:
-            raise AssertionError(f"PhysicalMemory invariant broken: {self!r} written={w} "
+            raise InvariantError(f"PhysicalMemory invariant broken: {self!r} written={w} "
                                  f"slices={self._slices} addr={self._addr:#x}")
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arena.bootlog import (
     AllocOp,
@@ -44,6 +44,12 @@ from arena.bootlog import (
     parse_dump,
     read_log,
 )
+from arena.constants import NUMA_NO_NODE
+from arena.constants import RSRV_KERN as _RSRV_KERN
+from arena.errors import InvariantError
+
+if TYPE_CHECKING:
+    from arena.memblock import Memblock, MemblockType, Region
 from arena.trace_report import (
     AllocResult,
     Divergence,
@@ -79,11 +85,8 @@ __all__ = [
     "read_log",
 ]
 
-NUMA_NO_NODE = -1
 DEFAULT_PAGE_SIZE = 4096
 DEFAULT_SMP_CACHE_BYTES = 64
-#: ``MEMBLOCK_RSRV_KERN``: the flag every allocation records from 6.16.
-_RSRV_KERN = 0x20
 
 # -- settings and inference --------------------------------------------------------------------
 
@@ -383,7 +386,8 @@ def _infer_trim(trace: Trace, settings: Settings) -> int | None:
     if dump_idx is None:
         return None
     dump = trace.ops[dump_idx]
-    assert isinstance(dump, DumpOp)
+    if not (isinstance(dump, DumpOp)):
+        raise InvariantError("trace: expected isinstance(dump, DumpOp)")
     want = [(r.base, r.size) for r in dump.memory]
 
     def memory_after(trim: int | None) -> list[tuple[int, int]]:
@@ -454,7 +458,8 @@ def _start_point(trace: Trace, s: Settings) -> tuple[int | None, str, Inference 
         return None, empty, None
     i = dumps[0]
     dump = ops[i]
-    assert isinstance(dump, DumpOp)
+    if not (isinstance(dump, DumpOp)):
+        raise InvariantError("trace: expected isinstance(dump, DumpOp)")
     why = unexplained(dump, ops[:i], ((b, n) for b, n, _ in s.memory), s.reserved)
     if why is None:
         return None, empty, Inference("start", empty, f"the operations printed before the "
@@ -518,7 +523,7 @@ def _plan(trace: Trace, settings: Settings) -> tuple[_Plan, list[Inference]]:
 
 # -- the engine: one place that calls Memblock -------------------------------------------------
 
-def _new_memblock(s: Settings, phys_map: bool = False):
+def _new_memblock(s: Settings, phys_map: bool = False) -> Memblock:
     from arena.memblock import Memblock
 
     mb = Memblock(None, phys_addr_bits=s.phys_bits or 64,
@@ -534,11 +539,11 @@ def _new_memblock(s: Settings, phys_map: bool = False):
     return mb
 
 
-def _regions_of(type_) -> list:
+def _regions_of(type_: MemblockType) -> list[Region]:
     return list(type_.regions)
 
 
-def _apply_range(mb, op: RangeOp) -> None:
+def _apply_range(mb: Memblock, op: RangeOp) -> None:
     if op.kind == "add":
         if op.nid is None:
             mb.add(op.base, op.size)
@@ -555,7 +560,7 @@ def _apply_range(mb, op: RangeOp) -> None:
     # free_late hands pages to the buddy allocator and leaves memblock's arrays alone
 
 
-def _reserve(mb, base: int, size: int, nid: int | None, flags: int | None) -> None:
+def _reserve(mb: Memblock, base: int, size: int, nid: int | None, flags: int | None) -> None:
     """A reserve line: ``memblock_reserve`` or (6.16+) ``__memblock_reserve`` with the printed
     nid and flags (``memblock_reserve_kern`` = nid -1, RSRV_KERN; NODE_DATA-style blocks from
     ``memblock_phys_alloc_try_nid`` = their node, RSRV_KERN)."""
@@ -563,26 +568,23 @@ def _reserve(mb, base: int, size: int, nid: int | None, flags: int | None) -> No
         mb.reserve(base, size)
     elif nid in (None, NUMA_NO_NODE) and flags == _RSRV_KERN:
         mb.reserve_kern(base, size)
-    else:  # no public counterpart of __memblock_reserve(base, size, nid, flags)
-        mb._reserve(base, size, NUMA_NO_NODE if nid is None else nid, flags or 0)
+    else:
+        mb.reserve_node(base, size, NUMA_NO_NODE if nid is None else nid, flags or 0)
 
 
-def _alloc(mb, op: AllocOp) -> int | None:
+def _alloc(mb: Memblock, op: AllocOp) -> int | None:
     """Run one request the way the printed function does; the physical base or ``None``."""
     if op.phys_range:  # memblock_phys_alloc_range: explicit end not capped, no retry
         found = mb.phys_alloc_range(op.size, op.align, op.start, op.end)
     else:
-        # memblock_alloc_internal (the try_nid / exact_nid / virt families): max_addr capped at
-        # current_limit, then, if nothing fits above a nonzero min_addr, a retry from 0.
-        # Memblock has no public physical-address form of it, so it is composed here.
-        end = min(op.end, mb.current_limit)
-        found = mb.alloc_range_nid(op.size, op.align, op.start, end, op.nid, op.exact)
-        if not found and op.start:
-            found = mb.alloc_range_nid(op.size, op.align, 0, end, op.nid, op.exact)
+        # memblock_alloc_internal (the try_nid / exact_nid / virt families); the printed
+        # max_addr may be wider than a 32-bit phys_addr_t (the cap at current_limit takes it)
+        found = mb.alloc_internal(op.size, op.align, op.start, min(op.end, mb.phys_addr_max),
+                                  NUMA_NO_NODE if op.nid is None else op.nid, op.exact)
     return found or None
 
 
-def _force(mb, op: AllocOp, ours: int | None) -> None:
+def _force(mb: Memblock, op: AllocOp, ours: int | None) -> None:
     """After a divergence, make our state follow the kernel's answer: undo ours, then reserve
     the kernel's block with the attributes an allocation records."""
     if ours is not None:
@@ -595,7 +597,7 @@ def _force(mb, op: AllocOp, ours: int | None) -> None:
             mb.reserve(op.result, op.size)
 
 
-def _apply_nodes(mb, dump: DumpOp) -> None:
+def _apply_nodes(mb: Memblock, dump: DumpOp) -> None:
     for type_, regions in ((mb.memory, dump.memory), (mb.reserved, dump.reserved)):
         for r in regions:
             if r.nid is not None:
@@ -687,7 +689,7 @@ class _Engine:
             self.divs.append(Divergence(
                 op.lineno, "double", f"kernel doubled {op.type_name} to {op.new_max} "
                 f"entries; ours has {getattr(mb, op.type_name).max}"))
-        if i == plan.trim_after:
+        if i == plan.trim_after and plan.settings.trim_memory is not None:
             mb.trim_memory(plan.settings.trim_memory)
 
     def alloc(self, op: AllocOp) -> None:
