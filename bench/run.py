@@ -4,7 +4,8 @@ one process and prints the target summary. Only when asked does it write the rep
 ``scaling.svg`` (the scaling curves): with ``--write`` into ``bench/`` (replacing the committed
 results), with ``--out DIR`` into ``DIR``.
 
-Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay,numpy``,
+Options: ``--quick`` (a short run, a few minutes),
+``--only arena,small,large,memblock,replay,numpy,shared``,
 ``--write``, ``--out DIR``.
 """
 
@@ -24,6 +25,7 @@ from bench import (  # noqa: E402
     bench_memblock,
     bench_numpy_hook,
     bench_replay,
+    bench_shared,
     bench_small,
 )
 from bench.common import BENCH_DIR, Config, FamilyResult, fmt_bytes, machine_info, progress  # noqa: E402
@@ -39,6 +41,7 @@ FAMILIES = {
     "memblock": bench_memblock,
     "replay": bench_replay,
     "numpy": bench_numpy_hook,
+    "shared": bench_shared,
 }
 
 PLOT_NAME = "scaling.svg"
