@@ -174,7 +174,8 @@ class MemblockModel:
         return 0
 
     def _isolate(self, t: str, base: int, size: int) -> int:
-        if not min(size, MASK64 - base):
+        size = min(size, MASK64 - base)   # capped before a doubling sees it, as the kernel does
+        if not size:
             return 0
         while self.maps[t].count() + 2 > self.max[t]:
             if self._double(t, base, size) < 0:

@@ -102,6 +102,24 @@ def test_model_predicts_array_doubling():
     w.close()
 
 
+def test_model_caps_the_range_before_a_doubling_places_the_array():
+    """``enforce_memory_limit`` removes ``[max_addr, PHYS_ADDR_MAX)`` from ``reserved`` when
+    its array must double: the kernel caps the size first, so the search above the range starts
+    at ``PHYS_ADDR_MAX`` and finds nothing, the retry below finds no free page, and the removal
+    fails with ``reserved`` untouched. (The model once searched from an uncapped end that
+    wrapped, placed the array and removed the regions.)"""
+    w = _workload(init_regions=1, bottom_up=True)
+    for op in [("add_node", PHYS_BASE, 0x2000, 0, 0), ("add", PHYS_BASE + 0x2000, 0x1000),
+               ("add", PHYS_BASE + 0x4000, 0x2000), ("alloc_try_nid", 1, 0, 0, 0, -1),
+               ("enforce_memory_limit", 0x1000)]:
+        w.apply(op)
+        w.verify()
+    assert w.model.max["reserved"] == w.mb.reserved.max == 4
+    assert [r[0] for r in w.model.reserved.runs()] == [PHYS_BASE, PHYS_BASE + 0x2000,
+                                                      PHYS_BASE + 0x4000]
+    w.close()
+
+
 def test_verify_detects_a_lost_write():
     w = _workload()
     w.apply(("add_node", PHYS_BASE, 0x10000, 0, 0))
