@@ -13,10 +13,13 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+# CI runs the same examples every time (a red CI must mean a change broke something); the dev
+# and long profiles explore new ones, and print the blob that reproduces a failure.
 settings.register_profile(
-    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True, print_blob=True,
 )
-settings.register_profile("dev", max_examples=150, deadline=None)
+settings.register_profile("dev", max_examples=150, deadline=None, print_blob=True)
 settings.register_profile(
     "long", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
 )
