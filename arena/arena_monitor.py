@@ -137,5 +137,5 @@ class Monitoring:
         then)."""
         if self._closed:
             return None
-        from arena.notebook import arena_svg   # drawing is imported only when displayed
+        from arena.notebook import arena_svg  # drawing is imported only when displayed
         return arena_svg(self)

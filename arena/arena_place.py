@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arena import tmtrace
 from arena._arena_util import (
     _FAST_LARGE_SIZES,
     _HUGE_BLOCK,
@@ -20,7 +21,6 @@ from arena._arena_util import (
     _ndarray,
     _round_up,
 )
-from arena import tmtrace
 from arena._args import bool_arg, int_arg
 from arena.debug import (
     POISON_INUSE,

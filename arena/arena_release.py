@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from arena import tmtrace
 from arena._arena_util import (
     _GC_MIN_BYTES,
     _GC_MIN_UNITS,
@@ -33,7 +34,6 @@ from arena.tracking import (
     Frame,
     capture,
 )
-from arena import tmtrace
 from arena.unit import FREE, HELD, LIVE, Unit
 
 if TYPE_CHECKING:

@@ -989,7 +989,7 @@ class Memblock:
     def _repr_svg_(self) -> str:
         """The memory map as SVG (how Jupyter displays a Memblock; see
         :mod:`arena.notebook`)."""
-        from arena.notebook import memblock_svg   # drawing is imported only when displayed
+        from arena.notebook import memblock_svg  # drawing is imported only when displayed
         return memblock_svg(self)
 
     # -- argument checks (Python mistakes raise, state unchanged) ------------------------------

@@ -597,7 +597,7 @@ class PhysicalMemory:
         PhysicalMemory; see :mod:`arena.notebook`); ``None`` once closed."""
         if self._mm is None:
             return None
-        from arena.notebook import physmem_svg   # drawing is imported only when displayed
+        from arena.notebook import physmem_svg  # drawing is imported only when displayed
         return physmem_svg(self)
 
     # -- argument checks -----------------------------------------------------------------------
