@@ -152,7 +152,7 @@ def _take_snapshot() -> tracemalloc.Snapshot:
 
 for _new, _old in ((_start, _orig_start), (_stop, _orig_stop), (_take_snapshot, _orig_take)):
     _new.__doc__ = _old.__doc__
-    _new.__wrapped__ = _old   # type: ignore[attr-defined]
+    _new.__wrapped__ = _old   # type: ignore[attr-defined,union-attr]
 tracemalloc.start = _start
 tracemalloc.stop = _stop
 tracemalloc.take_snapshot = _take_snapshot
