@@ -3,7 +3,8 @@ one process, writes ``bench/RESULTS.md`` (machine, versions, every table, each t
 its goal) and ``bench/scaling.svg`` (the scaling curves), and prints the target summary.
 
 Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay``,
-``--out DIR`` (where to write; default ``bench/``), ``--no-write``.
+``--out DIR`` (where to write; default ``bench/``), ``--no-write``, ``--quiet`` (no progress
+line; it is drawn on stderr only when that is a terminal).
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from arena.progress import Progress  # noqa: E402
 from bench import bench_arena, bench_large, bench_memblock, bench_replay, bench_small  # noqa: E402
-from bench.common import BENCH_DIR, Config, FamilyResult, fmt_bytes, machine_info, progress  # noqa: E402
+from bench.common import (  # noqa: E402
+    BENCH_DIR,
+    Config,
+    FamilyResult,
+    fmt_bytes,
+    machine_info,
+    progress,
+    use_reporter,
+)
 from bench.plot import Panel, write_svg  # noqa: E402
 
 __all__ = ["FAMILIES", "main", "render_markdown"]
@@ -113,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=BENCH_DIR, help="directory for RESULTS.md and "
                    f"{PLOT_NAME} (default: bench/)")
     p.add_argument("--no-write", action="store_true", help="print the summary only")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line (drawn on stderr only when it is a terminal)")
     args = p.parse_args(argv)
     keys = [k.strip() for k in args.only.split(",") if k.strip()] or list(FAMILIES)
     unknown = [k for k in keys if k not in FAMILIES]
@@ -122,10 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     t0 = time.perf_counter()
     results = []
-    for key in keys:
-        progress(f"family {key} ...")
-        results.append(FAMILIES[key].run(cfg))
-        progress(f"family {key}: {results[-1].seconds:.1f} s")
+    with Progress(len(keys), label="bench", quiet=args.quiet) as bar:
+        use_reporter(bar)
+        try:
+            for key in keys:
+                progress(f"family {key} ...")
+                results.append(FAMILIES[key].run(cfg))
+                bar.update()
+        finally:
+            use_reporter(None)
     seconds = time.perf_counter() - t0
     info["load_end"] = machine_info()["load"]
     if not args.no_write:
@@ -133,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         plot = PLOT_NAME if _plot(results, args.out / PLOT_NAME) else None
         (args.out / "RESULTS.md").write_text(render_markdown(results, info, cfg, seconds, plot),
                                              encoding="utf-8")
-        progress(f"wrote {args.out / 'RESULTS.md'}" + (f" and {args.out / plot}" if plot else ""))
+        if not args.quiet:
+            progress(f"wrote {args.out / 'RESULTS.md'}"
+                     + (f" and {args.out / plot}" if plot else ""))
     print(f"benchmarks ({'quick' if cfg.quick else 'full'} run, {seconds:.0f} s):")
     for res in results:
         for t in res.targets:

@@ -24,6 +24,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow (soaks)")
+    parser.addoption("--no-progress", action="store_true",
+                     help="long Hypothesis profile: no progress note on the terminal")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The long profile's tests run for minutes each: show which one runs, how far the run is.
+    if os.environ.get("HYPOTHESIS_PROFILE") == "long" and not config.getoption("--no-progress"):
+        from tests.long_progress import LongProgress
+
+        config.pluginmanager.register(LongProgress(config), "arena-long-progress")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
