@@ -12,7 +12,15 @@ Layers (data flows down, imports point up):
 
 from __future__ import annotations
 
-from arena.arena import AllocationInfo, Arena, ArenaStats, LeakSite, NodeStats
+from arena.arena import (
+    TRACEMALLOC_DOMAIN,
+    AllocationInfo,
+    Arena,
+    ArenaStats,
+    ClassStats,
+    LeakSite,
+    NodeStats,
+)
 from arena.buddy import BuddyAllocator
 from arena.errors import (
     ArenaError,
@@ -48,6 +56,7 @@ __all__ = [
     "Arena",
     "ArenaStats",
     "BuddyAllocator",
+    "ClassStats",
     "LeakSite",
     "NodeStats",
     "ArenaError",
@@ -73,6 +82,7 @@ __all__ = [
     "PhysicalMemory",
     "Region",
     "SlabAllocator",
+    "TRACEMALLOC_DOMAIN",
     "__version__",
     "parse_size",
 ]
