@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 import arena
-from arena import TRACEMALLOC_DOMAIN, Arena, ClassStats, Memblock, PhysicalMemory
-from arena import tmtrace
+from arena import TRACEMALLOC_DOMAIN, Arena, ClassStats, Memblock, PhysicalMemory, tmtrace
 
 # -- tracemalloc -----------------------------------------------------------------------------------
 
