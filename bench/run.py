@@ -2,7 +2,7 @@
 one process, writes ``bench/RESULTS.md`` (machine, versions, every table, each target against
 its goal) and ``bench/scaling.svg`` (the scaling curves), and prints the target summary.
 
-Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay``,
+Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay,monitor``,
 ``--out DIR`` (where to write; default ``bench/``), ``--no-write``, ``--quiet`` (no progress
 line; it is drawn on stderr only when that is a terminal).
 """
@@ -18,7 +18,14 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from arena.progress import Progress  # noqa: E402
-from bench import bench_arena, bench_large, bench_memblock, bench_replay, bench_small  # noqa: E402
+from bench import (  # noqa: E402
+    bench_arena,
+    bench_large,
+    bench_memblock,
+    bench_monitor,
+    bench_replay,
+    bench_small,
+)
 from bench.common import (  # noqa: E402
     BENCH_DIR,
     Config,
@@ -39,6 +46,7 @@ FAMILIES = {
     "large": bench_large,
     "memblock": bench_memblock,
     "replay": bench_replay,
+    "monitor": bench_monitor,
 }
 
 PLOT_NAME = "scaling.svg"
