@@ -1,7 +1,7 @@
 """Progress of long work on a terminal: one status line redrawn in place on stderr.
 
-Kernel counterpart: none. :class:`Progress` draws ``label  done/total (pct%)  rate/s  note``
-on one line (a carriage return, the text, the rest of the old line cleared) at most every
+Kernel counterpart: none. :class:`Progress` draws ``label  done/total (pct%)  rate/s  seconds
+note`` on one line (a carriage return, the text, the rest of the old line cleared) at most every
 ``interval`` seconds, and ends the line at :meth:`Progress.close`. It draws only when its
 stream is a terminal (``isatty()``) and it is not ``quiet``: piped or redirected output, logs
 and captured test output stay exactly as they were. ``force=True`` draws on any stream (tests).
@@ -40,7 +40,8 @@ class Progress:
     * ``file`` — the stream (default ``sys.stderr`` at each draw).
     * ``quiet`` — never draw; ``force`` — draw even when ``file`` is not a terminal.
     * ``interval`` — seconds between redraws at most (>= 0).
-    * ``clock`` — show the seconds since the start (``False`` when the note has them).
+    * ``clock`` — show the parts that depend on time: the rate and the seconds since the start
+      (``False`` when the note has them, or for text that must not vary).
 
     :meth:`update` counts work done, :meth:`status` sets the note, :meth:`close` (or leaving
     a ``with`` block) draws the last state and ends the line. Raises TypeError/ValueError for
@@ -112,9 +113,9 @@ class Progress:
             parts.append(f"{self.done:,}/{self.total:,} ({pct:.0f}%)")
         elif self.done:
             parts.append(f"{self.done:,}")
-        if self.done:
-            parts.append(f"{self.done / elapsed:,.0f}/s")
         if self._clock:
+            if self.done:
+                parts.append(f"{self.done / elapsed:,.0f}/s")
             parts.append(f"{elapsed:.1f} s")
         if self.note:
             parts.append(self.note)
