@@ -629,8 +629,8 @@ class _Engine:
             bar = self.progress
             if bar is not None:
                 bar.total = len(self.trace.ops) - first
+                bar.note = "bottom-up pass" if self.plan.settings.bottom_up else "top-down pass"
                 bar.set(0)
-                bar.status("bottom-up" if self.plan.settings.bottom_up else "top-down")
             for i in range(first, len(self.trace.ops)):
                 op = self.trace.ops[i]
                 if bar is not None:

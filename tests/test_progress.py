@@ -177,3 +177,25 @@ def test_bench_has_quiet(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run.main(["--help"])
     assert "--quiet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["arena.progress", "arena.tmtrace", "arena.notebook",
+                                  "arena.arena_monitor"])
+def test_new_modules_document_their_public_names(name: str) -> None:
+    import importlib
+    import inspect
+
+    module = importlib.import_module(name)
+    assert inspect.getdoc(module)
+    missing = []
+    for attr in module.__all__:
+        obj = getattr(module, attr)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            if not inspect.getdoc(obj):
+                missing.append(attr)
+            if inspect.isclass(obj):
+                missing += [f"{attr}.{m}" for m, v in vars(obj).items()
+                            if not m.startswith("_") and (inspect.isfunction(v)
+                                                          or isinstance(v, property))
+                            and not inspect.getdoc(v)]
+    assert not missing
