@@ -199,3 +199,58 @@ def test_new_modules_document_their_public_names(name: str) -> None:
                                                           or isinstance(v, property))
                             and not inspect.getdoc(v)]
     assert not missing
+
+
+class _Writer:
+    """The parts of pytest's terminal writer the long-profile note uses."""
+
+    def __init__(self, tty: bool) -> None:
+        self._file = FakeTTY() if tty else io.StringIO()
+        self.fullwidth = 120
+        self.width_of_current_line = 10
+
+    def write(self, text: str, flush: bool = False) -> None:
+        self._file.write(text)
+
+
+class _Config:
+    def __init__(self, writer: _Writer) -> None:
+        self.writer = writer
+
+    def get_terminal_writer(self) -> _Writer:
+        return self.writer
+
+
+class _Report:
+    def __init__(self, when: str, passed: bool = True) -> None:
+        self.when = when
+        self.passed = passed
+
+
+def test_long_profile_note_is_written_then_rubbed_out() -> None:
+    from tests.long_progress import LongProgress
+
+    w = _Writer(tty=True)
+    plugin = LongProgress(_Config(w))  # type: ignore[arg-type]
+    plugin.pytest_collection_modifyitems([object(), object()])  # type: ignore[list-item]
+    plugin.pytest_runtest_logstart("tests/test_x.py::test_a", None)
+    plugin.pytest_runtest_logreport(_Report("setup"))    # the body runs: the note stays
+    shown = w._file.getvalue()
+    assert "hypothesis long  0/2 (0%)" in shown and "tests/test_x.py::test_a" in shown
+    assert "\b" not in shown
+    plugin.pytest_runtest_logreport(_Report("call"))     # pytest reports: rubbed out
+    plugin.pytest_runtest_logreport(_Report("teardown"))
+    text = w._file.getvalue()
+    n = len(shown)
+    assert text == shown + "\b" * n + " " * n + "\b" * n
+    assert plugin.bar.done == 1
+
+
+def test_long_profile_note_stays_off_a_pipe() -> None:
+    from tests.long_progress import LongProgress
+
+    w = _Writer(tty=False)
+    plugin = LongProgress(_Config(w))  # type: ignore[arg-type]
+    plugin.pytest_runtest_logstart("tests/test_x.py::test_a", None)
+    plugin.pytest_runtest_logreport(_Report("call"))
+    assert w._file.getvalue() == ""
