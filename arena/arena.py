@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import bisect
 import contextvars
+import gc
 import itertools
 import os
 import threading
@@ -77,6 +78,7 @@ from arena.debug import (
     RED_ACTIVE,
     REDZONE,
     Record,
+    debug_args,
 )
 from arena.errors import (
     ClosedError,
@@ -85,7 +87,9 @@ from arena.errors import (
 )
 from arena.largecache import LargeCaches
 from arena.memblock import NUMA_NO_NODE, Memblock, MemblockFlags
+from arena.numpy_hook import NumpyAllocator
 from arena.physmem import PAGE_SIZE, PhysicalMemory, parse_size
+from arena.redzone import RecordIndex
 from arena.slab import SlabAllocator, Slot
 from arena.stats import ArenaStats, ClassStats, NodeStats
 from arena.tmtrace import TRACEMALLOC_DOMAIN, listen, untrack
@@ -268,7 +272,8 @@ class _Scope:
         try:
             a._nscopes -= 1
             if self.units and not a._closed:
-                units = [u for u, seq in self.units if u.seq == seq and u.state == LIVE]
+                units = [u for u, seq in self.units
+                         if u.seq == seq and u.state == LIVE and u not in a._pinned]
                 if units:
                     a._free_units(units, _caller(1))
         finally:
@@ -280,7 +285,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
 
     ``Arena(size, *, nodes=None, budget=None, align=64, debug=None, hugepages=False,
     quarantine=None, slab=True, lifetime="gc", track_callers=False, retain=None,
-    decay=10.0)``
+    decay=10.0, redzone=16, guard="end")``
 
     * ``size`` — bytes (an int or a string such as ``"1 GiB"``), rounded up to whole pages. The
       memory is mapped ``MAP_NORESERVE``: only pages touched cost RAM.
@@ -294,6 +299,11 @@ class Arena(Placement, Release, Inspection, Monitoring):
       (a power of two, 1 .. 1 GiB).
     * ``debug`` — memory-correctness mode (red zones, poisoning, quarantine, allocation stacks,
       leak warnings); ``None`` reads the environment variable ``ARENA_DEBUG`` (``1`` = on).
+      ``"guard"``: debug mode with each allocation against a ``PROT_NONE`` guard page, and
+      freed blocks ``PROT_NONE`` while quarantined (:mod:`arena.guard`): the faulty access
+      itself faults. ``redzone`` — bytes of red zone on each side in debug mode (8 .. a
+      page); ``guard`` — ``"end"`` (overruns fault) or ``"start"`` (underruns fault). Both
+      are checked always and used only in debug mode (see ``docs/debugging.md``).
     * ``hugepages`` — ask for transparent huge pages (``MADV_HUGEPAGE``).
     * ``quarantine`` — bytes of freed blocks held back before reuse in debug mode (default 1/32
       of the capacity).
@@ -322,7 +332,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
         nodes: Any = None,
         budget: int | str | None = None,
         align: int = 64,
-        debug: bool | None = None,
+        debug: bool | str | None = None,
         hugepages: bool = False,
         quarantine: int | str | None = None,
         slab: bool = True,
@@ -330,6 +340,8 @@ class Arena(Placement, Release, Inspection, Monitoring):
         track_callers: bool = False,
         retain: int | str | None = None,
         decay: float | None = DECAY_SECONDS,
+        redzone: int | None = None,
+        guard: str = "end",
     ) -> None:
         size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
         align = _align_arg("align", align)
@@ -337,7 +349,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
             budget = parse_size(budget, name="budget", allow_zero=True)
         if debug is None:
             debug = os.environ.get("ARENA_DEBUG", "").strip().lower() in _DEBUG_TRUE
-        debug = bool_arg("debug", debug)
+        debug, guard_side, redzone = debug_args(debug, redzone, guard, PAGE_SIZE)
         hugepages = bool_arg("hugepages", hugepages)
         slab = bool_arg("slab", slab)
         track_callers = bool_arg("track_callers", track_callers)
@@ -361,6 +373,9 @@ class Arena(Placement, Release, Inspection, Monitoring):
         self._align = align
         self._budget = budget
         self._debug = debug
+        self._guard = guard_side      # "end", "start", or None (no guard pages)
+        self._redzone = redzone
+        self._index = RecordIndex()   # debug records by address (neighbours for blame)
         self._gc = lifetime == "gc"
         self._track = debug or track_callers
         self._quarantine_limit = size // 32 if quarantine is None else quarantine
@@ -381,6 +396,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
         self._young_mark: int = 0   # young[:mark] were found viewed by the last young collection
         self._gc_bytes = _GC_MIN_BYTES
         self._gc_units: int = _GC_MIN_UNITS
+        self._collecting: bool = False   # a full collection is running
         self._records: dict[int, Record] = {}     # phys -> record handed out
         self._quarantine: deque[Record] = deque()
         self._quarantined = 0
@@ -391,6 +407,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
         self._peak: int = 0
         self._count: int = 0
         self._pending: list[str] = []   # corruption found while giving back a dead unit
+        self._pinned: set[Unit] = set()   # units numpy holds (numpy_allocator): numpy frees them
         self._autocheck = os.environ.get("ARENA_CHECK") == "1"
         self._limit = _NO_LIMIT if budget is None else budget
         self._scopevar: contextvars.ContextVar[list[tuple[Unit, int]] | None] = \
@@ -466,6 +483,11 @@ class Arena(Placement, Release, Inspection, Monitoring):
     def debug(self) -> bool:
         """True in memory-correctness mode."""
         return self._debug
+
+    @property
+    def guard(self) -> str | None:
+        """Guard mode's side (``"end"`` or ``"start"``), or ``None`` when not in guard mode."""
+        return self._guard
 
     @property
     def lifetime(self) -> str:
@@ -799,6 +821,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
         in the garbage-collected lifetime, allocations still viewed are held until their last
         view dies), then give every empty slab and every retained block back.
 
+        Memory numpy holds (made inside :meth:`numpy_allocator`) stays: numpy frees it.
         Raises :class:`arena.errors.CorruptionError` (debug; nothing freed), ClosedError.
         O(live + slabs).
         """
@@ -806,7 +829,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
         with self._lock:
             self._open()
             self._collect_full()
-            self._free_units(self._live_units(), frame)
+            self._free_units([u for u in self._live_units() if u not in self._pinned], frame)
             self._reclaim()
 
     def release_unused(self) -> int:
@@ -884,6 +907,13 @@ class Arena(Placement, Release, Inspection, Monitoring):
         with self._lock:
             if self._closed:
                 return
+            if self._pinned and not defer:
+                gc.collect()   # arrays numpy made may be kept only by reference cycles
+            if self._pinned and not defer:
+                raise LiveViewsError(
+                    f"close(): numpy still holds {len(self._pinned)} allocation(s) of this "
+                    f"arena, made inside numpy_allocator() (arrays still alive); delete them "
+                    f"and call close() again. Nothing was closed.")
             self._collect_full()
             leaks = format_leaks(leak_sites([self._info(u) for u in self._live_units()])) \
                 if self._debug else ""
@@ -914,6 +944,8 @@ class Arena(Placement, Release, Inspection, Monitoring):
             self._large = None
             self._quarantine.clear()
             self._freed.clear()
+            if self._debug:
+                self._drop_guards()
         if leaks:
             warnings.warn(f"Arena closed with leaks: {leaks}", ResourceWarning, stacklevel=2)
 
@@ -941,6 +973,20 @@ class Arena(Placement, Release, Inspection, Monitoring):
                     unit.vshape = None
                     unit.vdtype = _U8
                 unit.view = view
+
+    def numpy_allocator(self) -> NumpyAllocator:
+        """Context manager: every numpy array data allocation this context (thread or asyncio
+        task) makes inside the block — temporaries, ufunc outputs, ``np.concatenate``, C
+        extensions — comes from this arena, through numpy's memory-handler API.
+
+        Each allocation counts in the budget and the statistics, follows the size classes and
+        gets debug mode's red zones and poison; numpy frees it when its array dies (also after
+        the block), and nothing else does (``reset()``, scopes and the garbage-collected
+        lifetime leave it alone). A refused allocation makes numpy raise ``MemoryError``.
+        :meth:`close` is refused while numpy holds any. Yields the arena; blocks nest. Raises
+        ClosedError, :class:`arena.errors.ArenaError` if numpy does not take the handler.
+        Kernel counterpart: none. See :mod:`arena.numpy_hook`."""
+        return NumpyAllocator(self)
 
     def __enter__(self) -> Arena:
         self._open()

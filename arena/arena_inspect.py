@@ -12,18 +12,15 @@ import numpy as np
 
 from arena._args import bool_arg, file_arg
 from arena.debug import (
-    POISON_FREE,
-    RED_ACTIVE,
     Record,
     corruption,
-    poison_report,
-    redzone_report,
 )
 from arena.errors import (
     DoubleFreeError,
     ForeignBufferError,
 )
 from arena.largecache import Block
+from arena.redzone import analyse, restore
 from arena.slab import Slot
 from arena.stats import ArenaStats, NodeStats, format_stats, fragmentation
 from arena.tracking import (
@@ -132,7 +129,10 @@ class Inspection:
             reserved=unit.csize, align=self._align if unit.align is None else unit.align,
             node=unit.nid, requested_node=unit.node,
             caller=site(stack[0]) if stack else UNTRACKED,
-            stack=tuple(site(f) for f in stack), seq=unit.seq)
+            stack=tuple(site(f) for f in stack), seq=unit.seq,
+            guard_gap=unit.hi - unit.phys - unit.size
+            if type(unit) is Record and unit.guard is not None and unit.guard[0] == unit.hi
+            else 0)
 
     def _live_units(self: Arena) -> list[Unit]:
         """Every live (not held) unit, in allocation order. O(live log live)."""
@@ -291,23 +291,11 @@ class Inspection:
             if not self._debug:
                 return reports
             pm = self._pm
-            for rec in self._records.values():
-                if rec.state != LIVE:
-                    continue
-                r = redzone_report(pm.read, rec)
-                if r:
-                    reports.append(r)
-                    if repair:
-                        if rec.phys > rec.block:
-                            pm.fill(rec.block, rec.phys - rec.block, RED_ACTIVE)
-                        end = rec.phys + rec.size
-                        pm.fill(end, rec.block + rec.csize - end, RED_ACTIVE)
-            for rec in self._quarantine:
-                r = poison_report(pm.read, rec)
-                if r:
-                    reports.append(r)
-                    if repair:
-                        pm.fill(rec.block, rec.csize, POISON_FREE)
+            findings = analyse(pm.read, self._index.all())
+            reports += [f.text for f in findings]
+            if repair and findings:
+                for rec in self._index.all():
+                    restore(pm.fill, rec)
             if reports and not repair:
                 raise corruption(reports)
             self._pending.clear()

@@ -6,6 +6,7 @@ A part of :class:`arena.Arena`.
 
 from __future__ import annotations
 
+import mmap
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,12 +26,12 @@ from arena._args import bool_arg, int_arg
 from arena.debug import (
     POISON_INUSE,
     RED_ACTIVE,
-    REDZONE,
     Record,
 )
 from arena.errors import (
     BudgetExceededError,
 )
+from arena.guard import GUARD_ALIGN, guard_need, guard_place, install_handler, register
 from arena.largecache import Block
 from arena.memblock import NUMA_NO_NODE
 from arena.physmem import MAX_ALIGN
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Placement"]
 
+_PROT_RW = mmap.PROT_READ | mmap.PROT_WRITE
+
 
 class Placement:
     """The general allocation path of :class:`arena.Arena` (a part of the class)."""
@@ -58,7 +61,10 @@ class Placement:
         nbytes = int_arg("nbytes", nbytes)
         if not 0 <= nbytes < 1 << 62:
             raise ValueError(f"nbytes must be in 0 .. 2**62, not {nbytes}")
-        align = self._align if align is None else _align_arg("align", align)
+        if align is None:   # guard mode: as malloc's, so that most blocks end flush
+            align = self._align if self._guard is None else min(self._align, GUARD_ALIGN)
+        else:
+            align = _align_arg("align", align)
         nid = self._node_arg(node)
         strict = bool_arg("strict_node", strict_node)
         zero = bool_arg("zero", zero)
@@ -274,50 +280,90 @@ class Placement:
         """An allocation that is a reservation of its own (debug mode, ``slab=False``, or no
         size class serves it). Layout: ``[left red zone][nbytes][right red zone +
         padding]``; the left red zone is a multiple of ``align`` so the user's bytes stay
-        aligned (above a page of alignment it is dropped)."""
+        aligned (above a page of alignment it is dropped). Guard mode: see
+        :mod:`arena.guard`."""
         debug = self._debug
-        left = (_round_up(REDZONE, align) if align <= self._page_size else 0) if debug else 0
-        need = left + nbytes + (REDZONE if debug else 0)
+        guard = self._guard
+        rz = self._redzone
+        left = 0
+        block_align = align
+        if guard is not None:
+            need, block_align = guard_need(nbytes, align, self._page_size, guard)
+        else:
+            if debug:
+                left = _round_up(rz, align) if align <= self._page_size else 0
+            need = left + nbytes + (rz if debug else 0)
         if self._buddy is None:
             order = -1
             reserved = _round_up(max(need, 1), self._align)
         else:
-            order = self._order_for(need, align, nbytes, nid)
+            order = self._order_for(need, block_align, nbytes, nid)
             reserved = self._page_size << order
         self._check_budget(reserved, nbytes, align, nid)
-        block = self._get_block(reserved, align, nid, strict, order)
+        block = self._get_block(reserved, block_align, nid, strict, order)
         if not block and self._reclaim():
-            block = self._get_block(reserved, align, nid, strict, order)
+            block = self._get_block(reserved, block_align, nid, strict, order)
         if not block:
             raise self._oom(nbytes, reserved, align, nid, strict)
+        rec = self._new_record(block, left, reserved, order, nbytes, align, nid)
+        view = self._fill_record(rec, nbytes, zero, dtype, shape)
+        rec.align = align
+        if self._track:
+            self._remember_caller(rec, frame)
+        self._records[rec.phys] = rec
+        self._freed.pop(rec.phys, None)
+        if debug:
+            self._index.add(rec)
+            if guard is not None:
+                register(rec, self._virt_delta)
+        self._file(rec, view, nbytes)
+        if self._autocheck:
+            self._check_bookkeeping()
+        return view
+
+    def _new_record(self: Arena, block: int, left: int, reserved: int, order: int,
+                    nbytes: int, align: int, nid: int) -> Record:
+        """The record of a new block: user bytes ``left`` bytes in (guard mode: placed
+        against the guard page)."""
         phys = block + left
-        pm = self._pm
+        guard = None
+        if self._guard is not None:
+            phys, lo, hi, guard = guard_place(block, nbytes, align, self._page_size,
+                                              self._guard)
         rec = Record(phys, phys - self._delta, block, reserved, order, self._nid_of(block),
                      None if nid == NUMA_NO_NODE else nid)
+        if guard is not None:
+            rec.lo, rec.hi, rec.guard = lo, hi, guard
+        return rec
+
+    def _fill_record(self: Arena, rec: Record, nbytes: int, zero: bool,
+                     dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
+        """Write a new record's patterns (debug), protect its guard page and make its array;
+        on failure the block goes back and nothing changed."""
+        pm = self._pm
+        phys, block, reserved = rec.phys, rec.block, rec.csize
         try:
             if zero and nbytes:
                 pm.zero(phys, nbytes)   # touches only pages written before
             pm.view(block, reserved)    # records the block as written
-            if debug:
-                if left:
-                    pm.fill(block, left, RED_ACTIVE)
-                pm.fill(phys + nbytes, block + reserved - phys - nbytes, RED_ACTIVE)
+            if self._debug:
+                if phys > rec.lo:
+                    pm.fill(rec.lo, phys - rec.lo, RED_ACTIVE)
+                if rec.hi > phys + nbytes:
+                    pm.fill(phys + nbytes, rec.hi - phys - nbytes, RED_ACTIVE)
                 if nbytes and not zero:
                     pm.fill(phys, nbytes, POISON_INUSE)
+            if rec.guard is not None:
+                install_handler()
+                pm.protect(rec.guard[0], rec.guard[1] - rec.guard[0], 0)
             anchor = self._make_anchor(rec)
             view = anchor[:nbytes]
             if dtype is not None:
                 view = view.view(dtype).reshape(shape)
         except BaseException:   # the memory failed: the block goes back, nothing changed
             self._drop_anchor(rec)
-            self._give_back(block, reserved, order)
+            if rec.guard is not None:
+                pm.protect(block, reserved, _PROT_RW)
+            self._give_back(block, reserved, rec.order)
             raise
-        rec.align = align
-        if self._track:
-            self._remember_caller(rec, frame)
-        self._records[phys] = rec
-        self._freed.pop(phys, None)
-        self._file(rec, view, nbytes)
-        if self._autocheck:
-            self._check_bookkeeping()
         return view

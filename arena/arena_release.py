@@ -5,6 +5,7 @@ shared by ``free``, scopes and ``reset``. A part of :class:`arena.Arena`.
 
 from __future__ import annotations
 
+import mmap
 from typing import TYPE_CHECKING, Any
 
 from arena import tmtrace
@@ -21,14 +22,14 @@ from arena.debug import (
     POISON_FREE,
     Record,
     corruption,
-    poison_report,
-    redzone_report,
 )
 from arena.errors import (
     ArenaMemoryError,
 )
+from arena.guard import unregister
 from arena.largecache import Block
 from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, NUMA_NO_NODE
+from arena.redzone import check_records
 from arena.slab import Slab, Slot
 from arena.tracking import (
     Frame,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from arena.arena import Arena
 
 __all__ = ["Release"]
+
+_PROT_RW = mmap.PROT_READ | mmap.PROT_WRITE
 
 
 class Release:
@@ -212,8 +215,16 @@ class Release:
     def _collect_full(self: Arena) -> bool:
         """Garbage-collected lifetime: give back every unit no array views any more, and set
         the bounds of the next full collection. True if any went back. O(units handed out)."""
-        if not self._gc:
+        if not self._gc or self._collecting:
             return False
+        self._collecting = True   # a finalizer freeing into the arena meanwhile must not nest
+        try:
+            return self._collect_all()
+        finally:
+            self._collecting = False
+
+    def _collect_all(self: Arena) -> bool:
+        """The body of :meth:`_collect_full`."""
         keep: list[Unit] = []
         refused: list[Unit] = []
         seen: set[int] = set()
@@ -264,15 +275,14 @@ class Release:
             self._held -= unit.csize
         if type(unit) is Record and self._debug:
             if state == LIVE:   # dropped without free(): freed now
-                report = redzone_report(self._pm.read, unit)
-                if report:
+                for report in check_records(self._pm.read, self._index, [unit]):
                     self._pending.append(report + "\n  (found when its last array died)")
                 unit.state = FREE
                 self._retire_records([unit], ())
             elif unit.quarantined:
                 unit.state = FREE   # the quarantine gives it back when it leaves
             else:
-                self._give(unit)
+                self._give_debug(unit)
             return
         self._give(unit)
 
@@ -307,9 +317,8 @@ class Release:
         stack = capture(frame, self._stack_depth) if self._debug else ()
         records = [u for u in units if type(u) is Record]
         if self._debug and records:
-            reports = [r for rec in records if (r := redzone_report(self._pm.read, rec))]
             evict = self._evictions(sum(rec.csize for rec in records))
-            reports += [r for rec in evict if (r := poison_report(self._pm.read, rec))]
+            reports = check_records(self._pm.read, self._index, records + evict)
             if reports:
                 raise corruption(reports)
         freed = self._freed
@@ -333,6 +342,11 @@ class Release:
             freed.move_to_end(unit.phys)
         while len(freed) > FREED_MEMORY:
             freed.popitem(last=False)
+        if gc and len(self._young) > self._gc_units and not self._collecting:
+            # A unit freed here and reused before any collection is on the list of units
+            # handed out once per reuse: a loop that frees what it allocates would grow it
+            # without bound, since its free lists never run dry.
+            self._collect_full()
         if self._autocheck:
             self._check_bookkeeping()
 
@@ -344,7 +358,10 @@ class Release:
                 tmtrace.untrack(rec.phys + self._virt_delta)
             rec.freed_at = stack
             rec.quarantined = True
-            self._pm.fill(rec.block, rec.csize, POISON_FREE)
+            if rec.guard is None:
+                self._pm.fill(rec.block, rec.csize, POISON_FREE)
+            else:   # a read or a write after free faults
+                self._pm.protect(rec.block, rec.csize, 0)
             self._quarantine.append(rec)
             self._quarantined += rec.csize
         q = self._quarantine
@@ -353,7 +370,32 @@ class Release:
             self._quarantined -= old.csize
             old.quarantined = False
             if old.state == FREE:
-                self._give(old)
+                self._give_debug(old)
+
+    def _give_debug(self: Arena, rec: Record) -> None:
+        """Give a debug record back (:meth:`_give`): off the index, its pages readable and
+        writable again (guard mode)."""
+        if rec.guard is not None:
+            self._pm.protect(rec.block, rec.csize, _PROT_RW)
+        try:
+            self._give(rec)
+        except BaseException:
+            if rec.guard is not None:
+                self._pm.protect(rec.block, rec.csize, 0)   # as it was: freed
+            raise
+        self._index.remove(rec)
+        if rec.guard is not None:
+            unregister(rec, self._virt_delta)
+
+    def _drop_guards(self: Arena) -> None:
+        """At close: forget the guarded blocks; if the mapping outlives the arena (arrays still
+        alive), make their pages readable and writable again."""
+        for rec in self._index.all():
+            if rec.guard is not None:
+                unregister(rec, self._virt_delta)
+                if not self._pm.closed:
+                    self._pm.protect(rec.block, rec.csize, _PROT_RW)
+        self._index.clear()
 
     def _evictions(self: Arena, adding: int) -> list[Record]:
         """Quarantined records that adding ``adding`` bytes pushes out (oldest first)."""

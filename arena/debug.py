@@ -5,24 +5,34 @@ Kernel counterpart: SLUB debugging (``slub_debug=FZP``): a live object's red zon
 :data:`POISON_INUSE`. In debug mode every allocation is a :class:`Record`, a memblock (or
 buddy) block of its own laid out as ``[left red zone][user bytes][right red zone + padding]``;
 a freed block is poisoned and waits in the quarantine before it goes back, so that a write
-after free is found when the block leaves it (or at :meth:`arena.Arena.check`).
+after free is found when the block leaves it (or at :meth:`arena.Arena.check`). The red zones
+are ``redzone`` bytes each (:func:`debug_args`); :mod:`arena.redzone` finds broken ones and
+names the allocation that wrote them, :mod:`arena.guard` places blocks against guard pages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from arena._args import bool_arg, int_arg
 from arena.errors import CorruptionError
 from arena.tracking import Frame, fmt_stack, site
 from arena.unit import Unit
 
-__all__ = ["REDZONE", "RED_ACTIVE", "POISON_FREE", "POISON_INUSE", "Record", "bad_bytes",
+__all__ = ["REDZONE", "REDZONE_MIN", "GUARD_SIDES", "debug_args", "RED_ACTIVE", "POISON_FREE", "POISON_INUSE", "Record", "bad_bytes",
            "redzone_report", "poison_report", "corruption"]
 
-#: Minimum red zone on each side of an allocation in debug mode (bytes).
+#: Default red zone on each side of an allocation in debug mode (bytes).
 REDZONE = 16
+#: Smallest red zone ``Arena(redzone=...)`` accepts (bytes): one machine word, so that a
+#: word written past the end always lands on a canary.
+REDZONE_MIN = 8
+#: Where guard mode puts the guard page: after the allocation (overruns fault) or before it
+#: (underruns fault).
+GUARD_SIDES = ("end", "start")
 #: SLUB's ``SLUB_RED_ACTIVE``: red zone of a live object.
 RED_ACTIVE = 0xCC
 #: SLUB's ``POISON_FREE``: freed memory.
@@ -31,14 +41,42 @@ POISON_FREE = 0x6B
 POISON_INUSE = 0x5A
 
 
+def debug_args(debug: Any, redzone: Any, guard: Any,
+               page_size: int) -> tuple[bool, str | None, int]:
+    """Check the debug arguments of :class:`arena.Arena`: ``debug`` (a bool or ``"guard"``),
+    ``redzone`` (``None`` = :data:`REDZONE`; an int in :data:`REDZONE_MIN` .. ``page_size``
+    bytes) and ``guard`` (one of :data:`GUARD_SIDES`). Returns ``(debug on, guard side or
+    None, red zone bytes)``. TypeError/ValueError naming the bad value."""
+    if not isinstance(guard, str):
+        raise TypeError(f"guard must be 'end' or 'start', not {type(guard).__name__} "
+                        f"({guard!r})")
+    if guard not in GUARD_SIDES:
+        raise ValueError(f"guard must be 'end' or 'start', not {guard!r}")
+    side: str | None = None
+    if isinstance(debug, str):
+        if debug != "guard":
+            raise TypeError(f"debug must be a bool or 'guard', not str ({debug!r})")
+        side = guard
+        on = True
+    else:
+        on = bool_arg("debug", debug)
+    size = REDZONE if redzone is None else int_arg("redzone", redzone)
+    if not REDZONE_MIN <= size <= page_size:
+        raise ValueError(f"redzone must be {REDZONE_MIN} .. {page_size} bytes (a page), "
+                         f"not {size}")
+    return on, side, size
+
+
 class Record(Unit):
     """A block reserved for one allocation (debug mode, ``slab=False``, and requests no size
     class serves): a :class:`arena.unit.Unit` with no free list. Adds ``block`` (first byte
     of the block; ``phys - block`` is the left red zone), ``order`` (buddy order, -1 for a
     memblock block), ``node`` (node asked for, ``None`` = any) and ``freed_at`` (the freeing
-    stack, debug) and ``quarantined`` (waiting in the quarantine)."""
+    stack, debug), ``quarantined`` (waiting in the quarantine), ``lo`` and ``hi`` (the
+    bytes ``[lo, hi)`` that may be read: the whole block, less a guard page) and ``guard``
+    (``(start, end)`` of the guard pages in guard mode, else ``None``)."""
 
-    __slots__ = ("block", "order", "freed_at", "quarantined")
+    __slots__ = ("block", "order", "freed_at", "quarantined", "lo", "hi", "guard")
 
     def __init__(self, phys: int, boff: int, block: int, reserved: int, order: int, nid: int,
                  node: int | None) -> None:
@@ -48,6 +86,9 @@ class Record(Unit):
         self.node = node   # a Unit field, set here for the record's whole life
         self.freed_at: tuple[Frame, ...] = ()
         self.quarantined = False
+        self.lo = block
+        self.hi = block + reserved
+        self.guard: tuple[int, int] | None = None
 
     def describe(self) -> str:
         return (f"the {self.size}-byte allocation at phys {self.phys:#x} (align "
@@ -75,13 +116,13 @@ def bad_bytes(read: Callable[[int, int], bytes], phys: int, size: int,
 def redzone_report(read: Callable[[int, int], bytes], rec: Record) -> str | None:
     """Report of a live allocation's overwritten red zones, or ``None``."""
     problems = []
-    left = bad_bytes(read, rec.block, rec.phys - rec.block, RED_ACTIVE)
+    left = bad_bytes(read, rec.lo, rec.phys - rec.lo, RED_ACTIVE)
     if left is not None:
-        before = rec.phys - rec.block - left[0]
+        before = rec.phys - rec.lo - left[0]
         problems.append(f"{before} byte(s) before its start were written (first found: "
                         f"{left[2]:#04x} at -{before}, red zone {RED_ACTIVE:#04x})")
     end = rec.phys + rec.size
-    right = bad_bytes(read, end, rec.block + rec.csize - end, RED_ACTIVE)
+    right = bad_bytes(read, end, rec.hi - end, RED_ACTIVE)
     if right is not None:
         problems.append(f"{right[1] + 1} byte(s) past its end were written (first found: "
                         f"{right[2]:#04x} at +{right[0]}, red zone {RED_ACTIVE:#04x})")
@@ -93,10 +134,10 @@ def redzone_report(read: Callable[[int, int], bytes], rec: Record) -> str | None
 
 def poison_report(read: Callable[[int, int], bytes], rec: Record) -> str | None:
     """Report of a write to a quarantined (freed) block, or ``None``."""
-    bad = bad_bytes(read, rec.block, rec.csize, POISON_FREE)
+    bad = bad_bytes(read, rec.lo, rec.hi - rec.lo, POISON_FREE)
     if bad is None:
         return None
-    first, last = bad[0] - (rec.phys - rec.block), bad[1] - (rec.phys - rec.block)
+    first, last = bad[0] - (rec.phys - rec.lo), bad[1] - (rec.phys - rec.lo)
     return (f"write after free to {rec.describe()}: bytes at offsets {first} .. {last} "
             f"were written after it was freed (found {bad[2]:#04x}, poison "
             f"{POISON_FREE:#04x})\n  allocated at:" + fmt_stack(rec.stack)

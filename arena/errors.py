@@ -24,6 +24,7 @@ __all__ = [
     "MemblockPanic",
     "MemblockBug",
     "HandoverError",
+    "ArenaLeakWarning",
 ]
 
 
@@ -94,3 +95,8 @@ class MemblockBug(ArenaError, AssertionError):
 
 class HandoverError(ArenaError, RuntimeError):
     """memblock was used after ``free_all()`` handed its memory to the page allocator."""
+
+
+class ArenaLeakWarning(UserWarning):
+    """Allocations were still live at the end of a test (the pytest plugin's
+    ``--arena-leaks=warn``)."""

@@ -242,6 +242,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 _libc.mincore.restype = ctypes.c_int
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.mprotect.restype = ctypes.c_int
 _NodeMask = ctypes.c_ulong * (NODEMASK_BITS // (8 * ctypes.sizeof(ctypes.c_ulong)))
 
 
@@ -903,6 +905,22 @@ class PhysicalMemory:
         else:
             _remove_range(self._released, off, off + size)
         self._unmark_written(off, off + size)
+
+    def protect(self, phys: int, size: int, prot: int) -> None:
+        """Set the access of the pages ``[phys, phys + size)`` (whole pages) with ``mprotect``:
+        ``prot`` is ``0`` (``PROT_NONE``: any access faults with ``SIGSEGV``),
+        ``mmap.PROT_READ`` or ``mmap.PROT_READ | mmap.PROT_WRITE`` (the default of every page).
+        Kernel counterpart: none (debug page protection, as KFENCE's guard pages). Every
+        method of this class reading or writing a protected page faults too: the caller (the
+        arena's guard mode) keeps them off such pages. Raises TypeError/ValueError (nothing
+        changed), OSError from ``mprotect``, ClosedError. O(pages) in the kernel."""
+        prot = int_arg("protect: prot", prot)
+        if prot not in (0, mmap.PROT_READ, mmap.PROT_READ | mmap.PROT_WRITE):
+            raise ValueError(f"protect: prot must be 0, PROT_READ or PROT_READ | PROT_WRITE, "
+                             f"not {prot}")
+        off, size = self._pages(phys, size, "protect")
+        if _libc.mprotect(self._addr + off, size, prot) != 0:
+            raise _oserror(f"mprotect({phys:#x}, {size:#x}, {prot})")
 
     def advise_hugepages(self, phys: int, size: int) -> bool:
         """Ask for transparent huge pages over ``[phys, phys + size)`` (whole pages;

@@ -30,7 +30,8 @@ __all__ = [
 STACK_DEPTH = 8
 #: Frames from files whose path contains one of these are left out of allocation stacks.
 HIDDEN_FRAMES = (f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}", f"{os.sep}pytest{os.sep}",
-                 "<frozen runpy>")
+                 "<frozen runpy>", f"{os.sep}arena{os.sep}pytest_plugin.py",
+                 f"{os.sep}arena{os.sep}_pytest_fork.py")
 #: The ``caller`` of an allocation made while callers were not tracked.
 UNTRACKED = "? (caller not tracked: use Arena(track_callers=True) or debug mode)"
 
@@ -83,7 +84,10 @@ class AllocationInfo:
     ``caller``: ``"file:line in function"`` of the call that allocated it (:data:`UNTRACKED`
     unless callers are tracked); ``stack``: the allocating stack (innermost first, up to
     :data:`STACK_DEPTH` frames in debug mode, one frame with ``track_callers``); ``seq``:
-    allocation number (0, 1, 2, ... in allocation order).
+    allocation number (0, 1, 2, ... in allocation order); ``guard_gap``: in guard mode with
+    ``guard="end"``, the bytes between the end of the allocation and its guard page (the
+    alignment could not put it flush; an access there is found at ``free()``, not at once),
+    else 0.
     """
 
     phys: int
@@ -96,6 +100,7 @@ class AllocationInfo:
     caller: str
     stack: tuple[str, ...]
     seq: int
+    guard_gap: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 one process, writes ``bench/RESULTS.md`` (machine, versions, every table, each target against
 its goal) and ``bench/scaling.svg`` (the scaling curves), and prints the target summary.
 
-Options: ``--quick`` (a short run, a few minutes), ``--only arena,small,large,memblock,replay,monitor``,
-``--out DIR`` (where to write; default ``bench/``), ``--no-write``, ``--quiet`` (no progress
-line; it is drawn on stderr only when that is a terminal).
+Options: ``--quick`` (a short run, a few minutes),
+``--only arena,small,large,memblock,replay,numpy,monitor``, ``--out DIR`` (where to write;
+default ``bench/``), ``--no-write``, ``--quiet`` (no progress line; it is drawn on stderr only
+when that is a terminal).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench import (  # noqa: E402
     bench_large,
     bench_memblock,
     bench_monitor,
+    bench_numpy_hook,
     bench_replay,
     bench_small,
 )
@@ -46,6 +48,7 @@ FAMILIES = {
     "large": bench_large,
     "memblock": bench_memblock,
     "replay": bench_replay,
+    "numpy": bench_numpy_hook,
     "monitor": bench_monitor,
 }
 

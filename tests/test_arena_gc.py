@@ -570,3 +570,21 @@ def test_an_array_nobody_holds_is_handed_out_again_only_with_its_shape(make, lif
     w = a.alloc_array((2, 8), np.float32)
     assert w is not keep                      # someone holds the old one: a new array
     assert w.shape == (2, 8)
+
+
+@pytest.mark.parametrize("how", ["scope", "free"])
+def test_handed_out_list_stays_bounded_when_frees_keep_the_free_list_full(how):
+    """A loop that frees what it allocates never runs a free list dry, so no collection of
+    the young runs from the allocation path: the free path bounds the list instead."""
+    a = Arena("8 MiB")
+    try:
+        for _ in range(20_000):
+            if how == "scope":
+                with a.scope():
+                    a.alloc(64)
+            else:
+                a.free(a.alloc(64))
+        assert len(a._young) <= 2 * a._gc_units
+        assert a._gc_units < 5_000
+    finally:
+        a.close()

@@ -107,8 +107,10 @@ def test_plugin_reports(pytester: pytest.Pytester) -> None:
     assert out.count("1 byte(s) past its end were written") >= 2
     assert "in make_buffer" in out and "test_cases.py:" in out
     assert "write after free to the 64-byte allocation" in out and "freed at:" in out
-    # (twice per leaking test when pytest, seeing CI set, does not shorten its summary)
-    assert out.count("leak: 1 allocation(s) still live (100 bytes)") in (2, 4)
+    # Twice per leaking test when pytest, seeing CI set, does not shorten its summary; once
+    # more for test_overrun, whose refused free() leaves its allocation live (reported in
+    # the extra section of a test that failed by itself).
+    assert out.count("leak: 1 allocation(s) still live (100 bytes)") in (3, 5)
     # A test failing by itself reports its own assertion, not ours.
     assert "the test's own assertion" in out
     for name in ("test_clean", "test_dropped_is_no_leak", "test_leak_allowed",

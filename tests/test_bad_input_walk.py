@@ -223,6 +223,9 @@ TABLE: dict[type, dict[str, dict[str, P]]] = {
                                  [PHYS_BASE + 1])),
                              "size": P(const(PS), PM_SIZE.bad + values([100, PS + 1]))},
         "node_of_page": {"phys": P(const(PHYS_BASE), PM_PHYS.bad)},
+        "protect": {"phys": P(const(PHYS_BASE + PS), PM_PHYS.bad + values([PHYS_BASE + 1])),
+                    "size": P(const(PS), PM_SIZE.bad + values([100, PS + 1])),
+                    "prot": P(const(3), types(NOT_INT) + values([-1, 2, 4, 7, 2**64]))},
     },
     Memblock: {
         "__init__": {
@@ -308,6 +311,10 @@ TABLE: dict[type, dict[str, dict[str, P]]] = {
                 [-1, "12 GB", "x"])),
             "decay": P(const(10.0), types(["10", True, object(), [1], 1j]) + values(
                 [-1, -0.5, float("inf"), float("nan")])),
+            "redzone": P(const(None), types(["16", 16.0, True, object(), [16]]) + values(
+                [-1, 0, 7, 4097, 2**64])),
+            "guard": P(const("end"), types([None, 1, True, b"end", ["end"]]) + values(
+                ["END", "both", ""])),
         },
         "alloc": {"nbytes": P(const(100), types(NOT_INT) + values([-1, 2**62] + HUGE)),
                   "align": ARENA_ALIGN, "node": ARENA_NODE, "strict_node": ARENA_BOOL,
@@ -333,8 +340,8 @@ NO_ARGS: dict[type, set[str]] = {
     PhysicalMemory: {"bind_status", "check", "close", "exporter"},
     Memblock: set(),  # the methods are walked by tests/test_memblock_badinput.py
     BuddyAllocator: {"check"},
-    Arena: {"format_leaks", "leaks", "live", "release", "release_unused", "reset", "scope",
-            "stats"},
+    Arena: {"format_leaks", "leaks", "live", "numpy_allocator", "release", "release_unused",
+            "reset", "scope", "stats"},
 }
 
 #: The object each class's methods are called on.
