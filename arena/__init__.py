@@ -3,7 +3,9 @@
 Layers (data flows down, imports point up):
 
 * :mod:`arena.physmem` -- :class:`PhysicalMemory`, one anonymous mapping used as physical memory.
-* :mod:`arena.memblock` -- :class:`Memblock`, the kernel's region allocator, bit-exact.
+* :mod:`arena.memblock` -- :class:`Memblock`, the kernel's region allocator, bit-exact (its
+  storage, free-range index and linear reference in ``memblock_store``, ``memblock_index``,
+  ``memblock_linear``).
 * :mod:`arena.buddy` -- the page allocator that receives memory at hand-over.
 * :mod:`arena.arena` -- :class:`Arena`, the embedding API (budgets, statistics, debug checks).
 * :mod:`arena.trace`, :mod:`arena.render`, :mod:`arena.kernel` -- boot-log replay, pictures,
@@ -25,15 +27,18 @@ from arena.buddy import BuddyAllocator
 from arena.errors import (
     ArenaError,
     ArenaMemoryError,
+    BadHandleError,
     BudgetExceededError,
     ClosedError,
     CorruptionError,
     DoubleFreeError,
     ForeignBufferError,
     HandoverError,
+    InvariantError,
     LiveViewsError,
     MemblockBug,
     MemblockPanic,
+    SharedStateError,
 )
 from arena.memblock import (
     MEMBLOCK_ALLOC_ACCESSIBLE,
@@ -61,12 +66,14 @@ __all__ = [
     "NodeStats",
     "ArenaError",
     "ArenaMemoryError",
+    "BadHandleError",
     "BudgetExceededError",
     "ClosedError",
     "CorruptionError",
     "DoubleFreeError",
     "ForeignBufferError",
     "HandoverError",
+    "InvariantError",
     "LiveViewsError",
     "MEMBLOCK_ALLOC_ACCESSIBLE",
     "MEMBLOCK_ALLOC_ANYWHERE",
@@ -81,6 +88,7 @@ __all__ = [
     "NodeSlice",
     "PhysicalMemory",
     "Region",
+    "SharedStateError",
     "SlabAllocator",
     "TRACEMALLOC_DOMAIN",
     "__version__",

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from arena._args import int_arg
+from arena.constants import round_up as _round_up  # noqa: F401  (re-exported to the Arena modules)
 from arena.physmem import MAX_ALIGN
 from arena.unit import Unit
 
@@ -64,10 +65,6 @@ def _align_arg(name: str, value: Any) -> int:
         raise ValueError(f"{name} must be a power of two in 1 .. {MAX_ALIGN} (1 GiB), "
                          f"not {value}")
     return value
-
-
-def _round_up(x: int, a: int) -> int:
-    return (x + a - 1) & -a
 
 
 def _caller(depth: int) -> Any:

@@ -223,11 +223,13 @@ listen(_set_tracing)
 _before_snapshot(_collect_all)
 
 
-def _boot(size: int, nodes: Any, hugepages: bool) -> tuple[PhysicalMemory, Memblock]:
-    """The arena's memory: a :class:`PhysicalMemory` at :data:`ARENA_PHYS_BASE`, each node
-    slice added to a memblock (``memblock_add_node()``) that may grow its arrays
-    (``memblock_allow_resize()``)."""
-    pm = PhysicalMemory(size, phys_base=ARENA_PHYS_BASE, nodes=nodes, hugepages=hugepages)
+def _boot(size: int, nodes: Any, hugepages: bool,
+          physmem: PhysicalMemory | None = None) -> tuple[PhysicalMemory, Memblock]:
+    """The arena's memory: a :class:`PhysicalMemory` at :data:`ARENA_PHYS_BASE` (or
+    ``physmem``, a process's window of a shared arena), each node slice added to a memblock
+    (``memblock_add_node()``) that may grow its arrays (``memblock_allow_resize()``)."""
+    pm = physmem or PhysicalMemory(size, phys_base=ARENA_PHYS_BASE, nodes=nodes,
+                                   hugepages=hugepages)
     slices = pm.slices
     max_numnodes = 64
     while max_numnodes <= slices[-1].nid:
@@ -285,7 +287,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
 
     ``Arena(size, *, nodes=None, budget=None, align=64, debug=None, hugepages=False,
     quarantine=None, slab=True, lifetime="gc", track_callers=False, retain=None,
-    decay=10.0, redzone=16, guard="end")``
+    decay=10.0, redzone=16, guard="end", shared=False)``
 
     * ``size`` — bytes (an int or a string such as ``"1 GiB"``), rounded up to whole pages. The
       memory is mapped ``MAP_NORESERVE``: only pages touched cost RAM.
@@ -318,6 +320,8 @@ class Arena(Placement, Release, Inspection, Monitoring):
     * ``retain`` — bytes of free large blocks kept for reuse at most (default a quarter of the
       capacity); ``decay`` — seconds a retained block may stay unused before it goes back
       (``None`` = only by :meth:`release_unused` and the limit).
+    * ``shared`` — ``True`` makes one arena for many processes instead (a
+      :class:`arena.shared.SharedArena`; its arrays cross process boundaries without a copy).
 
     The memory starts at physical address :data:`ARENA_PHYS_BASE` (1 GiB). ``memblock`` and
     ``physmem`` stay reachable for power users; ``buddy`` after :meth:`handover`. Use as a
@@ -325,10 +329,22 @@ class Arena(Placement, Release, Inspection, Monitoring):
     :class:`arena.errors.ArenaMemoryError` if the memory cannot be mapped.
     """
 
+    def __new__(cls, *args: Any, shared: bool = False, **kwargs: Any) -> Arena:
+        """``Arena(..., shared=True)`` makes a :class:`arena.shared.SharedArena` (one arena
+        for many processes, see that class); otherwise an :class:`Arena`."""
+        if shared is True:
+            from arena.shared import SharedArena
+            return SharedArena(*args, **kwargs)  # type: ignore[return-value]
+        if shared is not False:
+            raise TypeError(f"shared must be a bool, not {type(shared).__name__}")
+        return super().__new__(cls)
+
     def __init__(
         self,
         size: int | str,
         *,
+        shared: bool = False,
+        _physmem: PhysicalMemory | None = None,
         nodes: Any = None,
         budget: int | str | None = None,
         align: int = 64,
@@ -344,6 +360,8 @@ class Arena(Placement, Release, Inspection, Monitoring):
         guard: str = "end",
     ) -> None:
         size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
+        if _physmem is not None and not isinstance(_physmem, PhysicalMemory):
+            raise TypeError(f"_physmem must be a PhysicalMemory, not {type(_physmem).__name__}")
         align = _align_arg("align", align)
         if budget is not None:
             budget = parse_size(budget, name="budget", allow_zero=True)
@@ -359,7 +377,7 @@ class Arena(Placement, Release, Inspection, Monitoring):
         retain = size // 4 if retain is None else parse_size(retain, name="retain",
                                                              allow_zero=True)
         decay = _decay_arg(decay)
-        pm, mb = _boot(size, nodes, hugepages)
+        pm, mb = _boot(size, nodes, hugepages, _physmem)
         slices = pm.slices
 
         self._pm = pm

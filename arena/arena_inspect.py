@@ -18,6 +18,7 @@ from arena.debug import (
 from arena.errors import (
     DoubleFreeError,
     ForeignBufferError,
+    InvariantError,
 )
 from arena.largecache import Block
 from arena.redzone import analyse, restore
@@ -275,7 +276,7 @@ class Inspection:
         Returns the corruption reports found (empty when clean). Without ``repair`` any
         corruption raises :class:`arena.errors.CorruptionError` (with ``.reports``) and changes
         nothing; with ``repair=True`` the red zones and poison are restored and the reports
-        returned. A broken internal invariant raises ``AssertionError`` (or memblock's
+        returned. A broken internal invariant raises :class:`InvariantError` (or memblock's
         :class:`arena.errors.MemblockBug`) with a dump. O(live + quarantined bytes + regions).
         """
         repair = bool_arg("repair", repair)
@@ -304,7 +305,7 @@ class Inspection:
     def _check_bookkeeping(self: Arena) -> None:
         problem = self._bookkeeping_problem()
         if problem:
-            raise AssertionError(f"arena invariant broken: {problem}\n{self!r}\n"
+            raise InvariantError(f"arena invariant broken: {problem}\n{self!r}\n"
                                  + self._mb.dump_all(log=False))
 
     def _bookkeeping_problem(self: Arena) -> str | None:

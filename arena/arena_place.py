@@ -30,6 +30,7 @@ from arena.debug import (
 )
 from arena.errors import (
     BudgetExceededError,
+    InvariantError,
 )
 from arena.guard import GUARD_ALIGN, guard_need, guard_place, install_handler, register
 from arena.largecache import Block
@@ -106,7 +107,8 @@ class Placement:
         """``(cache, unit)`` from the size class of a request, or ``(None, None)`` if no class
         serves it (the caller makes a record). Raises the budget and out-of-memory errors."""
         slab, large = self._slab, self._large
-        assert slab is not None and large is not None
+        if not (slab is not None and large is not None):
+            raise InvariantError("arena_place: expected slab is not None and large is not None")
         if nbytes <= KMALLOC_MAX_SIZE:
             index = slab.index(nbytes, align)
             if index is None:   # aligned beyond what its class guarantees
@@ -148,7 +150,8 @@ class Placement:
                      strict: bool) -> tuple[Any, Unit]:
         """A new large block of class ``size`` from memblock (or the buddy allocator)."""
         large = self._large
-        assert large is not None
+        if large is None:
+            raise InvariantError("arena_place: expected large is not None")
         ps = self._page_size
         order = -1
         nbytes_block = size

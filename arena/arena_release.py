@@ -25,6 +25,7 @@ from arena.debug import (
 )
 from arena.errors import (
     ArenaMemoryError,
+    InvariantError,
 )
 from arena.guard import unregister
 from arena.largecache import Block
@@ -98,7 +99,8 @@ class Release:
         pages = max(1, -(-need // ps))
         order = max((pages - 1).bit_length(), max(align // ps, 1).bit_length() - 1)
         buddy = self._buddy
-        assert buddy is not None
+        if buddy is None:
+            raise InvariantError("arena_release: expected buddy is not None")
         if order > buddy.max_order:
             raise self._memory_error(
                 ArenaMemoryError,
@@ -125,7 +127,8 @@ class Release:
         """Give ``[block, block + nbytes)`` back: a buddy block of ``order``, or (order -1) a
         memblock reservation (after the hand-over: ``memblock_free_late()``)."""
         if order >= 0:
-            assert self._buddy is not None
+            if self._buddy is None:
+                raise InvariantError("arena_release: expected self._buddy is not None")
             self._buddy.free_pages(block, order)
         elif self._buddy is None:
             if self._mb.phys_free(block, nbytes):   # -ENOMEM: memblock changed nothing
@@ -160,7 +163,8 @@ class Release:
 
     def _slab_changed(self: Arena, slab: Slab) -> None:
         """A free made ``slab`` (not a current one) leave the full state or become empty."""
-        assert self._slab is not None
+        if self._slab is None:
+            raise InvariantError("arena_release: expected self._slab is not None")
         self._slab.slab_changed(slab, self._put_slab_pages)
 
     # -- giving units back -------------------------------------------------------------------

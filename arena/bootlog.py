@@ -44,6 +44,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from arena.errors import BootLogNumberError as _Absurd
+from arena.errors import InvariantError
+
 __all__ = [
     "RangeOp",
     "AllocOp",
@@ -132,10 +135,6 @@ _U64 = 1 << 64
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 #: Kernels before this print the end of a range exclusive (``base + size``).
 INCLUSIVE_SINCE = (3, 14)
-
-
-class _Absurd(ValueError):
-    """A number no kernel prints (wider than 64 bits, a nid outside a C int)."""
 
 
 def _int(text: str) -> int:
@@ -377,7 +376,7 @@ class Trace(Sequence[Op]):
     def __iter__(self) -> Iterator[Op]:
         return iter(self.ops)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: int) -> Op:  # type: ignore[override]
         return self.ops[i]
 
     def counts(self) -> dict[str, int]:
@@ -452,7 +451,8 @@ def _parse_dump_block(lines: Sequence[str], start: int, first_lineno: int
         except _Absurd as e:
             return Malformed(i + at, text, str(e)), i + 1
         if item is not None and item[0] == "region":
-            assert item[3] is not None
+            if item[3] is None:
+                raise InvariantError("bootlog: expected item[3] is not None")
             found[item[1]].append((item[2], replace(item[3], lineno=i + at)))
         elif item is not None:
             cnts[item[1]] = item[2]
@@ -464,7 +464,8 @@ def _parse_dump_block(lines: Sequence[str], start: int, first_lineno: int
     problem = _dump_problem(sizes, cnts, found)
     if problem is not None:
         return Malformed(first_lineno, lines[start], problem), i
-    assert sizes is not None
+    if sizes is None:
+        raise InvariantError("bootlog: expected sizes is not None")
     return DumpOp(
         lineno=first_lineno, end_lineno=i - 1 + at, memory_size=sizes[0], reserved_size=sizes[1],
         memory=tuple(r for _, r in found["memory"]),

@@ -55,7 +55,8 @@ from typing import Any
 import numpy as np
 
 from arena._args import int_arg
-from arena.errors import ArenaError, ClosedError, DoubleFreeError, ForeignBufferError
+from arena.constants import NUMA_NO_NODE
+from arena.errors import BuddyBug, ClosedError, DoubleFreeError, ForeignBufferError
 from arena.memblock import Memblock
 from arena.physmem import PhysicalMemory
 
@@ -64,15 +65,9 @@ __all__ = ["MAX_PAGE_ORDER", "NUMA_NO_NODE", "ZONE_NAME", "BuddyAllocator", "Bud
 MAX_PAGE_ORDER = 10
 """The kernel's default largest order: blocks of up to ``2**10`` pages (4 MiB with 4 KiB pages)."""
 
-NUMA_NO_NODE = -1
-"""Any node (the kernel's ``NUMA_NO_NODE``); same as ``node=None``."""
 
 ZONE_NAME = "Normal"
 """The name of the single zone we model per node."""
-
-
-class BuddyBug(ArenaError, AssertionError):
-    """An invariant of the buddy allocator broke (the kernel's ``VM_BUG_ON``); carries a dump."""
 
 
 class BuddyAllocator:

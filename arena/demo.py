@@ -34,10 +34,8 @@ allocation that fails (e.g. ``current_limit`` set too low) raises
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
-import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -50,6 +48,7 @@ from arena.buddy import BuddyAllocator
 from arena.errors import LiveViewsError, MemblockPanic
 from arena.memblock import MEMBLOCK_ALLOC_ACCESSIBLE, Memblock
 from arena.physmem import PhysicalMemory, parse_size
+from arena.sizes import human_size
 
 __all__ = [
     "Machine",
@@ -57,10 +56,6 @@ __all__ = [
     "Boot",
     "boot",
     "run_demo",
-    "add_demo_arguments",
-    "add_machine_arguments",
-    "machine_from_args",
-    "demo_command",
 ]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -135,7 +130,7 @@ class Machine:
             raise ValueError(f"nodes must be in 1..{MAX_NODES}, not {nodes}")
         if memory // nodes < SECTION_SIZE:
             raise ValueError(f"{nodes} nodes need at least {nodes * 128} MiB of memory "
-                             f"(128 MiB per node), not {memory >> 20} MiB")
+                             f"(128 MiB per node), not {_size(memory)}")
         cpus = int_arg("cpus_per_node", self.cpus_per_node)
         if not 1 <= cpus <= 64:
             raise ValueError(f"cpus_per_node must be in 1..64, not {cpus}")
@@ -206,10 +201,7 @@ class Machine:
                 f"{kernel}")
 
 
-def _size(n: int) -> str:
-    from arena.render import human_size
-
-    return human_size(n)
+_size = human_size
 
 
 # -- the boot ------------------------------------------------------------------------------------
@@ -236,8 +228,8 @@ class Boot:
         return "\n".join(self.log)
 
     def callers(self) -> list[Any]:
-        """Who reserved what: :func:`arena.render.callers_from_log` of the boot log."""
-        from arena.render import callers_from_log
+        """Who reserved what: :func:`arena.trace_callers.callers_from_log` of the boot log."""
+        from arena.trace_callers import callers_from_log
 
         return callers_from_log(self.log_text())
 
@@ -686,7 +678,7 @@ def run_demo(machine: Machine, out: TextIO, *, log: bool = True, err: TextIO | N
     Returns the exit status: 0, or 1 when the boot panicked (the panic is reported on
     ``err``, or ``out`` when ``err`` is None). Raises ``OSError`` if the SVG cannot be written.
     """
-    from arena.render import human_size, svg, text_map
+    from arena.render import svg, text_map
 
     def say(text: str = "") -> None:
         print(text, file=out)
@@ -735,89 +727,3 @@ def run_demo(machine: Machine, out: TextIO, *, log: bool = True, err: TextIO | N
                     f"after the hand-over"), encoding="utf-8")
             say(f"SVG memory map written to {svg_path}")
     return 0
-
-
-# -- command line ------------------------------------------------------------------------------
-
-def _addr(text: str) -> int:
-    try:
-        return parse_size(text, name="address")
-    except (TypeError, ValueError) as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _nodes(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a node count: {text!r}") from None
-    if not 1 <= n <= MAX_NODES:
-        raise argparse.ArgumentTypeError(f"node count must be in 1..{MAX_NODES}, not {n}")
-    return n
-
-
-def _version(text: str) -> tuple[int, int]:
-    parts = text.strip().split(".")
-    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
-        raise argparse.ArgumentTypeError(f"kernel version must be X.Y: {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
-def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the built-in machine's options (memory, nodes, direction, limit, kernel)."""
-    g = parser.add_argument_group("the machine")
-    g.add_argument("--memory", default="6 GiB", metavar="SIZE",
-                   help="RAM size, e.g. 6G, '512 MiB' (default 6 GiB; 256 MiB .. 1 TiB)")
-    g.add_argument("--nodes", type=_nodes, default=2, metavar="N",
-                   help=f"NUMA nodes, 1..{MAX_NODES} (default 2)")
-    g.add_argument("--cpus-per-node", type=int, default=2, metavar="N",
-                   help="CPUs per node (default 2)")
-    d = g.add_mutually_exclusive_group()
-    d.add_argument("--bottom-up", dest="bottom_up", action="store_true",
-                   help="allocate bottom-up (memblock_set_bottom_up(true))")
-    d.add_argument("--top-down", dest="bottom_up", action="store_false",
-                   help="allocate top-down (the default)")
-    g.add_argument("--current-limit", type=_addr, metavar="ADDR",
-                   help="memblock_set_current_limit(ADDR) after the direct map is set up "
-                        "(default: the end of memory), e.g. 0x100000000 or 4G")
-    g.add_argument("--kernel-version", type=_version, metavar="X.Y",
-                   help="behave like the memblock of kernel X.Y (default: the newest)")
-
-
-def machine_from_args(args: argparse.Namespace) -> Machine:
-    """The :class:`Machine` the parsed options describe (``TypeError``/``ValueError`` if bad)."""
-    return Machine(memory=args.memory, nodes=args.nodes, cpus_per_node=args.cpus_per_node,
-                   bottom_up=args.bottom_up, current_limit=args.current_limit,
-                   kernel_version=args.kernel_version)
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``demo`` subcommand's options to ``parser``."""
-    add_machine_arguments(parser)
-    o = parser.add_argument_group("output")
-    o.add_argument("--no-log", action="store_true",
-                   help="leave out the memblock=debug boot log")
-    o.add_argument("-q", "--quiet", action="store_true",
-                   help="no boot log and no progress lines: only the results")
-    o.add_argument("--svg", metavar="FILE", help="also write the SVG memory map to FILE")
-    o.add_argument("--width", type=int, default=72, metavar="COLS",
-                   help="width of the terminal map (default 72)")
-
-
-def demo_command(args: argparse.Namespace) -> int:
-    """Run ``demo`` for parsed arguments; returns the exit status (0 ok, 1 boot panic, 2 bad
-    option or unwritable SVG file)."""
-    try:
-        machine = machine_from_args(args)
-        if args.width < 8:
-            raise ValueError(f"--width must be at least 8, not {args.width}")
-    except (TypeError, ValueError) as e:
-        print(f"demo: {e}", file=sys.stderr)
-        return 2
-    try:
-        return run_demo(machine, sys.stdout, log=not (args.no_log or args.quiet),
-                        err=None if args.quiet else sys.stderr, svg_path=args.svg,
-                        width=args.width)
-    except OSError as e:
-        print(f"demo: cannot write {args.svg}: {e.strerror or e}", file=sys.stderr)
-        return 2

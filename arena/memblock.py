@@ -12,60 +12,70 @@ Invariants (checked by :meth:`Memblock.check`, O(n)):
   ``2**phys_addr_bits`` (the kernel does not adjust ``total_size`` when it trims a region in
   place: a shrunk region leaves the total inflated, one whose start wrapped to 0 near the top
   of the address space grew and leaves it short). That difference is tracked exactly
-  (``_total_excess``) until an add into an empty array resets the total.
+  (``total_excess``) until an add into an empty array resets the total.
 * ``cnt <= max``. Empty arrays have ``cnt == 0`` (kernels up to 6.10 kept an "empty dummy
   entry": ``cnt == 1``, see ``kernel_version``).
-* Storage (below): no chunk is empty or longer than its limit, each chunk's key is its first
-  base, and each chunk's gap bound is at least every gap that ends at one of its regions.
+* The storage's own invariants (chunk lengths, keys, gap bounds): :mod:`arena.memblock_store`.
 
-Everything else follows the kernel rule by rule (``shared/spec/memblock-semantics.md``): the
-address every allocation chooses, the region arrays after each call, the return values
-(0 / ``-ENOMEM`` / 0 for a failed physical allocation / ``None`` for the kernel's NULL) and the
-printed text (``memblock=debug`` lines on the ``arena.memblock`` logger at INFO, and
-:meth:`Memblock.dump_all`).
+Everything else follows the kernel rule by rule: the address every allocation chooses, the
+region arrays after each call, the return values (0 / ``-ENOMEM`` / 0 for a failed physical
+allocation / ``None`` for the kernel's NULL) and the printed text (``memblock=debug`` lines on
+the ``arena.memblock`` logger at INFO, and :meth:`Memblock.dump_all`).
 
-Storage: each array keeps its regions in address order as chunks of at most 64 (the
-``sortedcontainers`` layout), each chunk four compact ``array.array`` columns (base, size,
-flags, nid), about 40 bytes per region in all; ``max`` is a separate capacity number.
-``regions`` is a read-only sequence that builds small immutable :class:`Region` tuples on
-access. The kernel's "stale slots above cnt" are not modelled (they are not observable).
-Each kernel operation works on the window of regions its range touches, inside one chunk
-in place (else on a copy spliced back), so add / reserve / free / remove cost O(log n) plus
-the regions they touch, at any array size.
+Modules (imports point one way: memblock -> index -> store -> constants):
 
-Allocation: the kernel walks the free ranges (memory minus reserved) one by one. Here the
-same first fit is found through a bound, per chunk of ``reserved``, of its longest gap: gaps
-shorter than the request are skipped a chunk at a time (numpy over the chunk bounds), and
-each candidate gets the kernel's exact test. An allocation costs O(m + log n) for m usable
-memory regions (plus the candidates that fail only on alignment), against O(n) for the
-walk. The kernel's walk stays in the module as the reference (``Memblock._fast = False``);
-size 0, layouts within ``align`` of the top of the address space (bottom-up) and memory that
-``trim_memory`` left unsorted (its round_up wrapping at the top) take it.
+* this one: the kernel's functions, one method each, over the API below;
+* :mod:`arena.memblock_store`: the region arrays (:class:`MemblockType`, chunked columns) and
+  the windows an operation works on (open a window, change it, commit it), O(log n) plus the
+  regions touched;
+* :mod:`arena.memblock_index`: the free-range search (highest fit, lowest fit) through per-chunk
+  gap bounds of ``reserved``: an allocation costs O(m + log n) for m usable memory regions,
+  against O(n) for the kernel's walk;
+* :mod:`arena.memblock_linear`: the kernel's linear walk, written plainly: the reference the
+  fast search is tested against (``Memblock._fast = False`` selects it here), also taken for
+  size 0, layouts within ``align`` of the top of the address space (bottom-up) and memory that
+  ``trim_memory`` left unsorted (its round_up wrapping at the top).
 
-Layout of this module follows ``memblock.c``: constants and flags, region and type classes,
-helpers, array primitives (double / merge / insert / add_range), add/remove/reserve/free, flag
-setters, iterators, set_node, the allocation chain, queries and limits, dump, hand-over.
+Layout of this module follows ``memblock.c``, function for function in the kernel's order:
+overlap tests and the search for free space, the array primitives (double / merge / insert /
+add_range), add / remove / free / reserve, the flag setters, the iterators and set_node, the
+allocation chain, sizes, limits and lookups, dump, the hand-over; then ``check()``.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import operator
 import os
 import sys
 import warnings
-from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
-from enum import IntFlag
-from itertools import accumulate, pairwise
-from typing import Any, NamedTuple, overload
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from arena._args import bool_arg, int_arg
-from arena.errors import ClosedError, HandoverError, MemblockBug, MemblockPanic
+from arena.constants import (
+    DRIVER_MANAGED,
+    ENOMEM,
+    FLAGS_MASK,
+    HOTPLUG,
+    KHO_SCRATCH,
+    MIRROR,
+    NOMAP,
+    NONE,
+    NUMA_NO_NODE,
+    RSRV_KERN,
+    RSRV_NOINIT,
+    MemblockFlags,
+    round_up,
+    round_up_wrap,
+)
+from arena.errors import ClosedError, HandoverError, MemblockBug, MemblockPanic, MemblockWarning
+from arena.memblock_index import highest_fit, lowest_fit
+from arena.memblock_linear import find_range_bottom_up, find_range_top_down
+from arena.memblock_store import MemblockType, Region, RegionsView, Window
+from arena.protocols import PageSink, PhysMemory
 
 __all__ = [
     "ENOMEM",
@@ -85,11 +95,9 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------------------------
-# Constants and flags (include/linux/memblock.h, include/linux/numa.h)
+# Constants (include/linux/memblock.h; NUMA_NO_NODE, ENOMEM and the flags: arena.constants)
 # --------------------------------------------------------------------------------------------
 
-#: ``NUMA_NO_NODE``: "any node".
-NUMA_NO_NODE = -1
 #: ``MEMBLOCK_ALLOC_ANYWHERE`` = ``~(phys_addr_t)0``. Passed to a 32-bit instance it means
 #: that instance's ``PHYS_ADDR_MAX`` (``0xffffffff``).
 MEMBLOCK_ALLOC_ANYWHERE = (1 << 64) - 1
@@ -101,43 +109,10 @@ MEMBLOCK_ALLOC_NOLEAKTRACE = 1
 MEMBLOCK_ALLOC_KASAN = MEMBLOCK_ALLOC_NOLEAKTRACE
 #: ``MEMBLOCK_LOW_LIMIT``: the default lower bound of an allocation.
 MEMBLOCK_LOW_LIMIT = 0
-#: ``ENOMEM``; mutators return ``-ENOMEM`` when an array cannot grow.
-ENOMEM = 12
 #: The kernel whose behaviour ``kernel_version=None`` selects (the newest source read, ≈v7.1).
 NEWEST_KERNEL = (7, 1)
 
 _INIT_PHYSMEM_REGIONS = 4
-
-
-class MemblockFlags(IntFlag):
-    """``enum memblock_flags``: region attributes, with the kernel's bit values."""
-
-    NONE = 0x0
-    HOTPLUG = 0x1
-    MIRROR = 0x2
-    NOMAP = 0x4
-    DRIVER_MANAGED = 0x8
-    RSRV_NOINIT = 0x10
-    RSRV_KERN = 0x20
-    KHO_SCRATCH = 0x40
-
-
-_NONE = 0
-_HOTPLUG = 0x1
-_MIRROR = 0x2
-_NOMAP = 0x4
-_DRIVER_MANAGED = 0x8
-_RSRV_NOINIT = 0x10
-_RSRV_KERN = 0x20
-_KHO_SCRATCH = 0x40
-_FLAGS_MASK = 0x7F
-# One flags object per possible value: building an IntFlag costs about a microsecond.
-_FLAG_OBJ = [MemblockFlags(i) for i in range(_FLAGS_MASK + 1)]
-
-
-class MemblockWarning(RuntimeWarning):
-    """A kernel ``WARN``: the kernel prints a warning and carries on; so do we."""
-
 
 _log = logging.getLogger("arena.memblock")
 _INFO = logging.INFO
@@ -160,592 +135,18 @@ def _caller() -> str:
     return f.f_code.co_name if f is not None else "?"
 
 
-# --------------------------------------------------------------------------------------------
-# Regions and region arrays (struct memblock_region / struct memblock_type)
-# --------------------------------------------------------------------------------------------
-
-
-class Region(NamedTuple):
-    """``struct memblock_region``: ``[base, base + size)`` with its ``flags`` and ``nid``.
-
-    An immutable snapshot made on access; ``nid`` reads 0 on a kernel without NUMA.
-    """
-
-    base: int
-    size: int
-    flags: MemblockFlags
-    nid: int
-
-    @property
-    def end(self) -> int:
-        """``base + size`` (exclusive end)."""
-        return self.base + self.size
-
-
-class RegionsView(Sequence):
-    """Read-only sequence over the first ``cnt`` regions of a :class:`MemblockType`.
-
-    Items are :class:`Region` tuples built on access (O(log n) each; iteration O(1) each).
-    """
-
-    __slots__ = ("_t",)
-
-    def __init__(self, t: MemblockType) -> None:
-        self._t = t
-
-    def __len__(self) -> int:
-        return self._t.cnt
-
-    @overload
-    def __getitem__(self, i: int) -> Region: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Region]: ...
-
-    def __getitem__(self, i: Any) -> Any:
-        t = self._t
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(t.cnt))]
-        i = operator.index(i)
-        n = t.cnt
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"{t.name} region index out of range (cnt {n})")
-        if not t._n:  # the empty dummy entry of kernels <= 6.10
-            return Region(0, 0, _FLAG_OBJ[0], t._dummy_nid)
-        c, o = t._locate(i)
-        return Region(t._cb[c][o], t._cs[c][o], _FLAG_OBJ[t._cf[c][o]], t._cn[c][o])
-
-    def __iter__(self) -> Iterator[Region]:
-        # By index, like the kernel's for_each_memblock_type(): the caller may change the array
-        # between items (then the cached flat columns are rebuilt).
-        t = self._t
-        i = 0
-        while True:
-            if t._n:
-                B, S, F, N = t._columns()
-                if i >= len(B):
-                    return
-                yield Region(B[i], S[i], _FLAG_OBJ[F[i]], N[i])
-            elif i or not t._dummy:
-                return
-            else:
-                yield Region(0, 0, _FLAG_OBJ[0], t._dummy_nid)
-            i += 1
-
-    def __repr__(self) -> str:
-        return f"RegionsView({list(self)!r})"
-
-
-# Storage. A flat column pays one memmove per insert or delete: at 100 000 regions that is
-# 87 µs for one 'Q' column (insert + delete at the front), about ten times an allocation at
-# 100 regions. So each array is a list of chunks of at most _CHUNK_MAX regions (sortedcontainers'
-# layout), each chunk four small array.array columns. Chunk length: a gap search scans a
-# candidate chunk in Python at ~300 ns a region, while the per-chunk bounds are searched with
-# numpy (~5 µs for 3 000 chunks); 64 (32 to 64 after splits) keeps a chunk scan at 10-20 µs and
-# the chunks few (3 100 at 100 000 regions).
-_CHUNK_MAX = 64
-# Chunk ranges longer than this are searched with numpy (max(), then flatnonzero() only on a hit:
-# ~4 µs for 64 to 3 000 chunks, ~7 µs for 30 000); shorter ones by a Python loop (~70 ns a
-# chunk), which is cheaper up to about 64 chunks.
-_NUMPY_CHUNKS = 64
-_GAP_UNKNOWN = (1 << 64) - 1   # an upper bound of any gap
-
-
-def _cuts(n: int, piece: int) -> list[int]:
-    """Boundaries ``[0, ..., n]`` cutting ``n`` items into nearly equal runs of about
-    ``piece`` (at least one run)."""
-    runs = max(1, n // piece)
-    return [i * n // runs for i in range(runs + 1)]
-
-
-class MemblockType:
-    """``struct memblock_type``: one region array (``memory``, ``reserved`` or ``physmem``).
-
-    Attributes: ``name``, ``cnt`` (live regions), ``max`` (capacity; doubles on growth),
-    ``total_size`` (bytes; the sum of sizes except for the trim quirk), ``regions`` (a read-only
-    sequence of :class:`Region`).
-
-    Storage: the regions in address order, cut into chunks of at most ``_CHUNK_MAX`` (lists
-    ``_cb``, ``_cs``, ``_cf``, ``_cn`` of ``array.array`` columns base / size / flags / nid; no
-    chunk is empty), ``_mins`` (first base of each chunk, to bisect for the chunk) and ``_gm``
-    (per chunk an upper bound of the longest gap that ends at one of its regions; the gap below
-    region 0 is not counted). About 40 bytes per region in all (21 in the columns). Positions
-    are ``(chunk, offset)`` pairs; the end position is ``(last chunk, its length)``.
-    ``_base``, ``_size``, ``_flags`` and ``_nid`` are flat writable views (tests, debugging).
-    """
-
-    __slots__ = (
-        "name", "max", "total_size", "_code", "_cb", "_cs", "_cf", "_cn", "_mins", "_gm",
-        "_n", "_flat", "_pos", "_cmax", "_dummy", "_dummy_nid", "_array_phys",
-        "_may_be_nonminimal", "_total_excess", "_unsorted",
-    )
-
-    def __init__(self, name: str, capacity: int, phys_typecode: str, dummy: bool) -> None:
-        self.name = name
-        self.max = capacity
-        self.total_size = 0
-        self._code = phys_typecode
-        self._cb: list[array] = []
-        self._cs: list[array] = []
-        self._cf: list[array] = []
-        self._cn: list[array] = []
-        self._mins: list[int] = []
-        self._gm = array("Q")
-        self._n = 0
-        self._flat: tuple[array, array, array, array] | None = None  # cache for the iterators
-        self._pos: list[int] | None = None    # cache: index of each chunk's first region
-        self._cmax = _CHUNK_MAX
-        self._dummy = dummy        # kernels <= 6.10: an empty array reads cnt == 1
-        self._dummy_nid = 0        # the static dummy has nid 0; one left by removal MAX_NUMNODES
-        self._array_phys: int | None = None   # None: the static initial array
-        self._may_be_nonminimal = False       # set by cap_memory_range
-        self._total_excess = 0                # total_size - sum of sizes (mod 2**bits): trims
-        self._unsorted = False                # trim_memory's round_up wrapped (kernel quirk)
-
-    @property
-    def cnt(self) -> int:
-        """Number of regions (``type->cnt``); 1 for an empty array of a kernel <= 6.10."""
-        n = self._n
-        return n if n or not self._dummy else 1
-
-    @property
-    def regions(self) -> RegionsView:
-        """The first ``cnt`` regions, as a read-only sequence of :class:`Region`."""
-        return RegionsView(self)
-
-    def __len__(self) -> int:
-        """Live regions (``cnt`` without the dummy entry of kernels <= 6.10)."""
-        return self._n
-
-    def __repr__(self) -> str:
-        return (f"<MemblockType {self.name} cnt={self.cnt} max={self.max} "
-                f"total_size={self.total_size:#x}>")
-
-    # -- flat views (debugging and tests; O(log n) per item) --------------------------------
-
-    @property
-    def _base(self) -> _Column:
-        return _Column(self, 0)
-
-    @property
-    def _size(self) -> _Column:
-        return _Column(self, 1)
-
-    @property
-    def _flags(self) -> _Column:
-        return _Column(self, 2)
-
-    @property
-    def _nid(self) -> _Column:
-        return _Column(self, 3)
-
-    # -- positions ----------------------------------------------------------------------------
-
-    def _bisect_left(self, addr: int) -> tuple[int, int]:
-        """Position of the first region with ``base >= addr`` (the end position if none).
-        O(log n)."""
-        mins = self._mins
-        c = bisect_left(mins, addr) - 1
-        if c < 0:
-            return 0, 0
-        B = self._cb[c]
-        o = bisect_left(B, addr)
-        if o == len(B) and c + 1 < len(mins):
-            return c + 1, 0
-        return c, o
-
-    def _bisect_right(self, addr: int) -> tuple[int, int]:
-        """Position of the first region with ``base > addr`` (the end position if none)."""
-        mins = self._mins
-        c = bisect_right(mins, addr) - 1
-        if c < 0:
-            return 0, 0
-        B = self._cb[c]
-        o = bisect_right(B, addr)
-        if o == len(B) and c + 1 < len(mins):
-            return c + 1, 0
-        return c, o
-
-    def _prev(self, c: int, o: int) -> tuple[int, int] | None:
-        """The position before ``(c, o)``, or None at the start."""
-        if o:
-            return c, o - 1
-        if c:
-            return c - 1, len(self._cb[c - 1]) - 1
-        return None
-
-    def _first_overlap(self, base: int) -> tuple[int, int]:
-        """Position of the first region whose end is above ``base``.
-
-        The kernel walks from index 0 and skips regions with ``end <= base``; on a sorted,
-        non-overlapping array a bisection finds the same region. O(log n).
-        """
-        c, o = self._bisect_right(base)
-        p = self._prev(c, o)
-        if p is not None and self._cb[p[0]][p[1]] + self._cs[p[0]][p[1]] > base:
-            return p
-        return c, o
-
-    def _count(self, c0: int, o0: int, c1: int, o1: int) -> int:
-        """Regions from position ``(c0, o0)`` up to (not including) ``(c1, o1)``."""
-        if c0 == c1:
-            return o1 - o0
-        cb = self._cb
-        return len(cb[c0]) - o0 + sum(len(cb[j]) for j in range(c0 + 1, c1)) + o1
-
-    def _locate(self, i: int) -> tuple[int, int]:
-        """Position of region index ``i`` (``0 <= i <= n``). O(log n) after an O(chunks)
-        rebuild of the cached chunk starts when the array changed."""
-        pos = self._pos
-        if pos is None:
-            pos = self._pos = [0, *accumulate(map(len, self._cb))]
-        c = bisect_right(pos, i) - 1
-        if c >= len(self._cb):
-            c = len(self._cb) - 1
-        return c, i - pos[c]
-
-    def _index(self, c: int, o: int) -> int:
-        """Region index of position ``(c, o)`` (error messages)."""
-        return sum(len(b) for b in self._cb[:c]) + o
-
-    def _columns(self) -> tuple[array, array, array, array]:
-        """Flat copies of the four columns, cached until the next change (the kernel-order
-        iterators index them; O(n) to build)."""
-        flat = self._flat
-        if flat is None:
-            code = self._code
-            B, S, F, N = array(code), array(code), array("B"), array("i")
-            for b, s, f, n in zip(self._cb, self._cs, self._cf, self._cn, strict=True):
-                B.extend(b)
-                S.extend(s)
-                F.extend(f)
-                N.extend(n)
-            flat = self._flat = (B, S, F, N)
-        return flat
-
-    # -- changes ------------------------------------------------------------------------------
-
-    def _extract(self, c: int, o: int, k: int) -> tuple[list, list, list, list]:
-        """The ``k`` regions from position ``(c, o)`` as four lists."""
-        cb = self._cb
-        e = o + k
-        if e <= len(cb[c]):
-            return (cb[c][o:e].tolist(), self._cs[c][o:e].tolist(), self._cf[c][o:e].tolist(),
-                    self._cn[c][o:e].tolist())
-        B: list[int] = []
-        S: list[int] = []
-        F: list[int] = []
-        N: list[int] = []
-        while k:
-            take = min(k, len(cb[c]) - o)
-            e = o + take
-            B += cb[c][o:e]
-            S += self._cs[c][o:e]
-            F += self._cf[c][o:e]
-            N += self._cn[c][o:e]
-            k -= take
-            c += 1
-            o = 0
-        return B, S, F, N
-
-    def _splice(self, c: int, o: int, k: int, nb: list, ns: list, nf: list, nn: list) -> None:
-        """Replace the ``k`` regions from position ``(c, o)`` by ``nb/ns/nf/nn`` (which keep the
-        array sorted): the commit of a window that spans chunks. Keeps the chunks at most
-        ``_cmax`` long and the gap bounds valid. O(k + m + chunk length)."""
-        self._flat = self._pos = None
-        m = len(nb)
-        self._n += m - k
-        cb = self._cb
-        if not cb:
-            self._load(nb, ns, nf, nn)
-            return
-        cs, cf, cn = self._cs, self._cf, self._cn
-        B, S, F, N = cb[c], cs[c], cf[c], cn[c]
-        split_next = False
-        if o + k <= len(B):
-            code = self._code
-            B[o:o + k] = array(code, nb)
-            S[o:o + k] = array(code, ns)
-            F[o:o + k] = array("B", nf)
-            N[o:o + k] = array("i", nn)
-        else:
-            # The window runs past chunk c: cut its tail, drop whole chunks, cut the head of
-            # the next one; the new regions go to the end of chunk c.
-            rem = k - (len(B) - o)
-            del B[o:], S[o:], F[o:], N[o:]
-            j = c + 1
-            while rem and rem >= len(cb[j]):
-                rem -= len(cb[j])
-                self._drop_chunk(j)
-            if rem:
-                del cb[j][:rem], cs[j][:rem], cf[j][:rem], cn[j][:rem]
-                self._mins[j] = cb[j][0]
-                split_next = True
-            B.extend(nb)
-            S.extend(ns)
-            F.extend(nf)
-            N.extend(nn)
-        # Gap bounds: the new regions' gaps, and the gap above them, may be longer than before.
-        gm = self._gm
-        if o:
-            pe = B[o - 1] + S[o - 1]
-        elif c:
-            pe = cb[c - 1][-1] + cs[c - 1][-1]
-        else:
-            pe = -1
-        best = gm[c]
-        for i in range(m):
-            b = nb[i]
-            if pe >= 0 and b - pe > best:
-                best = b - pe
-            pe = b + ns[i]
-        gm[c] = best
-        if pe >= 0:
-            q = o + m
-            if q < len(B):
-                if B[q] - pe > best:
-                    gm[c] = B[q] - pe
-            elif c + 1 < len(cb) and cb[c + 1][0] - pe > gm[c + 1]:
-                gm[c + 1] = cb[c + 1][0] - pe
-        if B:
-            self._mins[c] = B[0]
-        if split_next:
-            self._rebalance(c + 1)
-        self._rebalance(c)
-
-    def _commit(self, c: int, B: array, k: int, grown: int) -> None:
-        """Chunk ``c`` (base column ``B``) was changed in place (it had ``k`` regions): fix
-        the count, its key, the gap bound of the region ``grown`` (-1: none) and the chunk's
-        length. O(1) unless the chunk splits or merges."""
-        n = len(B)
-        if n != k:
-            self._n += n - k
-            self._pos = None
-        self._flat = None
-        if grown >= 0 and (grown < n or c + 1 < len(self._cb)):
-            self._raise_gap(c, grown)
-        if n:
-            self._mins[c] = B[0]
-        if not n or n > self._cmax or (n < self._cmax >> 2 and len(self._cb) > 1):
-            self._rebalance(c)
-
-    def _raise_gap(self, c: int, o: int) -> None:
-        """Make the gap bounds cover the gap below position ``(c, o)`` (``o`` may be the
-        chunk's length: the next chunk's first region), after it may have become longer."""
-        cb, cs = self._cb, self._cs
-        B = cb[c]
-        if o == len(B):
-            if c + 1 == len(cb):
-                return
-            c += 1
-            B = cb[c]
-            o = 0
-            if cb[c - 1]:
-                ts = cb[c - 1][-1] + cs[c - 1][-1]
-            elif c > 1:
-                ts = cb[c - 2][-1] + cs[c - 2][-1]
-            else:
-                return
-        elif o:
-            ts = B[o - 1] + cs[c][o - 1]
-        elif c:
-            ts = cb[c - 1][-1] + cs[c - 1][-1]
-        else:
-            return                                 # region 0: its gap is not counted
-        if B[o] - ts > self._gm[c]:
-            self._gm[c] = B[o] - ts
-
-    def _drop_chunk(self, j: int) -> None:
-        del self._cb[j], self._cs[j], self._cf[j], self._cn[j], self._mins[j], self._gm[j]
-        self._pos = None
-
-    def _rebalance(self, c: int) -> None:
-        """Drop chunk ``c`` if empty, split it if longer than ``_cmax``, merge it with a
-        neighbour if shorter than a quarter of that."""
-        cb = self._cb
-        n = len(cb[c])
-        cmax = self._cmax
-        self._pos = None
-        if not n:
-            self._drop_chunk(c)
-        elif n > cmax:
-            cuts = _cuts(n, cmax // 2)
-            for col in (cb, self._cs, self._cf, self._cn):
-                X = col[c]
-                col[c + 1:c + 1] = [X[a:b] for a, b in pairwise(cuts[1:])]
-                del X[cuts[1]:]
-            new = len(cuts) - 2
-            self._mins[c + 1:c + 1] = [cb[j][0] for j in range(c + 1, c + 1 + new)]
-            self._gm[c + 1:c + 1] = array("Q", [self._gm[c]] * new)
-        elif n < cmax // 4 and len(cb) > 1:
-            lo = c if c + 1 < len(cb) else c - 1
-            gm = self._gm
-            for col in (cb, self._cs, self._cf, self._cn):
-                col[lo].extend(col[lo + 1])
-            if gm[lo + 1] > gm[lo]:
-                gm[lo] = gm[lo + 1]
-            self._mins[lo] = cb[lo][0]
-            self._drop_chunk(lo + 1)
-            if len(cb[lo]) > cmax:
-                self._rebalance(lo)
-
-    def _load(self, B: list, S: list, F: list, N: list) -> None:
-        """Replace everything by the given regions (sorted); exact gap bounds. O(n)."""
-        code = self._code
-        n = len(B)
-        cuts = _cuts(n, self._cmax // 2) if n else [0]
-        spans = list(pairwise(cuts))
-        self._cb = [array(code, B[a:b]) for a, b in spans]
-        self._cs = [array(code, S[a:b]) for a, b in spans]
-        self._cf = [array("B", F[a:b]) for a, b in spans]
-        self._cn = [array("i", N[a:b]) for a, b in spans]
-        self._mins = [b[0] for b in self._cb]
-        # (max with 0: trim_memory's wrap near the top of the address space can leave the
-        # array unsorted, as in the kernel)
-        self._gm = array("Q", [max([0, *(B[j] - B[j - 1] - S[j - 1]
-                                         for j in range(max(a, 1), b))]) for a, b in spans])
-        self._n = n
-        self._flat = self._pos = None
-        if self._unsorted:
-            self._settle(B, S, F, N)
-
-    def _settle(self, B: list, S: list, F: list, N: list) -> None:
-        """An unsorted array (trim_memory's wrap) whose regions are in order again, without
-        overlaps, goes back to the sorted lookups; the kernel did not merge while it was
-        unsorted, so touching equal neighbours may remain (then it is marked non-minimal)."""
-        if any(B[i] + S[i] > B[i + 1] for i in range(len(B) - 1)):
-            return
-        self._unsorted = False
-        if any(B[i] + S[i] == B[i + 1] and F[i] == F[i + 1] and N[i] == N[i + 1]
-               for i in range(len(B) - 1)):
-            self._may_be_nonminimal = True
-
-
-class _Column(Sequence):
-    """One column of a :class:`MemblockType` as a flat, writable sequence (tests, debugging).
-
-    O(log n) per item. A write bypasses every invariant, as writing the kernel's array would
-    (``check()`` then reports it); the gap bounds of the touched chunks become unknown.
-    """
-
-    __slots__ = ("_t", "_k")
-
-    def __init__(self, t: MemblockType, k: int) -> None:
-        self._t = t
-        self._k = k
-
-    def _col(self, c: int) -> array:
-        t = self._t
-        return (t._cb, t._cs, t._cf, t._cn)[self._k][c]
-
-    @property
-    def itemsize(self) -> int:
-        """Bytes per item of the underlying ``array.array``."""
-        return array((self._t._code, self._t._code, "B", "i")[self._k]).itemsize
-
-    def __len__(self) -> int:
-        return self._t._n
-
-    def _pos(self, i: Any) -> tuple[int, int]:
-        i = operator.index(i)
-        n = self._t._n
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("column index out of range")
-        return self._t._locate(i)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        c, o = self._pos(i)
-        return self._col(c)[o]
-
-    def __setitem__(self, i: int, v: int) -> None:
-        t = self._t
-        c, o = self._pos(i)
-        self._col(c)[o] = v
-        t._flat = None
-        t._mins[c] = t._cb[c][0]
-        for j in (c, c + 1):
-            if j < len(t._gm):
-                t._gm[j] = _GAP_UNKNOWN
-
-
-class _Window:
-    """The regions one kernel operation works on, as four index-able columns ``B, S, F, N``
-    (changed in place by the operation; :meth:`store` then commits them).
-
-    Usually (``chunk`` true) the columns are one chunk's own arrays: the window lies inside
-    that chunk, so the kernel's loops run on them directly, with chunk offsets as indices.
-    Otherwise they are lists copied out of the ``k`` regions from position ``(c, o)``, spliced
-    back by :meth:`store`. ``i0``: index of the first region the operation's range overlaps
-    (or follows); ``k``: the column length before the operation.
-    """
-
-    __slots__ = ("c", "o", "k", "B", "S", "F", "N", "i0", "chunk")
-
-    def __init__(self, c: int, o: int, k: int, B: Any, S: Any, F: Any, N: Any, i0: int,
-                 chunk: bool) -> None:
-        self.c = c
-        self.o = o
-        self.k = k
-        self.B = B
-        self.S = S
-        self.F = F
-        self.N = N
-        self.i0 = i0
-        self.chunk = chunk
-
-    @classmethod
-    def copy(cls, t: MemblockType, c: int, o: int, k: int, i0: int) -> _Window:
-        """A list window of the ``k`` regions from position ``(c, o)``."""
-        return cls(c, o, k, *(t._extract(c, o, k) if k else ([], [], [], [])), i0, False)
-
-    def store(self, t: MemblockType, grown: int = -1) -> None:
-        """Commit the columns to ``t``. ``grown``: index of the region whose gap below may
-        have become longer (after a removal), -1 if none."""
-        if self.chunk:
-            t._commit(self.c, self.B, self.k, grown)
-        elif t._unsorted:             # a whole-array window (see _window)
-            t._load(self.B, self.S, self.F, self.N)
-        else:
-            t._splice(self.c, self.o, self.k, self.B, self.S, self.F, self.N)
-
-
-def _window(t: MemblockType, base: int, end: int) -> _Window:
-    """The regions ``[base, end)`` overlaps, with one neighbour on each side (the merge window).
-    O(log n), plus O(k) when the window spans chunks."""
-    if not t._n or t._unsorted:
-        # Empty, or left unsorted by trim_memory: the kernel's loops walk the whole array
-        # from index 0 (they stop at the first region at or above ``end`` in array order),
-        # so the window is all of it and the loops run on it unchanged.
-        return _Window.copy(t, 0, 0, t._n, 0)
-    # Most calls: the window lies inside one chunk.
-    cb = t._cb
-    c = bisect_right(t._mins, base) - 1 if len(cb) > 1 else 0
-    if c < 0:
-        c = 0
-    B = cb[c]
-    S = t._cs[c]
-    o = bisect_right(B, base)
-    if o and B[o - 1] + S[o - 1] > base:
-        o -= 1                                   # the region holding base
-    if (o or not c) and (c + 1 == len(cb) or bisect_left(B, end, o) < len(B)):
-        return _Window(c, 0, len(B), B, S, t._cf[c], t._cn[c], o, True)
-    c, o = t._first_overlap(base)
-    p = t._prev(c, o)
-    if p is None:
-        wc, wo, i0 = c, o, 0
-    else:
-        wc, wo, i0 = p[0], p[1], 1
-    ec, eo = t._bisect_left(end)
-    k = t._count(wc, wo, ec, eo)
-    if eo < len(t._cb[ec]):
-        k += 1          # the first region at or above end
-    return _Window.copy(t, wc, wo, k, i0)
+def _kernel_version_arg(kernel_version: tuple[int, int] | None) -> tuple[int, int]:
+    """The ``kernel_version`` argument of :class:`Memblock`: ``None`` = :data:`NEWEST_KERNEL`,
+    else a ``(major, minor)`` tuple of ints."""
+    if kernel_version is None:
+        return NEWEST_KERNEL
+    if not isinstance(kernel_version, tuple) or len(kernel_version) != 2:
+        raise TypeError(f"kernel_version must be a (major, minor) tuple, not {kernel_version!r}")
+    v = (int_arg("kernel_version[0]", kernel_version[0]),
+         int_arg("kernel_version[1]", kernel_version[1]))
+    if v[0] < 2 or v[1] < 0:
+        raise ValueError(f"kernel_version {kernel_version!r} is not a kernel version")
+    return v
 
 
 # --------------------------------------------------------------------------------------------
@@ -796,7 +197,7 @@ class Memblock:
 
     def __init__(
         self,
-        physmem: Any = None,
+        physmem: PhysMemory | None = None,
         *,
         phys_addr_bits: int = 64,
         page_size: int = 4096,
@@ -836,16 +237,7 @@ class Memblock:
             bottom_up_kernel_end = int_arg("bottom_up_kernel_end", bottom_up_kernel_end)
             if not 0 <= bottom_up_kernel_end <= mask:
                 raise ValueError(f"bottom_up_kernel_end {bottom_up_kernel_end:#x} out of range")
-        if kernel_version is None:
-            v = NEWEST_KERNEL
-        else:
-            if not isinstance(kernel_version, tuple) or len(kernel_version) != 2:
-                raise TypeError(f"kernel_version must be a (major, minor) tuple, "
-                                f"not {kernel_version!r}")
-            v = (int_arg("kernel_version[0]", kernel_version[0]),
-                 int_arg("kernel_version[1]", kernel_version[1]))
-            if v[0] < 2 or v[1] < 0:
-                raise ValueError(f"kernel_version {kernel_version!r} is not a kernel version")
+        v = _kernel_version_arg(kernel_version)
         numa = bool(numa)
         if region_size is None:
             region_size = 24 if phys_addr_bits == 64 else (16 if numa else 12)
@@ -853,8 +245,7 @@ class Memblock:
             region_size = int_arg("region_size", region_size)
             if not 1 <= region_size <= 4096:
                 raise ValueError(f"region_size must be in 1..4096, not {region_size}")
-        if physmem is not None and not all(
-                hasattr(physmem, a) for a in ("view", "zero", "phys_of", "phys_base", "size")):
+        if physmem is not None and not isinstance(physmem, PhysMemory):
             raise TypeError(f"physmem must be a PhysicalMemory (or None), not "
                             f"{type(physmem).__name__}")
 
@@ -874,18 +265,7 @@ class Memblock:
         self._region_size = region_size
         self._phys_map = bool_arg("phys_map", phys_map)
 
-        # Version switches; each names the kernels it covers.
-        self._v_dummy = v <= (6, 10)                     # empty dummy entry
-        self._v_rsrv_kern = v >= (6, 16)                 # RSRV_KERN reservation attributes
-        self._v_phys_free_name = "memblock_phys_free" if v >= (5, 16) else "memblock_free"
-        self._v_add_node_flags = v >= (5, 16)            # add_node debug line has flags=
-        self._v_resize_panic = v >= (6, 7)               # growth without permission panics
-        self._v_numa_valid = v >= (6, 10)                # numa_valid_node() rules
-        self._v_window_merge = v >= (6, 3)               # merge only the touched window
-        self._v_mirror_gate = v >= (6, 0)                # mark_mirror needs mirrored_kernelcore
-        self._v_set_node_pass = v >= (6, 5)              # free_all stamps reserved with nids
-        self._v_alloc_clamp = (5, 1) <= v < (5, 4)       # alloc_range_nid clamps end to limit
-        self._v_flag_warn_any = v < (6, 16)              # add_range flag WARN also for flags 0
+        self._set_version_switches(v)
 
         code = "Q" if phys_addr_bits == 64 else "I"
         self.memory = MemblockType("memory", init_regions, code, self._v_dummy)
@@ -901,10 +281,24 @@ class Memblock:
         self.kho_scratch_only = False
         self._warned_once: set[str] = set()
         self._handed_over = False
-        self._buddy: Any = None
+        self._buddy: PageSink | None = None
         self._autocheck = os.environ.get("ARENA_CHECK") == "1"
         # False: every search takes the kernel's linear walk (the reference; tests compare).
         self._fast = True
+
+    def _set_version_switches(self, v: tuple[int, int]) -> None:
+        """The behaviour switches of kernel version ``v``; each names the kernels it covers."""
+        self._v_dummy = v <= (6, 10)                     # empty dummy entry
+        self._v_rsrv_kern = v >= (6, 16)                 # RSRV_KERN reservation attributes
+        self._v_phys_free_name = "memblock_phys_free" if v >= (5, 16) else "memblock_free"
+        self._v_add_node_flags = v >= (5, 16)            # add_node debug line has flags=
+        self._v_resize_panic = v >= (6, 7)               # growth without permission panics
+        self._v_numa_valid = v >= (6, 10)                # numa_valid_node() rules
+        self._v_window_merge = v >= (6, 3)               # merge only the touched window
+        self._v_mirror_gate = v >= (6, 0)                # mark_mirror needs mirrored_kernelcore
+        self._v_set_node_pass = v >= (6, 5)              # free_all stamps reserved with nids
+        self._v_alloc_clamp = (5, 1) <= v < (5, 4)       # alloc_range_nid clamps end to limit
+        self._v_flag_warn_any = v < (6, 16)              # add_range flag WARN also for flags 0
 
     # -- plain state ------------------------------------------------------------------------
 
@@ -972,7 +366,7 @@ class Memblock:
         return self._version
 
     @property
-    def phys_memory(self) -> Any:
+    def phys_memory(self) -> PhysMemory | None:
         """The :class:`~arena.physmem.PhysicalMemory` behind ``alloc*`` (or ``None``)."""
         return self._physmem
 
@@ -1026,7 +420,7 @@ class Memblock:
         if type(v) is not int and not isinstance(v, MemblockFlags):
             v = int_arg("flags", v)
         v = int(v)
-        if v < 0 or v & ~_FLAGS_MASK:
+        if v < 0 or v & ~FLAGS_MASK:
             raise ValueError(f"flags={v:#x} has bits that are not MemblockFlags")
         return v
 
@@ -1067,7 +461,155 @@ class Memblock:
             self.check()
 
     # ========================================================================================
-    # Region array primitives
+    # Overlaps and the search for free space (memblock_addrs_overlap .. memblock_find_in_range)
+    # ========================================================================================
+
+    def addrs_overlap(self, base1: int, size1: int, base2: int, size2: int) -> bool:
+        """``memblock_addrs_overlap()``: ``[base1, base1 + size1)`` and ``[base2, base2 + size2)``
+        intersect (sums wrap at ``2**phys_addr_bits`` as in C). O(1)."""
+        base1 = self._phys("base1", base1)
+        size1 = self._phys("size1", size1)
+        base2 = self._phys("base2", base2)
+        size2 = self._phys("size2", size2)
+        mask = self._mask
+        return base1 < (base2 + size2) & mask and base2 < (base1 + size1) & mask
+
+    def _overlaps(self, t: MemblockType, base: int, size: int) -> bool:
+        """``memblock_overlaps_region()``: some region intersects ``[base, base + size)``
+        (size 0: ``base`` strictly inside a region). O(log n)."""
+        end = base + min(size, self._mask - base)
+        return t.overlaps(base, end)
+
+    def overlaps_region(self, type: Any, base: int, size: int) -> bool:  # noqa: A002
+        """``memblock_overlaps_region(type, base, size)``: ``type`` (a type or its name) has a
+        region intersecting ``[base, base + size)``. O(log n)."""
+        t = self._type_arg(type)
+        return self._overlaps(t, self._phys("base", base), self._phys("size", size))
+
+    def _choose_memblock_flags(self) -> int:
+        """``choose_memblock_flags()``: KHO_SCRATCH in scratch-only mode, MIRROR if any
+        mirror exists, else NONE."""
+        if self.kho_scratch_only:
+            return KHO_SCRATCH
+        return MIRROR if self.system_has_some_mirror else NONE
+
+    def _find_range_bottom_up_linear(self, start: int, end: int, size: int, align: int,
+                                     nid: int, flags: int) -> int:
+        """``__memblock_find_range_bottom_up()`` as the kernel writes it: the walk of
+        :func:`arena.memblock_linear.find_range_bottom_up` over :meth:`_next_mem_range`. O(n).
+        The reference for :meth:`_find_range_bottom_up`."""
+        ranges = self._next_mem_range(self.memory, self.reserved, nid, flags)
+        return find_range_bottom_up(ranges, start, end, size, align, self._mask)
+
+    def _find_range_top_down_linear(self, start: int, end: int, size: int, align: int,
+                                    nid: int, flags: int) -> int:
+        """``__memblock_find_range_top_down()`` as the kernel writes it: the walk of
+        :func:`arena.memblock_linear.find_range_top_down` over :meth:`_next_mem_range_rev`.
+        O(n). The reference for :meth:`_find_range_top_down`."""
+        ranges = self._next_mem_range_rev(self.memory, self.reserved, nid, flags)
+        return find_range_top_down(ranges, start, end, size, align, self._mask)
+
+    # The indexed search (arena.memblock_index): per usable memory region, the highest /
+    # lowest aligned fit among the gaps of reserved clipped to it, which is the kernel's first
+    # fit in walk order. Empty ranges (the kernel's [x, x) quirk) never fit a size > 0; size 0
+    # takes the linear walk. O(m + log n + c * chunk) for m usable memory regions and c
+    # candidate chunks.
+
+    def _find_range_bottom_up(self, start: int, end: int, size: int, align: int, nid: int,
+                              flags: int) -> int:
+        """``__memblock_find_range_bottom_up()``: lowest aligned fit in the first free range
+        (ascending) that holds it; 0 if none. O(m + log n) (see above)."""
+        mask = self._mask
+        am1 = (align - 1) & mask
+        mem = self.memory
+        # round_up() wraps to 0 only for a range starting above mask & ~am1, and then the kernel
+        # returns 0 at once, whatever the range's length: such layouts (memory within ``align``
+        # of the top of the address space) take the linear walk.
+        top = mask & ~am1
+        if (not size or not self._fast or mem.unsorted or start > top
+                or (end > top and mem.last_end() > top + 1)):
+            return self._find_range_bottom_up_linear(start, end, size, align, nid, flags)
+        node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
+        reserved = self.reserved
+        r = mem.first_ending_above(start)         # memory regions ending above start, up
+        while r is not None:
+            b, e, mf, mn = r
+            if b >= end:
+                return 0
+            if not ((node_on and nid != mn) or mf & bad or need & ~mf):
+                lo = b if b > start else start
+                hi = e if e < end else end
+                if hi - lo >= size:
+                    found = lowest_fit(reserved, lo, hi, size, am1)
+                    if found:
+                        return found
+            r = mem.first_ending_above(e)
+        return 0
+
+    def _find_range_top_down(self, start: int, end: int, size: int, align: int, nid: int,
+                             flags: int) -> int:
+        """``__memblock_find_range_top_down()``: highest aligned fit in the first free range
+        (descending) that holds it; 0 if none. O(m + log n) (see above)."""
+        if not size or not self._fast or self.memory.unsorted:
+            return self._find_range_top_down_linear(start, end, size, align, nid, flags)
+        mem = self.memory
+        node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
+        keep = ~((align - 1) & self._mask)
+        reserved = self.reserved
+        r = mem.last_below(end)                   # memory regions starting below end, down
+        while r is not None:
+            b, e, mf, mn = r
+            if e <= start:
+                return 0
+            if not ((node_on and nid != mn) or mf & bad or need & ~mf):
+                lo = b if b > start else start
+                hi = e if e < end else end
+                if hi - lo >= size:
+                    found = highest_fit(reserved, lo, hi, size, keep)
+                    if found:
+                        return found
+            r = mem.last_below(b)
+        return 0
+
+    def _find_in_range_node(self, size: int, align: int, start: int, end: int, nid: int,
+                            flags: int) -> int:
+        """``memblock_find_in_range_node()``: free ``size`` bytes aligned to ``align`` inside
+        ``[start, end)`` on ``nid``; 0 if none.
+
+        ``end`` 0/1 means ``current_limit``; page 0 is never returned. With
+        ``bottom_up_kernel_end`` set, kernels <= 5.10's rule applies (bottom-up only above the
+        kernel image, then top-down). O(m + log n) (see the module docstring).
+        """
+        if end == MEMBLOCK_ALLOC_ACCESSIBLE or end == MEMBLOCK_ALLOC_NOLEAKTRACE:
+            end = self._current_limit
+        if start < self._page_size:
+            start = self._page_size
+        if end < start:
+            end = start
+        if self._bottom_up:
+            kend = self._kernel_end
+            if kend is None:
+                return self._find_range_bottom_up(start, end, size, align, nid, flags)
+            if end > kend:
+                ret = self._find_range_bottom_up(max(start, kend), end, size, align, nid, flags)
+                if ret:
+                    return ret
+                self._warn_once("bottom_up", "memblock: bottom-up allocation failed, memory "
+                                "hotremove may be affected")
+        return self._find_range_top_down(start, end, size, align, nid, flags)
+
+    def _find_in_range(self, start: int, end: int, size: int, align: int) -> int:
+        """``memblock_find_in_range()`` (array doubling): any node, mirror first."""
+        flags = self._choose_memblock_flags()
+        while True:
+            ret = self._find_in_range_node(size, align, start, end, NUMA_NO_NODE, flags)
+            if ret or not flags & MIRROR:
+                return ret
+            _log.warning(f"Could not allocate {self._pa(size)} bytes of mirrored memory")
+            flags &= ~MIRROR
+
+    # ========================================================================================
+    # Region array primitives (memblock_double_array .. memblock_add_range)
     # ========================================================================================
 
     def _double_array(self, t: MemblockType, new_area_start: int, new_area_size: int) -> int:
@@ -1085,8 +627,8 @@ class Memblock:
         ps = self._page_size
         old_size = t.max * self._region_size
         new_size = old_size << 1
-        old_alloc = (old_size + ps - 1) & -ps
-        new_alloc = (new_size + ps - 1) & -ps
+        old_alloc = round_up(old_size, ps)
+        new_alloc = round_up(new_size, ps)
         if t is not self.reserved:  # only exclude the pending range when doubling reserved
             new_area_start = new_area_size = 0
         addr = self._find_in_range(new_area_start + new_area_size, self._current_limit,
@@ -1101,9 +643,9 @@ class Memblock:
         if _log.isEnabledFor(_INFO):
             _log.info(f"memblock: {t.name} is doubled to {t.max * 2} at "
                       f"[{self._pa(addr)}-{self._pa(addr + new_size - 1)}]")
-        old_phys = t._array_phys
+        old_phys = t.array_phys
         t.max <<= 1
-        t._array_phys = addr
+        t.array_phys = addr
         # Free the old array unless it is a static one. (physmem's static array is not
         # recognised as static by the kernel; its address is unknown here, so nothing is freed.)
         if old_phys is not None:
@@ -1114,7 +656,7 @@ class Memblock:
                               f"at {self._pa(addr)}")
         return 0
 
-    def _merge_regions(self, t: MemblockType, w: _Window, start_rgn: int, end_rgn: int) -> None:
+    def _merge_regions(self, t: MemblockType, w: Window, start_rgn: int, end_rgn: int) -> None:
         """``memblock_merge_regions()`` on window ``w``: merge touching neighbours with equal
         nid and flags, for the pairs ``(i, i+1)`` with ``i`` in ``[start_rgn - 1, end_rgn - 1]``
         (window indices; the window holds the neighbours on both sides, so this is the kernel's
@@ -1132,8 +674,8 @@ class Memblock:
             nb = B[i + 1]
             if a_end != nb or N[i] != N[i + 1] or F[i] != F[i + 1]:
                 if a_end > nb:
-                    g = t._index(w.c, w.o) + i
-                    w.store(t)               # keep the storage consistent for the dump
+                    g = w.index(i)
+                    w.commit()               # keep the storage consistent for the dump
                     raise MemblockBug(f"memblock: {t.name}[{g}] overlaps {t.name}[{g + 1}]:\n"
                                       + self.dump_all(log=False))
                 i += 1
@@ -1144,42 +686,54 @@ class Memblock:
 
     def _merge_all(self, t: MemblockType) -> None:
         """The whole-array ``memblock_merge_regions()`` of kernels < 6.3. O(n)."""
-        w = _Window.copy(t, 0, 0, t._n, 0)
-        self._merge_regions(t, w, 0, t._n)
-        w.store(t)
+        w = t.whole()
+        self._merge_regions(t, w, 0, t.live)
+        w.commit()
 
-    def _merge_store(self, t: MemblockType, w: _Window, start_rgn: int, end_rgn: int) -> None:
+    def _merge_store(self, t: MemblockType, w: Window, start_rgn: int, end_rgn: int) -> None:
         """Merge (:meth:`_merge_regions`) and store the window back into ``t``."""
-        if self._v_window_merge or not (t._may_be_nonminimal or t._unsorted):
+        if self._v_window_merge or not (t.may_be_nonminimal or t.unsorted):
             self._merge_regions(t, w, start_rgn, end_rgn)
-            w.store(t)
+            w.commit()
         else:
-            w.store(t)
+            w.commit()
             self._merge_all(t)
 
-    def _insert_region(self, t: MemblockType, w: _Window, idx: int, base: int, size: int,
+    def _insert_region(self, t: MemblockType, w: Window, idx: int, base: int, size: int,
                        nid: int, flags: int) -> None:
         """``memblock_insert_region()``: insert at window index ``idx``. BUG if ``t`` is full."""
-        B = w.B
-        n = len(B)
-        cnt = t._n + n - w.k
+        cnt = t.live + len(w.B) - w.k          # the array's count with this window
         if cnt >= t.max:
-            w.store(t)
+            w.commit()
             raise MemblockBug(f"memblock: inserting into a full {t.name} array "
                               f"(cnt {cnt}, max {t.max})")
-        B.insert(idx, base)
-        w.S.insert(idx, size)
-        w.F.insert(idx, flags)
-        w.N.insert(idx, nid)
+        w.insert(idx, base, size, nid, flags)
         t.total_size = (t.total_size + size) & self._mask
-        if w.chunk and (not idx or idx == n):
-            # A new first or last region brings an uncounted end gap into the bounds (inside
-            # the array an insert only shortens gaps).
-            c = w.c
-            if not idx and not c:
-                t._raise_gap(0, 1)
-            elif idx == n and c == len(t._cb) - 1:
-                t._raise_gap(c, idx)
+
+    @staticmethod
+    def _count_new_regions(w: Window, base: int, end: int) -> int:
+        """The counting pass of ``memblock_add_range()``: how many regions adding
+        ``[base, end)`` to window ``w`` would insert. O(window)."""
+        B, S = w.B, w.S
+        cur = base
+        nr_new = 0
+        idx = w.i0
+        n = len(B)
+        while idx < n:
+            rbase = B[idx]
+            if rbase >= end:
+                break
+            rend = rbase + S[idx]
+            if rend <= cur:          # (only an unsorted array has such regions here)
+                idx += 1
+                continue
+            if rbase > cur:
+                nr_new += 1
+            cur = rend if rend < end else end
+            idx += 1
+        if cur < end:
+            nr_new += 1
+        return nr_new
 
     def _add_range(self, t: MemblockType, base: int, size: int, nid: int, flags: int) -> int:
         """``memblock_add_range()``: add ``[base, base + size)`` to ``t`` (0 or ``-ENOMEM``).
@@ -1195,42 +749,24 @@ class Memblock:
         if not self._numa:
             nid = 0
         end = base + size
-        if not t._n:  # special case for an empty array
+        if not t.live:  # special case for an empty array
             if t.total_size:
                 self._warn(f"memblock: empty {t.name} array has total_size {t.total_size:#x}")
-            t._splice(0, 0, 0, [base], [size], [flags], [nid])
+            t.load([base], [size], [flags], [nid])
             t.total_size = size
-            t._total_excess = 0
+            t.total_excess = 0
             return 0
-        w = _window(t, base, end)
-        if t._n * 2 + 1 > t.max:
+        w = t.window(base, end)
+        if t.live * 2 + 1 > t.max:
             # Counting pass: how many new regions are needed; grow the array first.
-            B, S = w.B, w.S
-            cur = base
-            nr_new = 0
-            idx = w.i0
-            n = len(B)
-            while idx < n:
-                rbase = B[idx]
-                if rbase >= end:
-                    break
-                rend = rbase + S[idx]
-                if rend <= cur:          # (only an unsorted array has such regions here)
-                    idx += 1
-                    continue
-                if rbase > cur:
-                    nr_new += 1
-                cur = rend if rend < end else end
-                idx += 1
-            if cur < end:
-                nr_new += 1
+            nr_new = self._count_new_regions(w, base, end)
             if not nr_new:
                 return 0
-            if t._n + nr_new > t.max:
-                while t._n + nr_new > t.max:
+            if t.live + nr_new > t.max:
+                while t.live + nr_new > t.max:
                     if self._double_array(t, base, size) < 0:
                         return -ENOMEM
-                w = _window(t, base, end)   # doubling reserved changes it
+                w = t.window(base, end)   # doubling reserved changes it
         # Inserting pass.
         B, S, F, N = w.B, w.S, w.F, w.N
         cur = base
@@ -1270,7 +806,7 @@ class Memblock:
         return 0
 
     # ========================================================================================
-    # add / remove / reserve / free
+    # add / remove / free / reserve (memblock_add_node .. memblock_physmem_add)
     # ========================================================================================
 
     def add_node(self, base: int, size: int, nid: int, flags: int = 0) -> int:
@@ -1303,19 +839,21 @@ class Memblock:
         self._done()
         return ret
 
-    def physmem_add(self, base: int, size: int) -> int:
-        """``memblock_physmem_add()``: add ``[base, base + size)`` to ``physmem`` (capacity 4).
-        Returns 0 or ``-ENOMEM``. O(log n + k)."""
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        if _log.isEnabledFor(_INFO):
-            self._dbg_range("memblock_physmem_add", base, size)
-        ret = self._add_range(self.physmem, base, size, self._max_numnodes, 0)
-        self._done()
-        return ret
+    def validate_numa_coverage(self, threshold_bytes: int) -> bool:
+        """``memblock_validate_numa_coverage()``: False (and the kernel's error line) if more
+        than ``threshold_bytes`` of memory has no valid node."""
+        threshold_bytes = self._ulong("threshold_bytes", threshold_bytes)
+        pages = sum(e - s for s, e, n in self.for_each_mem_pfn_range(self._max_numnodes)
+                    if not self._numa_valid_node(n))
+        lost = pages << self._page_shift
+        if lost > threshold_bytes:
+            _log.error(f"NUMA: no nodes coverage for {lost >> 20}MB of "
+                       f"{self.memory.total_size >> 20}MB RAM")
+            return False
+        return True
 
     def _isolate_range(self, t: MemblockType, base: int,
-                       size: int) -> tuple[int, _Window | None, int, int]:
+                       size: int) -> tuple[int, Window | None, int, int]:
         """``memblock_isolate_range()``: split regions at ``base`` and ``base + size``.
 
         Returns ``(ret, w, start_rgn, end_rgn)``: ``ret`` 0 or ``-ENOMEM``; ``w`` the window of
@@ -1331,7 +869,7 @@ class Memblock:
         while t.cnt + 2 > t.max:
             if self._double_array(t, base, size) < 0:
                 return -ENOMEM, None, 0, 0
-        w = _window(t, base, end)
+        w = t.window(base, end)
         B, S, F, N = w.B, w.S, w.F, w.N
         start_rgn = end_rgn = 0
         idx = w.i0
@@ -1367,10 +905,10 @@ class Memblock:
     def _emptied(self, t: MemblockType) -> None:
         """After removals: an empty array warns about a left-over total and (kernels <= 6.10)
         its dummy entry reads nid ``MAX_NUMNODES``."""
-        if not t._n:
+        if not t.live:
             if t.total_size:
                 self._warn(f"memblock: {t.name} is empty but total_size is {t.total_size:#x}")
-            t._dummy_nid = self._max_numnodes if self._numa else 0
+            t.dummy_nid = self._max_numnodes if self._numa else 0
 
     def _remove_range(self, t: MemblockType, base: int, size: int) -> int:
         """``memblock_remove_range()``: drop ``[base, base + size)`` from ``t`` (0/-ENOMEM);
@@ -1380,9 +918,9 @@ class Memblock:
             return ret        # nothing inside the range, so nothing was split either
         S = w.S
         t.total_size = (t.total_size - sum(S[s:e])) & self._mask
-        del w.B[s:e], S[s:e], w.F[s:e], w.N[s:e]
-        w.store(t, s)
-        if not t._n:
+        w.delete(s, e)
+        w.commit(s)
+        if not t.live:
             self._emptied(t)
         return 0
 
@@ -1397,32 +935,6 @@ class Memblock:
         if _log.isEnabledFor(_INFO):
             self._dbg_range("memblock_remove", base, size)
         ret = self._remove_range(self.memory, base, size)
-        self._done()
-        return ret
-
-    def _phys_free(self, base: int, size: int) -> int:
-        """``memblock_phys_free()`` without argument checks (also used by array doubling)."""
-        if _log.isEnabledFor(_INFO):
-            self._dbg_range(self._v_phys_free_name, base, size)
-        ret = self._remove_range(self.reserved, base, size)
-        if self._handed_over and ret == 0:
-            # With slab up the kernel hands the whole pages to the page allocator.
-            self._release_pages(base, size)
-        return ret
-
-    def phys_free(self, base: int, size: int) -> int:
-        """``memblock_phys_free()`` (``memblock_free()`` before 5.16): un-reserve
-        ``[base, base + size)``.
-
-        Freeing what was never reserved is a no-op returning 0. After :meth:`free_all` the
-        whole pages of the range also go to the page allocator (order 0). Returns 0 or
-        ``-ENOMEM``. O(log n + k).
-        """
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        if self._handed_over:
-            self._check_pages_in_memory(base, size)
-        ret = self._phys_free(base, size)
         self._done()
         return ret
 
@@ -1456,6 +968,32 @@ class Memblock:
                 raise TypeError("free(phys, size): size is required with a physical address")
         return self.phys_free(phys, size)
 
+    def _phys_free(self, base: int, size: int) -> int:
+        """``memblock_phys_free()`` without argument checks (also used by array doubling)."""
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range(self._v_phys_free_name, base, size)
+        ret = self._remove_range(self.reserved, base, size)
+        if self._handed_over and ret == 0:
+            # With slab up the kernel hands the whole pages to the page allocator.
+            self._release_pages(base, size)
+        return ret
+
+    def phys_free(self, base: int, size: int) -> int:
+        """``memblock_phys_free()`` (``memblock_free()`` before 5.16): un-reserve
+        ``[base, base + size)``.
+
+        Freeing what was never reserved is a no-op returning 0. After :meth:`free_all` the
+        whole pages of the range also go to the page allocator (order 0). Returns 0 or
+        ``-ENOMEM``. O(log n + k).
+        """
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if self._handed_over:
+            self._check_pages_in_memory(base, size)
+        ret = self._phys_free(base, size)
+        self._done()
+        return ret
+
     def _reserve(self, base: int, size: int, nid: int, flags: int) -> int:
         """``__memblock_reserve()``: add ``[base, base + size)`` to ``reserved`` (debug line)."""
         if self._v_rsrv_kern:
@@ -1473,7 +1011,7 @@ class Memblock:
     def _reserve_kern_internal(self, base: int, size: int) -> int:
         """``memblock_reserve_kern()`` (< 6.16 the same calls used ``memblock_reserve()``)."""
         if self._v_rsrv_kern:
-            return self._reserve(base, size, NUMA_NO_NODE, _RSRV_KERN)
+            return self._reserve(base, size, NUMA_NO_NODE, RSRV_KERN)
         return self._reserve_plain(base, size)
 
     def reserve(self, base: int, size: int) -> int:
@@ -1496,14 +1034,39 @@ class Memblock:
         base = self._phys("base", base)
         size = self._phys("size", size)
         if self._v_rsrv_kern:
-            ret = self._reserve(base, size, NUMA_NO_NODE, _RSRV_KERN)
+            ret = self._reserve(base, size, NUMA_NO_NODE, RSRV_KERN)
         else:
-            ret = self._reserve(base, size, self._max_numnodes, _RSRV_KERN)
+            ret = self._reserve(base, size, self._max_numnodes, RSRV_KERN)
+        self._done()
+        return ret
+
+    def reserve_node(self, base: int, size: int, nid: int, flags: int = 0) -> int:
+        """``__memblock_reserve()``: reserve ``[base, base + size)`` with node ``nid`` and
+        :class:`MemblockFlags` ``flags`` for the new parts (the attributes a 6.16+
+        ``__memblock_reserve`` debug line prints; the counterpart of :meth:`add_node` for
+        ``reserved``). Used by replays that reproduce such lines. Returns 0 or ``-ENOMEM``.
+        O(log n + k)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        nid = self._nid_arg(nid)
+        flags = self._flags_arg(flags)
+        ret = self._reserve(base, size, nid, flags)
+        self._done()
+        return ret
+
+    def physmem_add(self, base: int, size: int) -> int:
+        """``memblock_physmem_add()``: add ``[base, base + size)`` to ``physmem`` (capacity 4).
+        Returns 0 or ``-ENOMEM``. O(log n + k)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_physmem_add", base, size)
+        ret = self._add_range(self.physmem, base, size, self._max_numnodes, 0)
         self._done()
         return ret
 
     # ========================================================================================
-    # Flags and nodes
+    # Flags (memblock_setclr_flag .. memblock_clear_kho_scratch)
     # ========================================================================================
 
     def _setclr_flag(self, t: MemblockType, base: int, size: int, set_: bool, flag: int) -> int:
@@ -1521,7 +1084,7 @@ class Memblock:
                 for i in range(s, e):
                     F[i] &= keep
             self._merge_store(t, w, s, e)
-        elif not self._v_window_merge and t._may_be_nonminimal:
+        elif not self._v_window_merge and t.may_be_nonminimal:
             self._merge_all(t)
         return 0
 
@@ -1535,11 +1098,11 @@ class Memblock:
     def mark_hotplug(self, base: int, size: int) -> int:
         """``memblock_mark_hotplug()``: set HOTPLUG on ``memory`` in ``[base, base + size)``.
         Returns 0 or ``-ENOMEM``. O(log n + k)."""
-        return self._setclr(self.memory, base, size, True, _HOTPLUG)
+        return self._setclr(self.memory, base, size, True, HOTPLUG)
 
     def clear_hotplug(self, base: int, size: int) -> int:
         """``memblock_clear_hotplug()``: clear HOTPLUG on ``memory`` in ``[base, base + size)``."""
-        return self._setclr(self.memory, base, size, False, _HOTPLUG)
+        return self._setclr(self.memory, base, size, False, HOTPLUG)
 
     def mark_mirror(self, base: int, size: int) -> int:
         """``memblock_mark_mirror()``: set MIRROR on ``memory`` in ``[base, base + size)``.
@@ -1553,33 +1116,33 @@ class Memblock:
         if self._v_mirror_gate and not self.mirrored_kernelcore:
             return 0
         self.system_has_some_mirror = True
-        ret = self._setclr_flag(self.memory, base, size, True, _MIRROR)
+        ret = self._setclr_flag(self.memory, base, size, True, MIRROR)
         self._done()
         return ret
 
     def mark_nomap(self, base: int, size: int) -> int:
         """``memblock_mark_nomap()``: set NOMAP (not allocatable, not in the direct map)."""
-        return self._setclr(self.memory, base, size, True, _NOMAP)
+        return self._setclr(self.memory, base, size, True, NOMAP)
 
     def clear_nomap(self, base: int, size: int) -> int:
         """``memblock_clear_nomap()``: clear NOMAP on ``memory`` in ``[base, base + size)``."""
-        return self._setclr(self.memory, base, size, False, _NOMAP)
+        return self._setclr(self.memory, base, size, False, NOMAP)
 
     def reserved_mark_noinit(self, base: int, size: int) -> int:
         """``memblock_reserved_mark_noinit()``: set RSRV_NOINIT on ``reserved`` regions."""
-        return self._setclr(self.reserved, base, size, True, _RSRV_NOINIT)
+        return self._setclr(self.reserved, base, size, True, RSRV_NOINIT)
 
     def reserved_mark_kern(self, base: int, size: int) -> int:
         """``memblock_reserved_mark_kern()``: set RSRV_KERN on ``reserved`` regions."""
-        return self._setclr(self.reserved, base, size, True, _RSRV_KERN)
+        return self._setclr(self.reserved, base, size, True, RSRV_KERN)
 
     def mark_kho_scratch(self, base: int, size: int) -> int:
         """``memblock_mark_kho_scratch()``: set KHO_SCRATCH on ``memory``."""
-        return self._setclr(self.memory, base, size, True, _KHO_SCRATCH)
+        return self._setclr(self.memory, base, size, True, KHO_SCRATCH)
 
     def clear_kho_scratch(self, base: int, size: int) -> int:
         """``memblock_clear_kho_scratch()``: clear KHO_SCRATCH on ``memory``."""
-        return self._setclr(self.memory, base, size, False, _KHO_SCRATCH)
+        return self._setclr(self.memory, base, size, False, KHO_SCRATCH)
 
     def set_kho_scratch_only(self) -> None:
         """``memblock_set_kho_scratch_only()``: allocate only from KHO_SCRATCH memory."""
@@ -1589,47 +1152,8 @@ class Memblock:
         """``memblock_clear_kho_scratch_only()``."""
         self.kho_scratch_only = False
 
-    def _type_arg(self, t: Any) -> MemblockType:
-        if isinstance(t, str):
-            t = {"memory": self.memory, "reserved": self.reserved,
-                 "physmem": self.physmem}.get(t, t)
-        if t is not self.memory and t is not self.reserved and t is not self.physmem:
-            raise ValueError(f"type must be this Memblock's memory, reserved or physmem "
-                             f"(or their names), not {t!r}")
-        return t
-
-    def set_node(self, base: int, size: int, type: Any, nid: int) -> int:  # noqa: A002
-        """``memblock_set_node()``: set the nid of ``type``'s regions in ``[base, base + size)``.
-
-        ``type`` is ``self.memory``/``self.reserved``/``self.physmem`` or its name. Regions are
-        split at the range ends and re-merged. Without NUMA: returns 0, no change.
-        Returns 0 or ``-ENOMEM``. O(log n + k).
-        """
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        t = self._type_arg(type)
-        nid = self._nid_arg(nid)
-        ret = self._set_node(base, size, t, nid)
-        self._done()
-        return ret
-
-    def _set_node(self, base: int, size: int, t: MemblockType, nid: int) -> int:
-        if not self._numa:
-            return 0
-        ret, w, s, e = self._isolate_range(t, base, size)
-        if ret:
-            return ret
-        if w is not None and s < e:
-            N = w.N
-            for i in range(s, e):
-                N[i] = nid
-            self._merge_store(t, w, s, e)
-        elif not self._v_window_merge and t._may_be_nonminimal:
-            self._merge_all(t)
-        return 0
-
     # ========================================================================================
-    # Iterators (__next_mem_range, __next_mem_range_rev, __next_mem_pfn_range)
+    # Iterators and nodes (should_skip_region .. memblock_set_node)
     # ========================================================================================
 
     def _numa_valid_node(self, nid: int) -> bool:
@@ -1653,16 +1177,10 @@ class Memblock:
         else:
             node_on = nid != NUMA_NO_NODE
         # Regions with these bits are skipped unless the caller asks for them ...
-        bad = (_NOMAP | _DRIVER_MANAGED | (_HOTPLUG if self.movable_node else 0)) & ~flags
+        bad = (NOMAP | DRIVER_MANAGED | (HOTPLUG if self.movable_node else 0)) & ~flags
         # ... and the caller's MIRROR / KHO_SCRATCH are requirements.
-        need = flags & (_MIRROR | _KHO_SCRATCH)
+        need = flags & (MIRROR | KHO_SCRATCH)
         return node_on, nid, bad, need
-
-    def _cols(self, t: MemblockType) -> tuple[Any, Any, Any, Any]:
-        """The columns of ``t``, with the dummy entry of kernels <= 6.10 when empty."""
-        if not t._n and t._dummy:
-            return (0,), (0,), (0,), (t._dummy_nid,)
-        return t._columns()
 
     def _next_mem_range(self, ta: MemblockType, tb: MemblockType | None, nid: int,
                         flags: int) -> Iterator[tuple[int, int, int]]:
@@ -1676,7 +1194,7 @@ class Memblock:
         pmax = self._mask
         ia = ib = 0
         while True:
-            AB, AS, AF, AN = self._cols(ta)
+            AB, AS, AF, AN = ta.kernel_columns()
             out = None
             while ia < len(AB):
                 m_start = AB[ia]
@@ -1690,7 +1208,7 @@ class Memblock:
                     out = (m_start, m_end, m_nid)
                     ia += 1
                     break
-                BB, BS = tb._columns()[:2]
+                BB, BS = tb.columns()[:2]
                 nb = len(BB)
                 while ib < nb + 1:
                     r_start = BB[ib - 1] + BS[ib - 1] if ib else 0
@@ -1718,13 +1236,13 @@ class Memblock:
         """``__next_mem_range_rev()`` as a generator: like :meth:`_next_mem_range`, descending."""
         node_on, nid, bad, need = self._skip_setup(ta, self._iter_nid(nid), flags)
         pmax = self._mask
-        AB = self._cols(ta)[0]
+        AB = ta.kernel_columns()[0]
         ia = len(AB) - 1
         ib = tb.cnt if tb is not None else 0
-        if tb is not None and not tb._n:
+        if tb is not None and not tb.live:
             ib = 0  # an empty (or dummy-only) tb has one gap, [0, PHYS_ADDR_MAX)
         while True:
-            AB, AS, AF, AN = self._cols(ta)
+            AB, AS, AF, AN = ta.kernel_columns()
             out = None
             while ia >= 0:
                 m_start = AB[ia]
@@ -1738,7 +1256,7 @@ class Memblock:
                     out = (m_start, m_end, m_nid)
                     ia -= 1
                     break
-                BB, BS = tb._columns()[:2]
+                BB, BS = tb.columns()[:2]
                 nb = len(BB)
                 while ib >= 0:
                     r_start = BB[ib - 1] + BS[ib - 1] if ib else 0
@@ -1765,13 +1283,13 @@ class Memblock:
         """``for_each_mem_range(i, &start, &end)``: ``(start, end)`` of every memory region
         except NOMAP ones, ascending (HOTPLUG and DRIVER_MANAGED included). O(n)."""
         for s, e, _ in self._next_mem_range(self.memory, None, NUMA_NO_NODE,
-                                            _HOTPLUG | _DRIVER_MANAGED):
+                                            HOTPLUG | DRIVER_MANAGED):
             yield s, e
 
     def for_each_mem_range_rev(self) -> Iterator[tuple[int, int]]:
         """``for_each_mem_range_rev()``: :meth:`for_each_mem_range`, descending."""
         for s, e, _ in self._next_mem_range_rev(self.memory, None, NUMA_NO_NODE,
-                                                _HOTPLUG | _DRIVER_MANAGED):
+                                                HOTPLUG | DRIVER_MANAGED):
             yield s, e
 
     def for_each_free_mem_range(self, nid: int = NUMA_NO_NODE,
@@ -1817,7 +1335,7 @@ class Memblock:
         t = self.memory
         i = 0
         while True:
-            B, S, _, N = self._cols(t)
+            B, S, _, N = t.kernel_columns()
             if i >= len(B):
                 return
             base = B[i]
@@ -1834,361 +1352,48 @@ class Memblock:
             if ok:
                 yield spfn, epfn, r_nid
 
-    # ========================================================================================
-    # The allocation chain
-    # ========================================================================================
+    def _type_arg(self, t: Any) -> MemblockType:
+        if isinstance(t, str):
+            t = {"memory": self.memory, "reserved": self.reserved,
+                 "physmem": self.physmem}.get(t, t)
+        if t is not self.memory and t is not self.reserved and t is not self.physmem:
+            raise ValueError(f"type must be this Memblock's memory, reserved or physmem "
+                             f"(or their names), not {t!r}")
+        return t
 
-    def _choose_memblock_flags(self) -> int:
-        """``choose_memblock_flags()``: KHO_SCRATCH in scratch-only mode, MIRROR if any
-        mirror exists, else NONE."""
-        if self.kho_scratch_only:
-            return _KHO_SCRATCH
-        return _MIRROR if self.system_has_some_mirror else _NONE
+    def set_node(self, base: int, size: int, type: Any, nid: int) -> int:  # noqa: A002
+        """``memblock_set_node()``: set the nid of ``type``'s regions in ``[base, base + size)``.
 
-    def _find_range_bottom_up_linear(self, start: int, end: int, size: int, align: int,
-                                     nid: int, flags: int) -> int:
-        """``__memblock_find_range_bottom_up()`` as the kernel writes it: lowest aligned fit in
-        the first free range (ascending) that holds it; 0 if none. O(n). The reference for
-        :meth:`_find_range_bottom_up`."""
-        mask = self._mask
-        am1 = (align - 1) & mask
-        for ts, te, _ in self._next_mem_range(self.memory, self.reserved, nid, flags):
-            ts = start if ts < start else (end if ts > end else ts)
-            te = start if te < start else (end if te > end else te)
-            cand = ((((ts - 1) & mask) | am1) + 1) & mask   # round_up, wrapping
-            if cand < te and te - cand >= size:
-                return cand
-        return 0
-
-    def _find_range_top_down_linear(self, start: int, end: int, size: int, align: int,
-                                    nid: int, flags: int) -> int:
-        """``__memblock_find_range_top_down()`` as the kernel writes it: highest aligned fit in
-        the first free range (descending) that holds it; 0 if none. O(n). The reference for
-        :meth:`_find_range_top_down`."""
-        keep = ~((align - 1) & self._mask)
-        for ts, te, _ in self._next_mem_range_rev(self.memory, self.reserved, nid, flags):
-            ts = start if ts < start else (end if ts > end else ts)
-            te = start if te < start else (end if te > end else te)
-            if te < size:
-                continue
-            cand = (te - size) & keep                        # round_down
-            if cand >= ts:
-                return cand
-        return 0
-
-    # The indexed search. The kernel's answer is the first free range, in its walk order, where
-    # an aligned fit exists after clamping to [start, end). Ranges are disjoint and the walk is
-    # monotonic, so that is the highest (top-down) / lowest (bottom-up) range with a fit. A
-    # range shorter than ``size`` never fits, so only gaps of reserved at least ``size`` long
-    # are visited: per usable memory region, the two clipped end pieces directly, the gaps in
-    # between through the per-chunk bounds ``_gm``; each candidate gets the kernel's exact test.
-    # Empty ranges (the kernel's [x, x) quirk) never fit a size > 0; size 0 takes the linear
-    # walk. O(m + log n + c * chunk) for m usable memory regions and c candidate chunks.
-
-    def _find_range_top_down(self, start: int, end: int, size: int, align: int, nid: int,
-                             flags: int) -> int:
-        """``__memblock_find_range_top_down()``: highest aligned fit in the first free range
-        (descending) that holds it; 0 if none. O(m + log n) (see above)."""
-        if not size or not self._fast or self.memory._unsorted:
-            return self._find_range_top_down_linear(start, end, size, align, nid, flags)
-        mem = self.memory
-        node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
-        if not mem._n:
-            return 0
-        keep = ~((align - 1) & self._mask)
-        MB, MS, MF, MN = mem._cb, mem._cs, mem._cf, mem._cn
-        c, o = mem._bisect_left(end)       # memory regions starting below end, downward
-        while True:
-            if o:
-                o -= 1
-            elif c:
-                c -= 1
-                o = len(MB[c]) - 1
-            else:
-                return 0
-            b = MB[c][o]
-            e = b + MS[c][o]
-            if e <= start:
-                return 0
-            mf = MF[c][o]
-            if (node_on and nid != MN[c][o]) or mf & bad or need & ~mf:
-                continue
-            lo = b if b > start else start
-            hi = e if e < end else end
-            if hi - lo >= size:
-                found = self._fit_down(lo, hi, size, keep)
-                if found:
-                    return found
-
-    def _find_range_bottom_up(self, start: int, end: int, size: int, align: int, nid: int,
-                              flags: int) -> int:
-        """``__memblock_find_range_bottom_up()``: lowest aligned fit in the first free range
-        (ascending) that holds it; 0 if none. O(m + log n) (see above)."""
-        mask = self._mask
-        am1 = (align - 1) & mask
-        mem = self.memory
-        # round_up() wraps to 0 only for a range starting above mask & ~am1, and then the kernel
-        # returns 0 at once, whatever the range's length: such layouts (memory within ``align``
-        # of the top of the address space) take the linear walk.
-        top = mask & ~am1
-        if (not size or not self._fast or mem._unsorted or start > top
-                or (end > top and mem._n and mem._cb[-1][-1] + mem._cs[-1][-1] > top + 1)):
-            return self._find_range_bottom_up_linear(start, end, size, align, nid, flags)
-        node_on, nid, bad, need = self._skip_setup(mem, self._iter_nid(nid), flags)
-        if not mem._n:
-            return 0
-        MB, MS, MF, MN = mem._cb, mem._cs, mem._cf, mem._cn
-        c, o = mem._first_overlap(start)   # memory regions ending above start, upward
-        C = len(MB)
-        while True:
-            if o == len(MB[c]):
-                c += 1
-                o = 0
-                if c == C:
-                    return 0
-            b = MB[c][o]
-            if b >= end:
-                return 0
-            e = b + MS[c][o]
-            mf = MF[c][o]
-            skip = (node_on and nid != MN[c][o]) or mf & bad or need & ~mf
-            o += 1
-            if skip:
-                continue
-            lo = b if b > start else start
-            hi = e if e < end else end
-            if hi - lo >= size:
-                found = self._fit_up(lo, hi, size, am1)
-                if found:
-                    return found
-
-    def _fit_down(self, lo: int, hi: int, size: int, keep: int) -> int:
-        """Highest fit in ``[lo, hi)`` minus reserved: the top piece, the gaps between reserved
-        regions (descending), the bottom piece; 0 if none. ``lo >= PAGE_SIZE``, so no fit is 0."""
-        R = self.reserved
-        if not R._n:
-            cand = (hi - size) & keep
-            return cand if cand >= lo else 0
-        RB, RS = R._cb, R._cs
-        ch, oh = R._bisect_left(hi)               # first reserved region at or above hi
-        p = R._prev(ch, oh)
-        ts = lo
-        if p is not None:
-            pe = RB[p[0]][p[1]] + RS[p[0]][p[1]]
-            if pe > ts:
-                ts = pe
-        if hi - ts >= size:                        # top piece [ts, hi)
-            cand = (hi - size) & keep
-            if cand >= ts:
-                return cand
-        if p is None:
-            return 0
-        cl, ol = R._bisect_right(lo)               # first reserved region above lo
-        if (cl, ol) == (ch, oh):
-            return 0                               # the top piece was all of [lo, hi)
-        # Gaps below the regions after (cl, ol) up to p, descending.
-        if (cl, ol) != p:
-            gm = R._gm
-            pc, po = p
-            if cl == pc:
-                if gm[cl] >= size:
-                    found = self._scan_down(R, cl, ol + 1, po + 1, size, keep)
-                    if found:
-                        return found
-            else:
-                if gm[pc] >= size:
-                    found = self._scan_down(R, pc, 0, po + 1, size, keep)
-                    if found:
-                        return found
-                for c in self._chunks_ge(gm, cl + 1, pc, size, True):
-                    found = self._scan_down(R, c, 0, len(RB[c]), size, keep)
-                    if found:
-                        return found
-                if ol + 1 < len(RB[cl]) and gm[cl] >= size:
-                    found = self._scan_down(R, cl, ol + 1, len(RB[cl]), size, keep)
-                    if found:
-                        return found
-        # Bottom piece [max(end below, lo), base of (cl, ol)).
-        te = RB[cl][ol]
-        q = R._prev(cl, ol)
-        ts = lo
-        if q is not None:
-            pe = RB[q[0]][q[1]] + RS[q[0]][q[1]]
-            if pe > ts:
-                ts = pe
-        if te - ts >= size:
-            cand = (te - size) & keep
-            if cand >= ts:
-                return cand
-        return 0
-
-    def _fit_up(self, lo: int, hi: int, size: int, am1: int) -> int:
-        """Lowest fit in ``[lo, hi)`` minus reserved: the bottom piece, the gaps between
-        reserved regions (ascending), the top piece; 0 if none. Rounding up cannot wrap here
-        (see :meth:`_find_range_bottom_up`)."""
-        R = self.reserved
-        if not R._n:
-            cand = ((lo - 1) | am1) + 1
-            return cand if hi - cand >= size else 0
-        RB, RS = R._cb, R._cs
-        cl, ol = R._bisect_right(lo)               # first reserved region above lo
-        q = R._prev(cl, ol)
-        ts = lo
-        if q is not None:
-            pe = RB[q[0]][q[1]] + RS[q[0]][q[1]]
-            if pe > ts:
-                ts = pe
-        last = ol == len(RB[cl])                   # no region above lo
-        te = hi if last or RB[cl][ol] > hi else RB[cl][ol]
-        if te - ts >= size:                        # bottom piece [ts, te)
-            cand = ((ts - 1) | am1) + 1
-            if te - cand >= size:
-                return cand
-        if last or RB[cl][ol] >= hi:
-            return 0                               # the bottom piece was all of [lo, hi)
-        ch, oh = R._bisect_left(hi)                # first reserved region at or above hi
-        p = R._prev(ch, oh)                        # the last region below hi (not None)
-        assert p is not None
-        # Gaps below the regions after (cl, ol) up to p, ascending.
-        if (cl, ol) != p:
-            gm = R._gm
-            pc, po = p
-            if cl == pc:
-                if gm[cl] >= size:
-                    found = self._scan_up(R, cl, ol + 1, po + 1, size, am1)
-                    if found:
-                        return found
-            else:
-                if ol + 1 < len(RB[cl]) and gm[cl] >= size:
-                    found = self._scan_up(R, cl, ol + 1, len(RB[cl]), size, am1)
-                    if found:
-                        return found
-                for c in self._chunks_ge(gm, cl + 1, pc, size, False):
-                    found = self._scan_up(R, c, 0, len(RB[c]), size, am1)
-                    if found:
-                        return found
-                if gm[pc] >= size:
-                    found = self._scan_up(R, pc, 0, po + 1, size, am1)
-                    if found:
-                        return found
-        # Top piece [end of p, hi).
-        ts = RB[p[0]][p[1]] + RS[p[0]][p[1]]
-        if hi - ts >= size:
-            cand = ((ts - 1) | am1) + 1
-            if hi - cand >= size:
-                return cand
-        return 0
-
-    @staticmethod
-    def _chunks_ge(gm: array, lo: int, hi: int, size: int, descending: bool) -> list[int]:
-        """Chunks in ``[lo, hi)`` whose gap bound is at least ``size``, in search order."""
-        if hi - lo <= _NUMPY_CHUNKS:
-            r = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
-            return [c for c in r if gm[c] >= size]
-        v = np.frombuffer(gm, np.uint64, hi - lo, lo << 3)   # a view: no resize while it lives
-        if v.max() < size:
-            return []
-        hits = np.flatnonzero(v >= size).tolist()
-        return [lo + h for h in (reversed(hits) if descending else hits)]
-
-    @staticmethod
-    def _scan_down(R: MemblockType, c: int, a: int, b: int, size: int, keep: int) -> int:
-        """Highest fit in the gaps below regions ``a .. b-1`` of chunk ``c`` (descending); 0 if
-        none. A scan of the whole chunk that finds nothing tightens its gap bound."""
-        B, S = R._cb[c], R._cs[c]
-        best = 0
-        o = b - 1
-        te = B[o]
-        while o > a or (o == a and o):
-            pb = B[o - 1]
-            ts = pb + S[o - 1]
-            g = te - ts
-            if g >= size:
-                cand = (te - size) & keep
-                if cand >= ts:
-                    return cand
-            if g > best:
-                best = g
-            te = pb
-            o -= 1
-        if not a and c:                           # the gap below the chunk's first region
-            ts = R._cb[c - 1][-1] + R._cs[c - 1][-1]
-            g = te - ts
-            if g >= size:
-                cand = (te - size) & keep
-                if cand >= ts:
-                    return cand
-            if g > best:
-                best = g
-        if b == len(B) and (not a or (a == 1 and not c)):
-            R._gm[c] = best
-        return 0
-
-    @staticmethod
-    def _scan_up(R: MemblockType, c: int, a: int, b: int, size: int, am1: int) -> int:
-        """Lowest fit in the gaps below regions ``a .. b-1`` of chunk ``c`` (ascending); 0 if
-        none. A scan of the whole chunk that finds nothing tightens its gap bound."""
-        B, S = R._cb[c], R._cs[c]
-        best = 0
-        o = a
-        if o:
-            ts = B[o - 1] + S[o - 1]
-        elif c:
-            ts = R._cb[c - 1][-1] + R._cs[c - 1][-1]
-        else:
-            o = 1                                  # no gap below region 0
-            ts = B[0] + S[0]
-        while o < b:
-            te = B[o]
-            g = te - ts
-            if g >= size:
-                cand = ((ts - 1) | am1) + 1
-                if te - cand >= size:
-                    return cand
-            if g > best:
-                best = g
-            ts = te + S[o]
-            o += 1
-        if b == len(B) and (not a or (a == 1 and not c)):
-            R._gm[c] = best
-        return 0
-
-    def _find_in_range_node(self, size: int, align: int, start: int, end: int, nid: int,
-                            flags: int) -> int:
-        """``memblock_find_in_range_node()``: free ``size`` bytes aligned to ``align`` inside
-        ``[start, end)`` on ``nid``; 0 if none.
-
-        ``end`` 0/1 means ``current_limit``; page 0 is never returned. With
-        ``bottom_up_kernel_end`` set, kernels <= 5.10's rule applies (bottom-up only above the
-        kernel image, then top-down). O(m + log n) (see the module docstring).
+        ``type`` is ``self.memory``/``self.reserved``/``self.physmem`` or its name. Regions are
+        split at the range ends and re-merged. Without NUMA: returns 0, no change.
+        Returns 0 or ``-ENOMEM``. O(log n + k).
         """
-        if end == MEMBLOCK_ALLOC_ACCESSIBLE or end == MEMBLOCK_ALLOC_NOLEAKTRACE:
-            end = self._current_limit
-        if start < self._page_size:
-            start = self._page_size
-        if end < start:
-            end = start
-        if self._bottom_up:
-            kend = self._kernel_end
-            if kend is None:
-                return self._find_range_bottom_up(start, end, size, align, nid, flags)
-            if end > kend:
-                ret = self._find_range_bottom_up(max(start, kend), end, size, align, nid, flags)
-                if ret:
-                    return ret
-                self._warn_once("bottom_up", "memblock: bottom-up allocation failed, memory "
-                                "hotremove may be affected")
-        return self._find_range_top_down(start, end, size, align, nid, flags)
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        t = self._type_arg(type)
+        nid = self._nid_arg(nid)
+        ret = self._set_node(base, size, t, nid)
+        self._done()
+        return ret
 
-    def _find_in_range(self, start: int, end: int, size: int, align: int) -> int:
-        """``memblock_find_in_range()`` (array doubling): any node, mirror first."""
-        flags = self._choose_memblock_flags()
-        while True:
-            ret = self._find_in_range_node(size, align, start, end, NUMA_NO_NODE, flags)
-            if ret or not flags & _MIRROR:
-                return ret
-            _log.warning(f"Could not allocate {self._pa(size)} bytes of mirrored memory")
-            flags &= ~_MIRROR
+    def _set_node(self, base: int, size: int, t: MemblockType, nid: int) -> int:
+        if not self._numa:
+            return 0
+        ret, w, s, e = self._isolate_range(t, base, size)
+        if ret:
+            return ret
+        if w is not None and s < e:
+            N = w.N
+            for i in range(s, e):
+                N[i] = nid
+            self._merge_store(t, w, s, e)
+        elif not self._v_window_merge and t.may_be_nonminimal:
+            self._merge_all(t)
+        return 0
+
+    # ========================================================================================
+    # The allocation chain (memblock_alloc_range_nid .. memblock_alloc_or_panic)
+    # ========================================================================================
 
     def _covered(self, found: int, size: int) -> None:
         """Refuse (ValueError) to hand out memory the PhysicalMemory does not have. Size 0
@@ -2197,6 +1402,8 @@ class Memblock:
         if not size:
             return
         pm = self._physmem
+        if pm is None:
+            raise ValueError("this Memblock has no PhysicalMemory")
         lo = pm.phys_base
         if found < lo or found + size > lo + pm.size:
             raise ValueError(
@@ -2228,7 +1435,7 @@ class Memblock:
             if found:
                 if cover:
                     self._covered(found, size)
-                ret = (self._reserve(found, size, nid, _RSRV_KERN) if self._v_rsrv_kern
+                ret = (self._reserve(found, size, nid, RSRV_KERN) if self._v_rsrv_kern
                        else self._reserve_plain(found, size))
                 if not ret:
                     return found
@@ -2241,8 +1448,8 @@ class Memblock:
                     if not self._reserve_kern_internal(found, size):
                         return found
             # 3. mirrored memory first, then any memory (with the kernel's warning)
-            if flags & _MIRROR:
-                flags &= ~_MIRROR
+            if flags & MIRROR:
+                flags &= ~MIRROR
                 _log.warning(f"Could not allocate {self._pa(size)} bytes of mirrored memory")
                 continue
             return 0
@@ -2314,6 +1521,25 @@ class Memblock:
             found = self._alloc_range_nid(size, align, 0, max_addr, nid, exact_nid, cover)
         return found
 
+    def alloc_internal(self, size: int, align: int, min_addr: int, max_addr: int, nid: int,
+                       exact_nid: bool = False) -> int:
+        """``memblock_alloc_internal()``: the block the ``memblock_alloc_try_nid*`` family
+        chooses and reserves, as a physical address (0 if none), without touching memory
+        and without a debug line. ``max_addr`` is capped at ``current_limit`` (0/1 =
+        ``current_limit``); if nothing fits above a nonzero ``min_addr`` the search is retried
+        from 0; node ``nid`` first, then any node unless ``exact_nid``. Raises
+        :class:`HandoverError` after :meth:`free_all`. O(m + log n) per attempt."""
+        size = self._phys("size", size)
+        align = self._phys("align", align)
+        min_addr = self._phys("min_addr", min_addr)
+        max_addr = self._limit("max_addr", max_addr)
+        nid = self._nid_arg(nid)
+        exact_nid = _c_bool("exact_nid", exact_nid)
+        self._need_alloc()
+        found = self._alloc_internal(size, align, min_addr, max_addr, nid, exact_nid, False)
+        self._done()
+        return found
+
     def _alloc_mem(self, func: str, size: Any, align: Any, min_addr: Any, max_addr: Any,
                    nid: Any, exact_nid: bool, zero: bool) -> np.ndarray | None:
         """The one core of every memory-returning variant: checks, debug line, allocation,
@@ -2353,6 +1579,19 @@ class Memblock:
             raise
         return view
 
+    def alloc_exact_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
+                            nid: int) -> np.ndarray | None:
+        """``memblock_alloc_exact_nid_raw()``: as :meth:`alloc_try_nid_raw`, but only node
+        ``nid`` (no fallback to other nodes; ``NUMA_NO_NODE`` = any)."""
+        return self._alloc_mem("memblock_alloc_exact_nid_raw", size, align, min_addr, max_addr,
+                               nid, True, False)
+
+    def alloc_try_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
+                          nid: int) -> np.ndarray | None:
+        """``memblock_alloc_try_nid_raw()``: as :meth:`alloc_try_nid`, not zeroed."""
+        return self._alloc_mem("memblock_alloc_try_nid_raw", size, align, min_addr, max_addr,
+                               nid, False, False)
+
     def alloc_try_nid(self, size: int, align: int, min_addr: int, max_addr: int,
                       nid: int) -> np.ndarray | None:
         """``memblock_alloc_try_nid()``: zeroed memory in ``[min_addr, max_addr)`` on ``nid``.
@@ -2365,19 +1604,6 @@ class Memblock:
         """
         return self._alloc_mem("memblock_alloc_try_nid", size, align, min_addr, max_addr, nid,
                                False, True)
-
-    def alloc_try_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
-                          nid: int) -> np.ndarray | None:
-        """``memblock_alloc_try_nid_raw()``: as :meth:`alloc_try_nid`, not zeroed."""
-        return self._alloc_mem("memblock_alloc_try_nid_raw", size, align, min_addr, max_addr,
-                               nid, False, False)
-
-    def alloc_exact_nid_raw(self, size: int, align: int, min_addr: int, max_addr: int,
-                            nid: int) -> np.ndarray | None:
-        """``memblock_alloc_exact_nid_raw()``: as :meth:`alloc_try_nid_raw`, but only node
-        ``nid`` (no fallback to other nodes; ``NUMA_NO_NODE`` = any)."""
-        return self._alloc_mem("memblock_alloc_exact_nid_raw", size, align, min_addr, max_addr,
-                               nid, True, False)
 
     def alloc(self, size: int, align: int) -> np.ndarray | None:
         """``memblock_alloc()``: zeroed memory below ``current_limit``, any node; or ``None``."""
@@ -2426,35 +1652,8 @@ class Memblock:
         return self._physmem.view(phys, size)
 
     # ========================================================================================
-    # Direction, limit and simple queries
+    # Sizes, limits and lookups (memblock_phys_mem_size .. memblock_get_current_limit)
     # ========================================================================================
-
-    def set_bottom_up(self, enable: bool) -> None:
-        """``memblock_set_bottom_up()``: True = allocate from low addresses first."""
-        self._bottom_up = _c_bool("enable", enable)
-
-    def get_bottom_up(self) -> bool:
-        """``memblock_bottom_up()``: the current direction (True = bottom-up)."""
-        return self._bottom_up
-
-    is_bottom_up = get_bottom_up
-
-    def set_current_limit(self, limit: int) -> None:
-        """``memblock_set_current_limit()``: upper bound of ACCESSIBLE allocations (bytes;
-        ``MEMBLOCK_ALLOC_ANYWHERE`` = none). Not validated against memory."""
-        self._current_limit = self._limit("limit", limit)
-
-    def get_current_limit(self) -> int:
-        """``memblock_get_current_limit()``."""
-        return self._current_limit
-
-    def has_mirror(self) -> bool:
-        """``memblock_has_mirror()``: whether ``mark_mirror`` ever took effect."""
-        return self.system_has_some_mirror
-
-    def allow_resize(self) -> None:
-        """``memblock_allow_resize()``: let region arrays double (permanently)."""
-        self._can_resize = True
 
     def phys_mem_size(self) -> int:
         """``memblock_phys_mem_size()``: ``memory.total_size`` (bytes)."""
@@ -2477,7 +1676,7 @@ class Memblock:
                 break
             if b + s > limit:
                 s = limit - b
-            if (any_node or n == nid) and f & _RSRV_KERN:
+            if (any_node or n == nid) and f & RSRV_KERN:
                 total += s
         return total & self._mask
 
@@ -2490,7 +1689,7 @@ class Memblock:
     def start_of_dram(self) -> int:
         """``memblock_start_of_DRAM()``: base of the first memory region (0 if none)."""
         t = self.memory
-        return t._cb[0][0] if t._n else 0
+        return t.first_base()
 
     def end_of_dram(self) -> int:
         """``memblock_end_of_DRAM()``: end of the last memory region.
@@ -2499,114 +1698,7 @@ class Memblock:
         the dummy entry) the result is 0.
         """
         t = self.memory
-        return t._cb[-1][-1] + t._cs[-1][-1] if t._n else 0
-
-    @staticmethod
-    def _search(t: MemblockType, addr: int) -> tuple[int, int] | None:
-        """``memblock_search()``: position of the region containing ``addr``, None if none.
-        O(log n). On an array trim_memory left unsorted this is the kernel's binary search
-        probe by probe (it may find, or miss, what a sorted lookup would not)."""
-        if t._unsorted:
-            B, S = t._columns()[:2]
-            left, right = 0, len(B)
-            while left < right:
-                mid = (left + right) >> 1
-                if addr < B[mid]:
-                    right = mid
-                elif addr >= B[mid] + S[mid]:
-                    left = mid + 1
-                else:
-                    return t._locate(mid)
-            return None
-        p = t._prev(*t._bisect_right(addr))
-        if p is not None and addr < t._cb[p[0]][p[1]] + t._cs[p[0]][p[1]]:
-            return p
-        return None
-
-    def is_memory(self, addr: int) -> bool:
-        """``memblock_is_memory()``: ``addr`` lies in a memory region. O(log n)."""
-        return self._search(self.memory, self._phys("addr", addr)) is not None
-
-    def is_map_memory(self, addr: int) -> bool:
-        """``memblock_is_map_memory()``: ``addr`` lies in memory that is not NOMAP."""
-        p = self._search(self.memory, self._phys("addr", addr))
-        return p is not None and not self.memory._cf[p[0]][p[1]] & _NOMAP
-
-    def is_reserved(self, addr: int) -> bool:
-        """``memblock_is_reserved()``: ``addr`` lies in a reserved region. O(log n)."""
-        return self._search(self.reserved, self._phys("addr", addr)) is not None
-
-    def is_region_memory(self, base: int, size: int) -> bool:
-        """``memblock_is_region_memory()``: the single memory region containing ``base`` also
-        contains ``[base, base + size)`` (size 0: ``base`` is memory). O(log n)."""
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        p = self._search(self.memory, base)
-        if p is None:
-            return False
-        end = base + min(size, self._mask - base)
-        return self.memory._cb[p[0]][p[1]] + self.memory._cs[p[0]][p[1]] >= end
-
-    def _overlaps(self, t: MemblockType, base: int, size: int) -> bool:
-        """``memblock_overlaps_region()``: some region intersects ``[base, base + size)``
-        (size 0: ``base`` strictly inside a region). O(log n)."""
-        end = base + min(size, self._mask - base)
-        if t._unsorted:              # the kernel's loop over every region
-            B, S = t._columns()[:2]
-            return any(base < b + s and b < end for b, s in zip(B, S, strict=True))
-        # Regions starting below ``end``; the last of them ends highest (sorted, disjoint).
-        p = t._prev(*t._bisect_left(end))
-        return p is not None and t._cb[p[0]][p[1]] + t._cs[p[0]][p[1]] > base
-
-    def overlaps_region(self, type: Any, base: int, size: int) -> bool:  # noqa: A002
-        """``memblock_overlaps_region(type, base, size)``: ``type`` (a type or its name) has a
-        region intersecting ``[base, base + size)``. O(log n)."""
-        t = self._type_arg(type)
-        return self._overlaps(t, self._phys("base", base), self._phys("size", size))
-
-    def is_region_reserved(self, base: int, size: int) -> bool:
-        """``memblock_is_region_reserved()``: ``[base, base + size)`` intersects a reservation."""
-        return self._overlaps(self.reserved, self._phys("base", base), self._phys("size", size))
-
-    def addrs_overlap(self, base1: int, size1: int, base2: int, size2: int) -> bool:
-        """``memblock_addrs_overlap()``: ``[base1, base1 + size1)`` and ``[base2, base2 + size2)``
-        intersect (sums wrap at ``2**phys_addr_bits`` as in C). O(1)."""
-        base1 = self._phys("base1", base1)
-        size1 = self._phys("size1", size1)
-        base2 = self._phys("base2", base2)
-        size2 = self._phys("size2", size2)
-        mask = self._mask
-        return base1 < (base2 + size2) & mask and base2 < (base1 + size1) & mask
-
-    def search_pfn_nid(self, pfn: int) -> tuple[int, int | None, int | None]:
-        """``memblock_search_pfn_nid()``: ``(nid, start_pfn, end_pfn)`` of the memory region
-        holding page ``pfn`` (``PFN_DOWN`` of both ends); ``(NUMA_NO_NODE, None, None)`` if the
-        page is not memory. O(log n)."""
-        pfn = self._ulong("pfn", pfn)
-        t = self.memory
-        p = self._search(t, (pfn << self._page_shift) & self._mask)
-        if p is None:
-            return NUMA_NO_NODE, None, None
-        c, o = p
-        b = t._cb[c][o]
-        return t._cn[c][o], b >> self._page_shift, (b + t._cs[c][o]) >> self._page_shift
-
-    def validate_numa_coverage(self, threshold_bytes: int) -> bool:
-        """``memblock_validate_numa_coverage()``: False (and the kernel's error line) if more
-        than ``threshold_bytes`` of memory has no valid node."""
-        threshold_bytes = self._ulong("threshold_bytes", threshold_bytes)
-        pages = sum(e - s for s, e, n in self.for_each_mem_pfn_range(self._max_numnodes)
-                    if not self._numa_valid_node(n))
-        lost = pages << self._page_shift
-        if lost > threshold_bytes:
-            _log.error(f"NUMA: no nodes coverage for {lost >> 20}MB of "
-                       f"{self.memory.total_size >> 20}MB RAM")
-            return False
-        return True
-
-    # ========================================================================================
-    # Limits and trimming
-    # ========================================================================================
+        return t.last_end()
 
     def _find_max_addr(self, limit: int) -> int:
         """``__find_max_addr()``: the address below which ``limit`` bytes of memory lie."""
@@ -2650,20 +1742,20 @@ class Memblock:
             return
         lo = hi = 0                      # the isolated regions, as indices of the whole array
         if w is not None and s < e:
-            g0 = t._index(w.c, w.o)
+            g0 = w.index(0)
             lo, hi = g0 + s, g0 + e
-            w.store(t)
+            w.commit()
         # Remove every region before and after the isolated ones except NOMAP ones, by index
         # as the kernel does (on a sorted array: the regions outside [base, end); on one that
         # trim_memory left unsorted the isolated indices are what counts). O(n).
-        B, S, F, N = t._extract(0, 0, t._n) if t._n else ([], [], [], [])
-        keep = [i for i in range(len(B)) if F[i] & _NOMAP or lo <= i < hi]
+        B, S, F, N = t.lists()
+        keep = [i for i in range(len(B)) if F[i] & NOMAP or lo <= i < hi]
         if len(keep) < len(B):
             t.total_size = (t.total_size - sum(S) + sum(S[i] for i in keep)) & self._mask
-            t._load([B[i] for i in keep], [S[i] for i in keep], [F[i] for i in keep],
+            t.load([B[i] for i in keep], [S[i] for i in keep], [F[i] for i in keep],
                     [N[i] for i in keep])
             self._emptied(t)
-        t._may_be_nonminimal = True
+        t.may_be_nonminimal = True
         self._remove_range(self.reserved, 0, base)
         self._remove_range(self.reserved, (base + size) & self._mask, self._mask)
 
@@ -2679,6 +1771,53 @@ class Memblock:
         self._cap_memory_range(0, m)
         self._done()
 
+    @staticmethod
+    def _search(t: MemblockType, addr: int) -> tuple[int, int, int, int] | None:
+        """``memblock_search()``: ``(base, size, flags, nid)`` of the region containing
+        ``addr``, None if none. O(log n) (on an array trim_memory left unsorted: the kernel's
+        probes, see :meth:`MemblockType.containing`)."""
+        return t.containing(addr)
+
+    def is_reserved(self, addr: int) -> bool:
+        """``memblock_is_reserved()``: ``addr`` lies in a reserved region. O(log n)."""
+        return self._search(self.reserved, self._phys("addr", addr)) is not None
+
+    def is_memory(self, addr: int) -> bool:
+        """``memblock_is_memory()``: ``addr`` lies in a memory region. O(log n)."""
+        return self._search(self.memory, self._phys("addr", addr)) is not None
+
+    def is_map_memory(self, addr: int) -> bool:
+        """``memblock_is_map_memory()``: ``addr`` lies in memory that is not NOMAP."""
+        p = self._search(self.memory, self._phys("addr", addr))
+        return p is not None and not p[2] & NOMAP
+
+    def search_pfn_nid(self, pfn: int) -> tuple[int, int | None, int | None]:
+        """``memblock_search_pfn_nid()``: ``(nid, start_pfn, end_pfn)`` of the memory region
+        holding page ``pfn`` (``PFN_DOWN`` of both ends); ``(NUMA_NO_NODE, None, None)`` if the
+        page is not memory. O(log n)."""
+        pfn = self._ulong("pfn", pfn)
+        t = self.memory
+        p = self._search(t, (pfn << self._page_shift) & self._mask)
+        if p is None:
+            return NUMA_NO_NODE, None, None
+        b, sz, _, nid = p
+        return nid, b >> self._page_shift, (b + sz) >> self._page_shift
+
+    def is_region_memory(self, base: int, size: int) -> bool:
+        """``memblock_is_region_memory()``: the single memory region containing ``base`` also
+        contains ``[base, base + size)`` (size 0: ``base`` is memory). O(log n)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        p = self._search(self.memory, base)
+        if p is None:
+            return False
+        end = base + min(size, self._mask - base)
+        return p[0] + p[1] >= end
+
+    def is_region_reserved(self, base: int, size: int) -> bool:
+        """``memblock_is_region_reserved()``: ``[base, base + size)`` intersects a reservation."""
+        return self._overlaps(self.reserved, self._phys("base", base), self._phys("size", size))
+
     def trim_memory(self, align: int) -> None:
         """``memblock_trim_memory()``: shrink every memory region to ``align`` boundaries,
         dropping regions that vanish. ``total_size`` is *not* lowered for shrunk regions
@@ -2687,13 +1826,13 @@ class Memblock:
         mask = self._mask
         am1 = (align - 1) & mask
         t = self.memory
-        B, S, F, N = t._extract(0, 0, t._n) if t._n else ([], [], [], [])
+        B, S, F, N = t.lists()
         changed = False
         i = 0
         while i < len(B):
             ob = B[i]
             oe = ob + S[i]
-            s = ((((ob - 1) & mask) | am1) + 1) & mask
+            s = round_up_wrap(ob, align, mask)
             e = oe & ~am1
             if s == ob and e == oe:
                 i += 1
@@ -2702,11 +1841,11 @@ class Memblock:
             if s < e:
                 if s < ob:
                     # round_up wrapped to 0: the kernel's array may now be unsorted and
-                    # overlapping (t._load below tells, and goes back to sorted lookups if not)
-                    t._unsorted = True
+                    # overlapping (t.load below tells, and goes back to sorted lookups if not)
+                    t.unsorted = True
                 # total_size keeps the old size: record the difference (negative if the
                 # region grew because its start wrapped to 0)
-                t._total_excess = (t._total_excess + S[i] - (e - s)) & mask
+                t.total_excess = (t.total_excess + S[i] - (e - s)) & mask
                 B[i] = s
                 S[i] = e - s
                 i += 1
@@ -2714,7 +1853,7 @@ class Memblock:
                 t.total_size = (t.total_size - S[i]) & mask
                 del B[i], S[i], F[i], N[i]
         if changed:
-            t._load(B, S, F, N)
+            t.load(B, S, F, N)
             self._emptied(t)
         self._done()
 
@@ -2733,11 +1872,38 @@ class Memblock:
             raise ValueError(f"{t.name} total_size {total:#x} is below the sum of its regions "
                              f"{regions:#x}")
         t.total_size = total
-        t._total_excess = (total - regions) & self._mask   # what check() allows beyond the sum
+        t.total_excess = (total - regions) & self._mask   # what check() allows beyond the sum
         self._done()
 
+    def set_current_limit(self, limit: int) -> None:
+        """``memblock_set_current_limit()``: upper bound of ACCESSIBLE allocations (bytes;
+        ``MEMBLOCK_ALLOC_ANYWHERE`` = none). Not validated against memory."""
+        self._current_limit = self._limit("limit", limit)
+
+    def get_current_limit(self) -> int:
+        """``memblock_get_current_limit()``."""
+        return self._current_limit
+
+    def set_bottom_up(self, enable: bool) -> None:
+        """``memblock_set_bottom_up()``: True = allocate from low addresses first."""
+        self._bottom_up = _c_bool("enable", enable)
+
+    def get_bottom_up(self) -> bool:
+        """``memblock_bottom_up()``: the current direction (True = bottom-up)."""
+        return self._bottom_up
+
+    is_bottom_up = get_bottom_up
+
+    def has_mirror(self) -> bool:
+        """``memblock_has_mirror()``: whether ``mark_mirror`` ever took effect."""
+        return self.system_has_some_mirror
+
+    def allow_resize(self) -> None:
+        """``memblock_allow_resize()``: let region arrays double (permanently)."""
+        self._can_resize = True
+
     # ========================================================================================
-    # Dump
+    # Dump (memblock_dump, __memblock_dump_all)
     # ========================================================================================
 
     def _dump_type(self, t: MemblockType, out: list[str]) -> None:
@@ -2774,14 +1940,29 @@ class Memblock:
         return "\n".join(out)
 
     # ========================================================================================
-    # Hand-over to the page allocator (memblock_free_all / memblock_free_late)
+    # Hand-over to the page allocator (memblock_free_late, memblock_free_all)
     # ========================================================================================
+
+    def free_late(self, base: int, size: int) -> None:
+        """``memblock_free_late()``: after :meth:`free_all`, give the whole pages of
+        ``[base, base + size)`` to the page allocator one by one (``boot_free(pfn, 0, nid)``);
+        ``reserved`` is not touched. Raises :class:`HandoverError` before ``free_all`` and
+        ``ValueError`` if a page is not memory (nothing is freed then). O(pages log n)."""
+        base = self._phys("base", base)
+        size = self._phys("size", size)
+        if not self._handed_over:
+            raise HandoverError("free_late() hands pages to the page allocator: call "
+                                "free_all(buddy) first (before it, use phys_free)")
+        self._check_pages_in_memory(base, size)
+        if _log.isEnabledFor(_INFO):
+            self._dbg_range("memblock_free_late", base, size)
+        self._release_pages(base, size)
 
     def _page_nid(self, phys: int) -> int:
         p = self._search(self.memory, phys)
         if p is None:
             raise ValueError(f"page at {self._pa(phys)} is not memory")
-        nid = self.memory._cn[p[0]][p[1]]
+        nid = p[3]
         return nid if self._numa_valid_node(nid) else 0
 
     def _check_pages_in_memory(self, base: int, size: int) -> None:
@@ -2801,11 +1982,13 @@ class Memblock:
             # failing would leave the range half given away.
             raise ValueError(f"pages [{first:#x}, {end:#x}) are already managed (in part) by "
                              f"the page allocator: nothing was handed over")
+        if self._buddy is None:
+            raise HandoverError("no page allocator: free_all(buddy) was not called")
         boot_free = self._buddy.boot_free
         for pfn in range(first, end):
             boot_free(pfn, 0, self._page_nid(pfn << sh))
 
-    def free_all(self, buddy: Any) -> int:
+    def free_all(self, buddy: PageSink) -> int:
         """``memblock_free_all()`` / ``free_low_memory_core_early()``: hand all free memory to
         the page allocator; returns the number of pages.
 
@@ -2827,7 +2010,7 @@ class Memblock:
         saved = self._snapshot()
         try:
             self.kho_scratch_only = False
-            self._setclr_flag(self.memory, 0, self._mask, False, _HOTPLUG)
+            self._setclr_flag(self.memory, 0, self._mask, False, HOTPLUG)
             if self._numa and self._v_set_node_pass:
                 while True:
                     old_max = self.reserved.max
@@ -2856,9 +2039,9 @@ class Memblock:
         self._done()
         return pages
 
-    def _check_buddy(self, buddy: Any) -> int:
+    def _check_buddy(self, buddy: PageSink) -> int:
         """The hand-over's checks of the page allocator itself; returns its ``max_order``."""
-        if not hasattr(buddy, "boot_free"):
+        if not isinstance(buddy, PageSink):
             raise TypeError(f"buddy must have boot_free(pfn, order, nid), not "
                             f"{type(buddy).__name__}")
         max_order = int_arg("buddy.max_order", getattr(buddy, "max_order", 10))
@@ -2881,14 +2064,14 @@ class Memblock:
         sh = self._page_shift
         out = []
         for start, end, nid in self._next_mem_range(self.memory, self.reserved, NUMA_NO_NODE,
-                                                    _NONE):
+                                                    NONE):
             s = (start + ps - 1) >> sh
             e = end >> sh
             if s < e:
                 out.append((s, e, nid if self._numa_valid_node(nid) else 0))
         return out
 
-    def _check_pages_fit(self, buddy: Any, ranges: list[tuple[int, int, int]]) -> None:
+    def _check_pages_fit(self, buddy: PageSink, ranges: list[tuple[int, int, int]]) -> None:
         """Refuse (ValueError) pages the buddy allocator already manages or cannot hold."""
         sh = self._page_shift
         overlaps = getattr(buddy, "overlaps_managed", None)
@@ -2910,84 +2093,19 @@ class Memblock:
         """Put back a :meth:`_snapshot` (in place: callers may hold the type objects)."""
         types, self.kho_scratch_only, self._current_limit = saved
         for live, old in zip((self.memory, self.reserved, self.physmem), types, strict=True):
-            for name in MemblockType.__slots__:
-                setattr(live, name, getattr(old, name))
-
-    def free_late(self, base: int, size: int) -> None:
-        """``memblock_free_late()``: after :meth:`free_all`, give the whole pages of
-        ``[base, base + size)`` to the page allocator one by one (``boot_free(pfn, 0, nid)``);
-        ``reserved`` is not touched. Raises :class:`HandoverError` before ``free_all`` and
-        ``ValueError`` if a page is not memory (nothing is freed then). O(pages log n)."""
-        base = self._phys("base", base)
-        size = self._phys("size", size)
-        if not self._handed_over:
-            raise HandoverError("free_late() hands pages to the page allocator: call "
-                                "free_all(buddy) first (before it, use phys_free)")
-        self._check_pages_in_memory(base, size)
-        if _log.isEnabledFor(_INFO):
-            self._dbg_range("memblock_free_late", base, size)
-        self._release_pages(base, size)
+            live.restore(old)
 
     # ========================================================================================
     # check()
     # ========================================================================================
-
-    def _check_type(self, t: MemblockType) -> str | None:
-        cb, cs, cf, cn, gm = t._cb, t._cs, t._cf, t._cn, t._gm
-        if not len(cb) == len(cs) == len(cf) == len(cn) == len(t._mins) == len(gm):
-            return f"{t.name}: chunk lists of different lengths"
-        if sum(map(len, cb)) != t._n:
-            return f"{t.name}: {t._n} regions counted, {sum(map(len, cb))} stored"
-        if t.cnt > t.max:
-            return f"{t.name}: cnt {t.cnt} > max {t.max}"
-        mask = self._mask
-        unsorted = t._unsorted
-        if unsorted and t is not self.memory:
-            return f"{t.name} is marked unsorted (only trim_memory, on memory, does that)"
-        total = 0
-        prev_end = -1
-        prev_f = prev_n = None
-        i = 0
-        for c, (B, S, F, N) in enumerate(zip(cb, cs, cf, cn, strict=True)):
-            if not 0 < len(B) == len(S) == len(F) == len(N) <= t._cmax:
-                return f"{t.name}: chunk {c} has {len(B)} regions or columns of unequal length"
-            if t._mins[c] != B[0]:
-                return f"{t.name}: chunk {c} starts at {B[0]:#x}, its key says {t._mins[c]:#x}"
-            for b, s, f, n in zip(B, S, F, N, strict=True):
-                if not s:
-                    return f"{t.name}[{i}] has size 0"
-                if b + s > mask:
-                    return f"{t.name}[{i}] ends past PHYS_ADDR_MAX"
-                if unsorted:
-                    pass          # the kernel's array after a wrapping trim_memory: no order
-                elif b < prev_end:
-                    return f"{t.name}[{i}] overlaps or is out of order"
-                elif i and b - prev_end > gm[c]:
-                    return f"{t.name}[{i}]: gap {b - prev_end:#x} above the bound of chunk {c}"
-                elif (b == prev_end and f == prev_f and n == prev_n
-                        and not t._may_be_nonminimal):
-                    return f"{t.name}[{i - 1}] and [{i}] should have been merged"
-                if not self._numa and n:
-                    return f"{t.name}[{i}] has nid {n} without NUMA"
-                if f & ~_FLAGS_MASK:
-                    return f"{t.name}[{i}] has unknown flags"
-                total += s
-                prev_end = b + s
-                prev_f = f
-                prev_n = n
-                i += 1
-        if (total + t._total_excess) & mask != t.total_size:
-            extra = (f" + {t._total_excess:#x} left by trim_memory" if t._total_excess else "")
-            return f"{t.name}.total_size {t.total_size:#x} != sum of sizes {total:#x}{extra}"
-        return None
 
     def array_bytes(self) -> int:
         """Bytes memblock reserved for its own region arrays when it doubled them (whole
         pages; the static initial arrays take none). Kernel counterpart: the allocations of
         ``memblock_double_array()``. O(1)."""
         ps = self._page_size
-        return sum((t.max * self._region_size + ps - 1) & -ps
-                   for t in (self.memory, self.reserved) if t._array_phys is not None)
+        return sum(round_up(t.max * self._region_size, ps)
+                   for t in (self.memory, self.reserved) if t.array_phys is not None)
 
     def check(self) -> None:
         """Verify every invariant of the three arrays (module docstring); O(n).
@@ -2995,6 +2113,6 @@ class Memblock:
         Raises :class:`MemblockBug` with the :meth:`dump_all` text on failure.
         """
         for t in (self.memory, self.reserved, self.physmem):
-            err = self._check_type(t)
+            err = t.check(self._mask, self._numa, t is self.memory)
             if err:
                 raise MemblockBug(f"memblock invariant broken: {err}\n" + self.dump_all(log=False))

@@ -57,8 +57,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import psutil
 
+from arena import memfd
 from arena._args import bool_arg, int_arg
-from arena.errors import ArenaMemoryError, ClosedError, LiveViewsError
+from arena.errors import ArenaMemoryError, ClosedError, InvariantError, LiveViewsError
 
 __all__ = [
     "PhysicalMemory",
@@ -79,6 +80,7 @@ PHYS_ADDR_LIMIT: int = 1 << 64
 MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)  # absent from Python 3.11's mmap module
 MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", 14)
 MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", 4)
+MADV_REMOVE = getattr(mmap, "MADV_REMOVE", 9)
 MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux >= 5.14
 
 MPOL_BIND = 2
@@ -396,6 +398,37 @@ def _split_nodes(nodes: Any, size: int, phys_base: int) -> list[NodeSlice]:
     return out
 
 
+def _map_memory(size: int, maplen: int, *, noreserve: bool, shared: bool, fd: int | None,
+                offset: Any) -> tuple[mmap.mmap, int | None, bool, int]:
+    """The mapping behind a :class:`PhysicalMemory`: anonymous and private, or (``shared``) a
+    memory file mapped ``MAP_SHARED`` — a new one, or ``fd`` from byte ``offset`` (whole
+    pages). Returns ``(mapping, fd or None, whether we own fd, offset)``."""
+    offset = int_arg("offset", offset)
+    if fd is not None:
+        fd = int_arg("fd", fd)
+    if (fd is not None or offset) and not shared:
+        raise ValueError("fd and offset need shared=True")
+    if offset < 0 or offset % PAGE_SIZE:
+        raise ValueError(f"offset {offset:#x} is not a whole number of pages >= 0")
+    owned = shared and fd is None
+    if owned:
+        fd = memfd.create(maplen)
+    try:
+        if fd is not None:
+            mm = mmap.mmap(fd, maplen, flags=mmap.MAP_SHARED | MAP_NORESERVE,
+                           prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
+        else:
+            flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (MAP_NORESERVE if noreserve else 0)
+            mm = mmap.mmap(-1, maplen, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except (OSError, OverflowError, ValueError) as exc:
+        if owned and fd is not None:
+            os.close(fd)
+        raise ArenaMemoryError(
+            f"cannot map {size:#x} bytes of physical memory ({maplen:#x} with the alignment "
+            f"pad): {exc}", size=size) from exc
+    return mm, fd, owned, offset
+
+
 # -- the physical memory -----------------------------------------------------------------------
 
 class PhysicalMemory:
@@ -422,6 +455,12 @@ class PhysicalMemory:
       :class:`arena.errors.ArenaMemoryError` if more than the available memory.
     * ``noreserve`` — ``False`` drops ``MAP_NORESERVE`` (the kernel then accounts the whole
       mapping, including the alignment pad of up to 1 GiB, against its commit limit).
+    * ``shared`` — map a memory file (``memfd_create``, see :mod:`arena.memfd`) ``MAP_SHARED``
+      instead of anonymous private memory, with the same alignment, slices and binding; other
+      processes mapping the file see the same bytes. ``fd``/``offset``: map that file from
+      that byte (whole pages) instead of a new one (the file must hold ``size`` plus the
+      alignment pad, 1 GiB minus one page). :meth:`release` then punches holes
+      (``MADV_REMOVE``) so released pages read as zero in every process.
 
     Raises ``TypeError``/``ValueError`` for bad arguments and ``ArenaMemoryError`` for a
     mapping that cannot succeed. Construction is O(nodes) plus, with ``populate``, O(size).
@@ -436,6 +475,9 @@ class PhysicalMemory:
         hugepages: bool = False,
         populate: bool = False,
         noreserve: bool = True,
+        shared: bool = False,
+        fd: int | None = None,
+        offset: int = 0,
     ) -> None:
         size = parse_size(size, name="size")
         phys_base = parse_size(phys_base, name="phys_base", allow_zero=True)
@@ -447,20 +489,15 @@ class PhysicalMemory:
             raise ValueError(f"phys_base {phys_base:#x} + size {size:#x} overflows the 64-bit "
                              f"physical address space")
         for name, flag in (("hugepages", hugepages), ("populate", populate),
-                           ("noreserve", noreserve)):
+                           ("noreserve", noreserve), ("shared", shared)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, not {type(flag).__name__} ({flag!r})")
         slices = _split_nodes(nodes, size, phys_base)
         self._check_memory(size, populate=bool(populate), noreserve=bool(noreserve))
 
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (MAP_NORESERVE if noreserve else 0)
         maplen = size + MAX_ALIGN - PAGE_SIZE
-        try:
-            mm = mmap.mmap(-1, maplen, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        except (OSError, OverflowError) as exc:
-            raise ArenaMemoryError(
-                f"cannot map {size:#x} bytes of physical memory ({maplen:#x} with the alignment "
-                f"pad): {exc}", size=size) from exc
+        mm, self._fd, self._fd_owned, self._file_off = _map_memory(
+            size, maplen, noreserve=bool(noreserve), shared=bool(shared), fd=fd, offset=offset)
         self._mm: mmap.mmap | None = mm
         self._size = size
         self._phys_base = phys_base
@@ -474,6 +511,8 @@ class PhysicalMemory:
         start = full.__array_interface__["data"][0]
         self._off = (phys_base - start) % MAX_ALIGN
         self._addr = start + self._off
+        if self._fd is not None:
+            self._file_off += self._off
         del full
         self._base: np.ndarray | None = self._make_base()
         self._exporter: Any = None   # see exporter()
@@ -486,6 +525,7 @@ class PhysicalMemory:
         except BaseException:
             self._base = None
             mm.close()
+            self._close_fd()
             raise
 
     # -- construction helpers ------------------------------------------------------------------
@@ -510,7 +550,8 @@ class PhysicalMemory:
 
     def _make_base(self) -> np.ndarray:
         """The one base ndarray over ``[phys_base, phys_end)``; every view is a slice of it."""
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         return np.frombuffer(self._mm, np.uint8)[self._off:self._off + self._size]
 
     def _bind_slices(self, *, requested: bool) -> list[BindStatus]:
@@ -534,7 +575,8 @@ class PhysicalMemory:
         return out
 
     def _madvise_hugepages(self) -> None:
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         try:
             self._mm.madvise(MADV_HUGEPAGE, self._off, self._size)
         except OSError as exc:  # kernel without transparent hugepages: work without them
@@ -543,13 +585,15 @@ class PhysicalMemory:
             self._hugepages = False
 
     def _populate(self) -> None:
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         try:
             self._mm.madvise(MADV_POPULATE_WRITE, self._off, self._size)
         except OSError:
             # Older kernels: touch one byte per page. Writing 0 keeps the pages zero, so the
             # "possibly written" record needs no update.
-            assert self._base is not None
+            if self._base is None:
+                raise InvariantError("physmem: expected self._base is not None") from None
             self._base[::PAGE_SIZE] = 0
 
     # -- properties ----------------------------------------------------------------------------
@@ -583,6 +627,26 @@ class PhysicalMemory:
     def slices(self) -> list[NodeSlice]:
         """The NUMA slices ``NodeSlice(nid, phys_start, size)``, ascending (a copy)."""
         return list(self._slices)
+
+    @property
+    def shared(self) -> bool:
+        """True if the memory is a memory file mapped ``MAP_SHARED`` (``shared=True``)."""
+        return self._fd is not None
+
+    @property
+    def fd(self) -> int | None:
+        """The memory file's descriptor (``shared=True``), else ``None``."""
+        return self._fd
+
+    @property
+    def file_offset(self) -> int:
+        """Offset in the memory file of the byte at ``phys_base`` (0 when not shared)."""
+        return self._file_off
+
+    def _close_fd(self) -> None:
+        if self._fd is not None and self._fd_owned:
+            os.close(self._fd)
+            self._fd_owned = False
 
     @property
     def hugepages(self) -> bool:
@@ -740,7 +804,8 @@ class PhysicalMemory:
             arr = base[off:off + 1][:0]  # numpy keeps the address only if the slice starts there
         else:
             # An empty view at phys_end: the mapping always extends past it (alignment slack).
-            assert self._mm is not None
+            if self._mm is None:
+                raise InvariantError("physmem: expected self._mm is not None")
             arr = np.frombuffer(self._mm, np.uint8)[self._off + off:][:0]
         if dt is not None:
             arr = arr.view(dt)
@@ -763,7 +828,8 @@ class PhysicalMemory:
         """
         self._open()
         if self._exporter is None:
-            assert self._mm is not None
+            if self._mm is None:
+                raise InvariantError("physmem: expected self._mm is not None")
             self._exporter = (ctypes.c_char * len(self._mm)).from_buffer(self._mm)
         return self._exporter, self._phys_base - self._off
 
@@ -778,8 +844,8 @@ class PhysicalMemory:
         if not isinstance(array, np.ndarray):
             raise TypeError(f"phys_of: need a numpy array, not {type(array).__name__}")
         try:
-            # A C-contiguous writable array of at least one byte: 3x faster than
-            # __array_interface__ (measured 0.9 vs 2.7 us); the temporary export ends at once.
+            # A C-contiguous writable array of at least one byte: faster than
+            # __array_interface__ (bench/RESULTS.md); the temporary export ends at once.
             # (An empty array's buffer does not carry its address: take the slow path.)
             if not array.nbytes:
                 raise ValueError("empty")
@@ -897,8 +963,10 @@ class PhysicalMemory:
         """
         unviewed = bool_arg("release: unviewed", unviewed)
         off, size = self._pages(phys, size, "release")
-        assert self._mm is not None
-        self._mm.madvise(MADV_DONTNEED, self._off + off, size)
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
+        self._mm.madvise(MADV_DONTNEED if self._fd is None else MADV_REMOVE, self._off + off,
+                         size)
         if not unviewed:
             for a, b in self._written_pieces(off, off + size):
                 _add_pages(self._released, a, b)   # a view may still reach these pages
@@ -930,7 +998,8 @@ class PhysicalMemory:
         pages inside the memory), ClosedError. O(1) here.
         """
         off, size = self._pages(phys, size, "advise_hugepages")
-        assert self._mm is not None
+        if self._mm is None:
+            raise InvariantError("physmem: expected self._mm is not None")
         try:
             self._mm.madvise(MADV_HUGEPAGE, self._off + off, size)
         except OSError:
@@ -965,7 +1034,8 @@ class PhysicalMemory:
     # -- checks and lifetime -------------------------------------------------------------------
 
     def check(self) -> None:
-        """Verify every invariant of the module docstring; AssertionError with a dump if not.
+        """Verify every invariant of the module docstring; :class:`InvariantError` with a dump
+        if not.
 
         O(written intervals + nodes).
         """
@@ -980,7 +1050,7 @@ class PhysicalMemory:
             pos += sl.size
         ok = ok and pos == self._phys_end and self._addr % MAX_ALIGN == self._phys_base % MAX_ALIGN
         if not ok:
-            raise AssertionError(f"PhysicalMemory invariant broken: {self!r} written={w} "
+            raise InvariantError(f"PhysicalMemory invariant broken: {self!r} written={w} "
                                  f"slices={self._slices} addr={self._addr:#x}")
 
     def close(self) -> None:
@@ -1008,6 +1078,7 @@ class PhysicalMemory:
                 "them (del view) or copy what you need (view.copy()) and call close() again. "
                 "Nothing was closed.") from None
         self._mm = None
+        self._close_fd()
         self._written = []
         self._released = []
 

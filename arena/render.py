@@ -19,8 +19,9 @@ they are.
   pixels wide is hatched and labelled with its size.
 * :func:`text_map` — one 72-character row per node for a terminal (``#`` reserved, ``+`` partly
   reserved, ``.`` free, ``N`` NOMAP memory, blank: hole), with an address scale under each row.
-* :func:`callers_from_ops` / :func:`callers_from_log` — who reserved what
-  (:mod:`arena.render_callers`), for ``svg(..., callers=...)``.
+* ``svg(..., callers=...)`` names reservations from ``(base, size, caller)`` pieces; working
+  them out from a boot log is log code (:mod:`arena.trace_callers`). The drawing modules never
+  import the log modules.
 * :func:`arena.render_diff.svg_diff` draws what changed between two states (``map --diff``).
 
 Inputs are read only through the public region tables (see :mod:`arena.render_layout`), so any
@@ -36,7 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from arena.render_axis import Axis, clip, human_size, merge_extents, range_text
-from arena.render_callers import CallerPiece, caller_pieces, callers_from_log, callers_from_ops
+from arena.render_callers import CallerPiece, caller_pieces
 from arena.render_draw import (
     DRIVER_MANAGED,
     HOTPLUG,
@@ -66,8 +67,6 @@ __all__ = [
     "CallerPiece",
     "svg",
     "text_map",
-    "callers_from_ops",
-    "callers_from_log",
     "human_size",
 ]
 
@@ -186,7 +185,7 @@ def svg(memblock: Any, *, callers: Any = None, title: str | None = None,
     """An SVG memory map of ``memblock`` (the text of a standalone ``.svg`` file).
 
     * ``callers``: ``(base, size, caller)`` items (:class:`CallerPiece`, e.g. from
-      :func:`callers_from_log`) naming who reserved what; reserved bytes no item covers are
+      :func:`arena.trace_callers.callers_from_log`) naming who reserved what; reserved bytes no item covers are
       drawn as "caller unknown" (hatched dark grey). ``None``: reserved regions only.
     * ``title``: heading (default ``"Physical memory map"``); ``width``: pixels (>= 400);
       ``top_callers``: the callers (by bytes) with their own colour, the rest share one

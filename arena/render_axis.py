@@ -17,24 +17,13 @@ import bisect
 import math
 from collections.abc import Iterable, Sequence
 
+from arena.sizes import human_size
+
 __all__ = ["Axis", "human_size", "range_text", "merge_extents", "clip", "round_step",
            "round_ticks"]
 
 #: The smallest tick step: a page.
 MIN_STEP = 4096
-
-
-def human_size(n: int) -> str:
-    """``n`` bytes as a short binary size: ``"6 GiB"``, ``"1.5 MiB"``, ``"73 B"``. O(1)."""
-    if n < 1024:
-        return f"{n} B"
-    v = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        v /= 1024
-        if v < 1024 or unit == "EiB":
-            text = f"{v:.1f}" if v < 10 and v != int(v) else f"{v:.0f}"
-            return f"{text} {unit}"
-    raise AssertionError("unreachable")
 
 
 def range_text(base: int, size: int) -> str:

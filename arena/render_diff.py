@@ -1,120 +1,34 @@
 """A picture of a state change: what was allocated and what was freed between two memblock
-states, e.g. two points of one boot log (``python -m arena map LOG --diff A B``).
-
-Points of a log (:func:`parse_point`):
-
-* ``start`` — before the first line (no memory, nothing reserved);
-* ``end`` — after the last line;
-* ``dump:N`` — at the N-th ``MEMBLOCK configuration`` dump of the log (1 = the first; negative
-  numbers count from the last, ``dump:-1``);
-* ``line:N`` (or just ``N``) — after line N of the log: every memblock line up to and including
-  line N has been replayed (an allocation counts once the reserve line that answers it is in).
-  "Before and after line 120" is ``--diff 119 120``.
-
-A state is our replay of the log up to the point (:func:`state_at`) with the settings the whole
-log implies (direction, trimming, node ids, ...), so both states follow the kernel's answers.
+states, e.g. two points of one boot log (``python -m arena map LOG --diff A B``; the points and
+the states at them are log code, :mod:`arena.trace_points`).
 
 The picture (:func:`svg_diff`) draws both states on one set of lanes: bytes reserved in both in
 grey, bytes **allocated** between them (reserved after, not before) in blue, bytes **freed**
 (reserved before, not after) in orange — the Okabe-Ito pair that stays distinct under colour
 blindness — each change at least one pixel wide, the largest named in callouts, a zoomed lane
 over the densest cluster of small changes, and a list of the changes (range, size, caller).
-Memory added or removed between the states is listed too. Complexity: two replays of the log
-plus O(regions log regions + changes).
+Memory added or removed between the states is listed too (:func:`changes`). Complexity:
+O(regions log regions + changes).
 """
 
 from __future__ import annotations
 
-import argparse
-import re
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from arena.render_axis import Axis, clip, human_size, merge_extents, range_text
-from arena.render_callers import CallerPiece, caller_pieces, callers_from_ops
+from arena.render_callers import CallerPiece, caller_pieces
 from arena.render_draw import Shape, Svg, draw_lane, draw_scale, finish, place
 from arena.render_layout import Layout, check_memblock, layout, regions_of, split_by_lane
 from arena.render_palette import ALLOCATED_FILL, FREED_FILL, KEPT_FILL, NODE_EDGE, NODE_FILL
 from arena.render_zoom import draw_zoom, zoom_window
 
-__all__ = ["Point", "Change", "parse_point", "state_at", "changes", "svg_diff", "diff_command"]
+__all__ = ["Change", "changes", "svg_diff", "summary"]
 
 _LEFT, _RIGHT, _LANE_H = 96, 24, 32
 _LIST_MAX = 40
-
-
-@dataclass(frozen=True)
-class Point:
-    """A point of a log: ``kind`` is ``"start"``, ``"end"``, ``"dump"`` (the ``n``-th dump,
-    1-based; negative from the last) or ``"line"`` (after line ``n``)."""
-
-    kind: str
-    n: int = 0
-
-    def __str__(self) -> str:
-        return self.kind if self.kind in ("start", "end") else f"{self.kind} {self.n}"
-
-
-_POINT_RE = re.compile(r"^(?:(?P<kind>dump|line):)?(?P<n>[+-]?\d+)$")
-
-
-def parse_point(text: str) -> Point:
-    """A :class:`Point` from its text (``start``, ``end``, ``dump:N``, ``line:N`` or ``N``).
-    Raises ``ValueError`` for anything else, ``dump:0`` and negative line numbers."""
-    if not isinstance(text, str):
-        raise TypeError(f"a point must be a str, not {type(text).__name__}")
-    t = text.strip().lower()
-    if t in ("start", "end"):
-        return Point(t)
-    m = _POINT_RE.match(t)
-    if m is None:
-        raise ValueError(f"not a point of the log: {text!r} (use start, end, dump:N or line:N)")
-    kind, n = m["kind"] or "line", int(m["n"])
-    if kind == "dump" and n == 0:
-        raise ValueError("dumps are numbered from 1 (dump:-1 is the last)")
-    if kind == "line" and n < 0:
-        raise ValueError(f"a line number must not be negative: {text!r}")
-    return Point(kind, n)
-
-
-def _prefix(trace: Any, point: Point) -> list[Any]:
-    """The operations of ``trace`` that happened before ``point``."""
-    ops = list(trace.ops)
-    if point.kind == "start":
-        return []
-    if point.kind == "end":
-        return ops
-    if point.kind == "dump":
-        dumps = [i for i, op in enumerate(ops) if op.kind == "dump"]
-        if not dumps or not -len(dumps) <= (point.n - 1 if point.n > 0 else point.n) < len(dumps):
-            raise ValueError(f"the log has {len(dumps)} MEMBLOCK configuration dump(s); "
-                             f"there is no dump {point.n}")
-        return ops[:dumps[point.n - 1 if point.n > 0 else point.n] + 1]
-    if point.n > len(trace.lines):
-        raise ValueError(f"the log has {len(trace.lines)} lines; there is no line {point.n}")
-    return [op for op in ops
-            if (getattr(op, "result_lineno", None) or op.lineno) <= point.n]
-
-
-def state_at(trace: Any, point: Point, settings: Any = None) -> Any:
-    """Our replay (:func:`arena.trace.replay`) of ``trace`` (a :class:`arena.trace.Trace`) up
-    to ``point``, with ``settings`` (default: those the replay of the whole log infers).
-    Returns the :class:`arena.trace.Report`; ``ValueError`` when the point is not in the log.
-    Two replays (one when ``settings`` are given). O(ops × regions)."""
-    from arena.trace import Settings, replay
-
-    if not isinstance(point, Point):
-        raise TypeError(f"point must be a Point, not {type(point).__name__}")
-    ops = _prefix(trace, point)
-    if settings is None:
-        settings = replay(trace).settings
-    if not isinstance(settings, Settings):
-        raise TypeError(f"settings must be a Settings, not {type(settings).__name__}")
-    return replay(replace(trace, ops=ops), replace(settings, infer=False))
 
 
 @dataclass(frozen=True)
@@ -252,7 +166,7 @@ def svg_diff(before: Any, after: Any, *, callers_before: Any = None, callers_aft
     a standalone ``.svg`` file).
 
     ``callers_before``/``callers_after``: ``(base, size, caller)`` items naming who reserved
-    what in each state (:func:`arena.render.callers_from_ops`), used to name the frees and the
+    what in each state (:func:`arena.trace_callers.callers_from_ops`), used to name the frees and the
     allocations; ``title``: heading; ``labels``: the names of the two states in the text;
     ``width``: pixels (>= 400). Both states are drawn on one set of lanes (the memory of
     either): reserved in both in grey, allocated in blue, freed in orange, every change at least
@@ -268,7 +182,7 @@ def svg_diff(before: Any, after: Any, *, callers_before: Any = None, callers_aft
     g = Svg()
     g.text(16, 28, heading, size=18, weight="bold")
     y = 48.0
-    g.text(16, y, _summary(ch, name_a, name_b), size=12, fill="#444", extra='class="summary"')
+    g.text(16, y, summary(ch, name_a, name_b), size=12, fill="#444", extra='class="summary"')
     if not lay.memory and not lay.reserved:
         g.text(_LEFT, y + 30, "no memory and no reservations in either state", size=14,
                fill="#666")
@@ -291,7 +205,9 @@ def svg_diff(before: Any, after: Any, *, callers_before: Any = None, callers_aft
     return finish(g, width, y, heading)
 
 
-def _summary(ch: Sequence[Change], name_a: str, name_b: str) -> str:
+def summary(ch: Sequence[Change], name_a: str, name_b: str) -> str:
+    """The one-line summary of ``ch``: how many ranges and bytes were allocated, freed, added
+    and removed between the states named ``name_a`` and ``name_b``."""
     parts = []
     for kind in ("allocated", "freed", "added", "removed"):
         sel = [c for c in ch if c.kind == kind]
@@ -362,71 +278,3 @@ def _legend(g: Svg, lay: Layout, width: int, y: float) -> float:
         g.text(cx + 30, cy + 11, label, size=11, extra='class="legend-item"')
     g.add("</g>")
     return y + 20 * ((len(items) + 2) // 3) + 6
-
-
-# -- the command ---------------------------------------------------------------------------------
-
-def _log_text(args: argparse.Namespace) -> tuple[str, str] | int:
-    """The log to diff and its name: the file, or the demo machine's boot log."""
-    if args.log is not None:
-        from arena.trace import read_log
-
-        try:
-            return read_log(args.log)
-        except OSError as e:
-            print(f"map: cannot read {args.log}: {e.strerror or e}", file=sys.stderr)
-            return 2
-    from arena.demo import boot, machine_from_args
-    from arena.errors import MemblockPanic
-
-    try:
-        machine = machine_from_args(args)
-        with boot(machine) as b:
-            return b.log_text(), "the demo machine's boot log"
-    except (TypeError, ValueError) as e:
-        print(f"map: {e}", file=sys.stderr)
-        return 2
-    except MemblockPanic as e:
-        print(f"map: Kernel panic - not syncing: {e}", file=sys.stderr)
-        return 1
-
-
-def diff_command(args: argparse.Namespace) -> int:
-    """``map [LOG] --diff A B``: print the changes between points ``A`` and ``B`` of the log
-    (:func:`parse_point`; the demo machine's boot log when no LOG is given) and, with
-    ``--svg FILE``, write their picture (:func:`svg_diff`). Returns 0, or 2 for a bad point,
-    an unreadable log or an unwritable file (1 when the demo boot panicked)."""
-    from arena.trace import parse, replay
-
-    try:
-        a, b = (parse_point(t) for t in args.diff)
-    except ValueError as e:
-        print(f"map: --diff: {e}", file=sys.stderr)
-        return 2
-    got = _log_text(args)
-    if isinstance(got, int):
-        return got
-    text, name = got
-    trace = parse(text)
-    settings = replay(trace).settings
-    try:
-        ra, rb = state_at(trace, a, settings), state_at(trace, b, settings)
-    except ValueError as e:
-        print(f"map: --diff: {e}", file=sys.stderr)
-        return 2
-    cb, ca = callers_from_ops(ra.ops), callers_from_ops(rb.ops)
-    ch = changes(ra.memblock, rb.memblock, callers_before=cb, callers_after=ca)
-    print(f"diff of {name}: {_summary(ch, str(a), str(b))}")
-    for c in ch:
-        print(f"  {c}")
-    if args.svg:
-        picture = svg_diff(ra.memblock, rb.memblock, labels=(str(a), str(b)),
-                           title=f"{Path(name).name}: from {a} to {b}",
-                           callers_before=cb, callers_after=ca)
-        try:
-            Path(args.svg).write_text(picture, encoding="utf-8")
-        except OSError as e:
-            print(f"map: cannot write {args.svg}: {e.strerror or e}", file=sys.stderr)
-            return 2
-        print(f"SVG picture of the changes written to {args.svg}")
-    return 0

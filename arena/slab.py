@@ -26,9 +26,9 @@ Invariants (checked by :meth:`SlabAllocator.check`, O(slabs + slots)):
   completely free; a full slab that is not current is on no list (``pages`` finds it).
 * A slot that was never handed out since its slab was made (``seq`` -1) reads as zero.
 
-Policy (measured reasons in comments): slabs hold at least :data:`MIN_OBJECTS` slots (the
-kernel's ``calculate_order()`` aims at several per slab; the page source costs tens of µs per
-block here, so a slab amortises it over its slots); slots are handed out top-down (highest
+Policy (measured reasons in comments, the numbers in ``bench/RESULTS.md``): slabs hold at least
+:data:`MIN_OBJECTS` slots (the kernel's ``calculate_order()`` aims at several per slab; the page
+source costs much more per block here than a slot, so a slab amortises it over its slots); slots are handed out top-down (highest
 address first, like memblock's default) and reused last-in first-out; a slab that becomes
 empty stays while it is the cache's current slab or one of its ``max_empty`` spares (the
 kernel's ``min_partial``; here as many as ``keep_empty`` bytes allow, at least one), so that a
@@ -45,6 +45,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from arena.constants import NUMA_NO_NODE
+from arena.errors import InvariantError
 from arena.unit import FREE, Unit
 
 __all__ = [
@@ -71,8 +73,6 @@ KMALLOC_MAX_SIZE: int = KMALLOC_SIZES[-1]
 MIN_OBJECTS = 8
 #: The largest slab order (the kernel's ``slub_max_order`` default, ``PAGE_ALLOC_COSTLY_ORDER``).
 MAX_SLAB_ORDER = 3
-#: Any node (the kernel's ``NUMA_NO_NODE``).
-NUMA_NO_NODE = -1
 
 
 # Per class, its size in zero bytes: a used slot is cleared by copying these into it.
@@ -405,7 +405,7 @@ class SlabAllocator:
     def discard(self, slab: Slab, put_pages: PutPages) -> None:
         """``discard_slab()``: give an empty slab's pages back (``put_pages``). O(partial)."""
         if len(slab.free) != slab.nslots:
-            raise AssertionError(f"discarding {slab!r}, which has slots in use")
+            raise InvariantError(f"discarding {slab!r}, which has slots in use")
         cache = slab.cache
         if slab is cache.cur:
             cache._set_cur(None)
@@ -464,11 +464,11 @@ class SlabAllocator:
         return "\n".join(lines) + "\n"
 
     def check(self) -> None:
-        """Verify every invariant of the module docstring; AssertionError with the slabs and
-        :meth:`slabinfo` if one is broken. O(slabs + slots)."""
+        """Verify every invariant of the module docstring; :class:`InvariantError` with the slabs
+        and :meth:`slabinfo` if one is broken. O(slabs + slots)."""
         problem = self.problem()
         if problem:
-            raise AssertionError(f"slab invariant broken: {problem}\n"
+            raise InvariantError(f"slab invariant broken: {problem}\n"
                                  + "".join(f"{s!r}\n" for s in self.slabs()) + self.slabinfo())
 
 

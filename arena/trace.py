@@ -14,7 +14,7 @@ the comparison with the kernel's results.
   the first divergence with its log line and the state around it
   (:class:`~arena.trace_report.Report`).
 
-The command line ``python -m arena replay LOG`` is :mod:`arena.trace_cli`.
+The command line ``python -m arena replay LOG`` is :mod:`arena.cli.replay`.
 
 Invariants: the engine (``_run``) is the one place that calls ``Memblock``; it never changes
 the trace; after a divergence our state follows the kernel's answer, so later operations stay
@@ -28,7 +28,7 @@ import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arena.bootlog import (
     AllocOp,
@@ -44,7 +44,13 @@ from arena.bootlog import (
     parse_dump,
     read_log,
 )
+from arena.constants import NUMA_NO_NODE
+from arena.constants import RSRV_KERN as _RSRV_KERN
+from arena.errors import InvariantError
 from arena.progress import Progress
+
+if TYPE_CHECKING:
+    from arena.memblock import Memblock, MemblockType, Region
 from arena.trace_report import (
     AllocResult,
     Divergence,
@@ -80,11 +86,8 @@ __all__ = [
     "read_log",
 ]
 
-NUMA_NO_NODE = -1
 DEFAULT_PAGE_SIZE = 4096
 DEFAULT_SMP_CACHE_BYTES = 64
-#: ``MEMBLOCK_RSRV_KERN``: the flag every allocation records from 6.16.
-_RSRV_KERN = 0x20
 
 # -- settings and inference --------------------------------------------------------------------
 
@@ -384,7 +387,8 @@ def _infer_trim(trace: Trace, settings: Settings) -> int | None:
     if dump_idx is None:
         return None
     dump = trace.ops[dump_idx]
-    assert isinstance(dump, DumpOp)
+    if not (isinstance(dump, DumpOp)):
+        raise InvariantError("trace: expected isinstance(dump, DumpOp)")
     want = [(r.base, r.size) for r in dump.memory]
 
     def memory_after(trim: int | None) -> list[tuple[int, int]]:
@@ -455,7 +459,8 @@ def _start_point(trace: Trace, s: Settings) -> tuple[int | None, str, Inference 
         return None, empty, None
     i = dumps[0]
     dump = ops[i]
-    assert isinstance(dump, DumpOp)
+    if not (isinstance(dump, DumpOp)):
+        raise InvariantError("trace: expected isinstance(dump, DumpOp)")
     why = unexplained(dump, ops[:i], ((b, n) for b, n, _ in s.memory), s.reserved)
     if why is None:
         return None, empty, Inference("start", empty, f"the operations printed before the "
@@ -519,7 +524,7 @@ def _plan(trace: Trace, settings: Settings) -> tuple[_Plan, list[Inference]]:
 
 # -- the engine: one place that calls Memblock -------------------------------------------------
 
-def _new_memblock(s: Settings, phys_map: bool = False):
+def _new_memblock(s: Settings, phys_map: bool = False) -> Memblock:
     from arena.memblock import Memblock
 
     mb = Memblock(None, phys_addr_bits=s.phys_bits or 64,
@@ -535,11 +540,11 @@ def _new_memblock(s: Settings, phys_map: bool = False):
     return mb
 
 
-def _regions_of(type_) -> list:
+def _regions_of(type_: MemblockType) -> list[Region]:
     return list(type_.regions)
 
 
-def _apply_range(mb, op: RangeOp) -> None:
+def _apply_range(mb: Memblock, op: RangeOp) -> None:
     if op.kind == "add":
         if op.nid is None:
             mb.add(op.base, op.size)
@@ -556,7 +561,7 @@ def _apply_range(mb, op: RangeOp) -> None:
     # free_late hands pages to the buddy allocator and leaves memblock's arrays alone
 
 
-def _reserve(mb, base: int, size: int, nid: int | None, flags: int | None) -> None:
+def _reserve(mb: Memblock, base: int, size: int, nid: int | None, flags: int | None) -> None:
     """A reserve line: ``memblock_reserve`` or (6.16+) ``__memblock_reserve`` with the printed
     nid and flags (``memblock_reserve_kern`` = nid -1, RSRV_KERN; NODE_DATA-style blocks from
     ``memblock_phys_alloc_try_nid`` = their node, RSRV_KERN)."""
@@ -564,26 +569,23 @@ def _reserve(mb, base: int, size: int, nid: int | None, flags: int | None) -> No
         mb.reserve(base, size)
     elif nid in (None, NUMA_NO_NODE) and flags == _RSRV_KERN:
         mb.reserve_kern(base, size)
-    else:  # no public counterpart of __memblock_reserve(base, size, nid, flags)
-        mb._reserve(base, size, NUMA_NO_NODE if nid is None else nid, flags or 0)
+    else:
+        mb.reserve_node(base, size, NUMA_NO_NODE if nid is None else nid, flags or 0)
 
 
-def _alloc(mb, op: AllocOp) -> int | None:
+def _alloc(mb: Memblock, op: AllocOp) -> int | None:
     """Run one request the way the printed function does; the physical base or ``None``."""
     if op.phys_range:  # memblock_phys_alloc_range: explicit end not capped, no retry
         found = mb.phys_alloc_range(op.size, op.align, op.start, op.end)
     else:
-        # memblock_alloc_internal (the try_nid / exact_nid / virt families): max_addr capped at
-        # current_limit, then, if nothing fits above a nonzero min_addr, a retry from 0.
-        # Memblock has no public physical-address form of it, so it is composed here.
-        end = min(op.end, mb.current_limit)
-        found = mb.alloc_range_nid(op.size, op.align, op.start, end, op.nid, op.exact)
-        if not found and op.start:
-            found = mb.alloc_range_nid(op.size, op.align, 0, end, op.nid, op.exact)
+        # memblock_alloc_internal (the try_nid / exact_nid / virt families); the printed
+        # max_addr may be wider than a 32-bit phys_addr_t (the cap at current_limit takes it)
+        found = mb.alloc_internal(op.size, op.align, op.start, min(op.end, mb.phys_addr_max),
+                                  NUMA_NO_NODE if op.nid is None else op.nid, op.exact)
     return found or None
 
 
-def _force(mb, op: AllocOp, ours: int | None) -> None:
+def _force(mb: Memblock, op: AllocOp, ours: int | None) -> None:
     """After a divergence, make our state follow the kernel's answer: undo ours, then reserve
     the kernel's block with the attributes an allocation records."""
     if ours is not None:
@@ -596,7 +598,7 @@ def _force(mb, op: AllocOp, ours: int | None) -> None:
             mb.reserve(op.result, op.size)
 
 
-def _apply_nodes(mb, dump: DumpOp) -> None:
+def _apply_nodes(mb: Memblock, dump: DumpOp) -> None:
     for type_, regions in ((mb.memory, dump.memory), (mb.reserved, dump.reserved)):
         for r in regions:
             if r.nid is not None:
@@ -696,7 +698,7 @@ class _Engine:
             self.divs.append(Divergence(
                 op.lineno, "double", f"kernel doubled {op.type_name} to {op.new_max} "
                 f"entries; ours has {getattr(mb, op.type_name).max}"))
-        if i == plan.trim_after:
+        if i == plan.trim_after and plan.settings.trim_memory is not None:
             mb.trim_memory(plan.settings.trim_memory)
 
     def alloc(self, op: AllocOp) -> None:
@@ -779,16 +781,3 @@ def replay(ops: Trace | Sequence[Op], settings: Settings | None = None, *,
             "give --kernel-end, else it starts at the first page (5.11+ rule)", note=True))
     report.inferred = inferred
     return report
-
-
-_CLI_NAMES = ("add_replay_arguments", "replay_command", "replay_main", "_settings_from")
-
-
-def __getattr__(name: str) -> Any:
-    """The command-line functions live in :mod:`arena.trace_cli` (which imports this module);
-    they are reachable from here too, loaded on first use."""
-    if name in _CLI_NAMES:
-        import arena.trace_cli as cli
-
-        return getattr(cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

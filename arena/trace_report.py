@@ -10,9 +10,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from arena.bootlog import AllocOp, DumpOp, Gap, Malformed, Op
+
+if TYPE_CHECKING:
+    from arena.memblock import MemblockType
 
 __all__ = ["AllocResult", "DumpResult", "Divergence", "Report", "print_report", "show"]
 
@@ -166,7 +169,7 @@ def _state_around(regions: Sequence[tuple[int, int, int, int]], name: str,
             for i, (b, s, f, n) in enumerate(regions) if i in keep]
 
 
-def _snapshot(type_) -> list[tuple[int, int, int, int]]:
+def _snapshot(type_: MemblockType) -> list[tuple[int, int, int, int]]:
     return [(r.base, r.size, int(r.flags), r.nid) for r in type_.regions]
 
 
@@ -245,8 +248,17 @@ _LABELS = ("add", "remove", "reserve", "unrequested", "free", "free_late", "phys
            "alloc", "dump", "double")
 
 
-def _settings_line(s: Any) -> str:
-    return (f"settings: phys_bits={s.phys_bits} kernel={show(s.kernel_version or 'newest')} "
+def _kernel_text(s: Any, inferred: Sequence[Any]) -> str:
+    """The kernel version as known: a range when only function names told it ("5.0–5.15",
+    replayed with the behaviour of its newest end), else the version itself."""
+    for inf in inferred:
+        if inf.setting == "kernel_version" and isinstance(inf.value, str) and "–" in inf.value:
+            return inf.value
+    return show(s.kernel_version or "newest")
+
+
+def _settings_line(s: Any, inferred: Sequence[Any] = ()) -> str:
+    return (f"settings: phys_bits={s.phys_bits} kernel={_kernel_text(s, inferred)} "
             f"direction={'bottom-up' if s.bottom_up else 'top-down'} current_limit="
             f"{'anywhere' if s.current_limit is None else hex(s.current_limit)} "
             f"numa={'on' if s.numa else 'off'} trim_memory="
@@ -285,7 +297,7 @@ def print_report(report: Report, name: str, out: TextIO, verbose: bool = False) 
     c = report.counts
     kinds = ", ".join(f"{c[k]} {k}" for k in _LABELS if k in c)
     say(f"replay of {name}: {kinds or 'no memblock operations'}")
-    say(_settings_line(report.settings))
+    say(_settings_line(report.settings, report.inferred))
     for inf in report.inferred:
         say(f"  {inf}")
     for line in _coverage_lines(report):

@@ -24,10 +24,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from arena.bootlog import AllocOp, DoubleOp, DumpOp, DumpRegion, Op, RangeOp
+from arena.constants import NUMA_NO_NODE
 
 __all__ = ["unexplained", "apply_given", "load_dump"]
-
-NUMA_NO_NODE = -1
 
 
 def _union(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -155,9 +154,8 @@ def load_dump(mb: Any, dump: DumpOp) -> None:
     for r in dump.reserved:
         if r.size:
             _check_region(mb, "reserved", r)
-            # no public counterpart of __memblock_reserve(base, size, nid, flags)
-            mb._reserve(r.base, r.size, reserved_default if r.nid is None else r.nid,
-                        r.flags or 0)
+            mb.reserve_node(r.base, r.size, reserved_default if r.nid is None else r.nid,
+                            r.flags or 0)
     for r in dump.physmem or ():
         if r.size:
             mb.physmem_add(r.base, r.size)

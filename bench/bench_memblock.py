@@ -14,7 +14,7 @@ layout stays the same from call to call:
 
 Both implementations get the same layout and must return the same results (checked for every
 N; the region arrays are compared in full up to 10 000 regions). The reference is
-:class:`bench.linear_ref.LinearMemblock` (the kernel's loops, one list of tuples per type); its
+:class:`arena.memblock_linear.LinearMemblock` (the kernel's loops, one list of tuples per type); its
 layout is loaded directly (building 100 000 regions through its O(n) ``reserve`` would take
 O(n²)), while ``Memblock`` is built through ``reserve`` calls.
 
@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from arena.memblock import Memblock
+from arena.memblock_linear import LinearMemblock
 from bench.common import (
     Config,
     FamilyResult,
@@ -46,7 +47,6 @@ from bench.common import (
     measure_many,
     progress,
 )
-from bench.linear_ref import LinearMemblock
 
 __all__ = ["build_fragmented", "fragmented_layout", "metadata_bytes", "run"]
 
@@ -157,7 +157,7 @@ def run(cfg: Config) -> FamilyResult:
         "random size (64 B .. 4 KiB): every gap is shorter than two pages. Each operation is "
         "timed with its undo, so the layout stays the same. `Memblock` is "
         "`arena.memblock.Memblock(None)` (pure simulation); the reference is "
-        "`bench.linear_ref.LinearMemblock`, a plain port of the kernel's linear loops (list of "
+        "`arena.memblock_linear.LinearMemblock`, a plain port of the kernel's linear loops (list of "
         "tuples, scans from index 0), run in the same process on the same layout. Both must "
         "return the same results.")
     ns = QUICK_NS if cfg.quick else FULL_NS

@@ -5,7 +5,7 @@ Timing follows ``timeit``: the garbage collector is off while a sample runs, eac
 ``number`` calls and is divided by ``number``, and a family reports the median and the spread
 (interquartile range, min, max) of the samples. Every baseline is timed in the same process and
 run as the thing it is compared with, so the *ratios* are what to read: absolute times drift
-from run to run on shared machines (``shared/PERF_NOTES.md``).
+from run to run on shared machines (``bench/RESULTS.md`` records the load average).
 """
 
 from __future__ import annotations
@@ -280,13 +280,10 @@ def fmt_time(seconds: float) -> str:
 
 
 def fmt_bytes(n: float) -> str:
-    """``4 KiB``-style text (binary units)."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if n == int(n) else f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError
+    """``4 KiB``-style text: :func:`arena.sizes.human_size`, the one size format."""
+    from arena.sizes import human_size
+
+    return human_size(n)
 
 
 def fmt_ratio(x: float) -> str:

@@ -1,8 +1,9 @@
 """Shared pytest configuration: Hypothesis profiles and the opt-in slow marker.
 
 ``HYPOTHESIS_PROFILE=ci`` (set by ``.ci/run`` and tox) keeps property tests short;
-``HYPOTHESIS_PROFILE=long`` runs them for real. Kernel-harness fixtures live in
-``tests/harness.py``.
+``HYPOTHESIS_PROFILE=long`` runs them for real (hours; how long is in ``tests/README.md``), and
+then every test is reported by name as it finishes, with its duration, so a long run shows
+its progress. Kernel-harness fixtures live in ``tests/harness.py``.
 """
 
 from __future__ import annotations
@@ -19,21 +20,35 @@ settings.register_profile("dev", max_examples=150, deadline=None)
 settings.register_profile(
     "long", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+settings.load_profile(PROFILE)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under the long profile, report each test by name as it ends (pytest's ``-v``), and
+    (on a terminal, unless ``--no-progress``) show how far the run is while a test runs."""
+    if PROFILE == "long" and config.option.verbose < 1:
+        config.option.verbose = 1
+    if PROFILE == "long" and not config.getoption("--no-progress"):
+        from tests.long_progress import LongProgress
+
+        config.pluginmanager.register(LongProgress(config), "arena-long-progress")
+
+
+def pytest_report_teststatus(report: pytest.TestReport,
+                             config: pytest.Config) -> tuple[str, str, str] | None:
+    """Under the long profile, each test's line ends with how long it took."""
+    if PROFILE != "long" or report.when != "call":
+        return None
+    word = report.outcome.upper()
+    letter = {"passed": ".", "failed": "F", "skipped": "s"}.get(report.outcome, "?")
+    return report.outcome, letter, f"{word} ({report.duration:.0f} s)"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow (soaks)")
     parser.addoption("--no-progress", action="store_true",
                      help="long Hypothesis profile: no progress note on the terminal")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # The long profile's tests run for minutes each: show which one runs, how far the run is.
-    if os.environ.get("HYPOTHESIS_PROFILE") == "long" and not config.getoption("--no-progress"):
-        from tests.long_progress import LongProgress
-
-        config.pluginmanager.register(LongProgress(config), "arena-long-progress")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

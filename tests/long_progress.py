@@ -1,8 +1,8 @@
 """Progress of the long Hypothesis profile on the terminal (registered by ``conftest.py`` when
 ``HYPOTHESIS_PROFILE=long``; ``--no-progress`` turns it off).
 
-Before each test a short note (tests done of the total, the elapsed time and the test's name,
-from :class:`arena.progress.Progress`) is written after what pytest printed on the current
+Before each test a short note (tests done of the total, the elapsed time, and the test's name
+unless pytest's ``-v`` printed it already; from :class:`arena.progress.Progress`) is written after what pytest printed on the current
 line, and rubbed out (backspaces) before pytest reports the result, so pytest's own output is
 left as it is. Only on a terminal.
 """
@@ -21,7 +21,7 @@ class LongProgress:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.bar = Progress(label="hypothesis long", quiet=True)   # counts; drawn here
+        self.bar = Progress(quiet=True)   # counts; drawn here
         self.width = 0   # characters of the note on screen
 
     def _writer(self) -> Any:
@@ -41,9 +41,11 @@ class LongProgress:
         tw = self._writer()
         if tw is None:
             return
-        self.bar.note = nodeid
+        verbose = getattr(getattr(self.config, "option", None), "verbose", 0)
+        self.bar.note = "" if verbose >= 1 else nodeid   # -v printed the name already
         room = tw.fullwidth - tw.width_of_current_line - 3
-        text = ("  " + self.bar.line())[:max(room, 0)]
+        text = f"  [{self.bar.line()}]"
+        text = text if len(text) <= room else ""   # no room on this line: no note
         if text:
             tw.write(text, flush=True)
         self.width = len(text)

@@ -754,7 +754,7 @@ def test_fork_while_other_thread_allocates(make):
     a.check()
 
 
-# -- hand-over to the page allocator (issue 5) ----------------------------------------------------
+# -- hand-over to the page allocator ----------------------------------------------------
 
 def test_handover(make):
     a = make(8 * SZ_1M, nodes=2)

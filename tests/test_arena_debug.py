@@ -224,12 +224,19 @@ def test_leak_warned_on_close():
 
 
 def test_no_warning_without_debug_or_leaks():
+    import warnings
+
     for debug, leak in ((False, True), (True, False)):
         a = Arena(SZ_1M, debug=debug)
         v = a.alloc(10)
         if not leak:
             a.free(v)
         del v
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            a.close()
+        assert a.closed
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             a.close()

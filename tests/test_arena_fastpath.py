@@ -15,8 +15,8 @@ import gc
 import inspect
 import os
 import threading
-import time
 import warnings
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -502,31 +502,60 @@ def test_close_refused_changes_nothing():
         a.free(np.zeros(4, np.uint8))
 
 
+class _CountingLock:
+    """The arena's lock, with a count of the threads that have reached it: the test knows a
+    worker is past the fast path's lookup and waiting for the lock, without sleeping."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.arrived = threading.Semaphore(0)
+
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        self.arrived.release()
+        return self.lock.acquire(*args, **kwargs)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> _CountingLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def test_alloc_and_free_racing_close():
     # The fast paths look the cache up before they take the lock: a close in between must
-    # still end in ClosedError (the worker waits for the lock the main thread holds).
+    # still end in ClosedError. Both workers are known to wait for the lock the main thread
+    # holds before the close happens.
     a = Arena(SZ_1M, lifetime="manual", track_callers=True)
     v = a.alloc(64)
     a.free(a.alloc(64))
     errors: list[BaseException] = []
+    results: list[Any] = []
 
     def worker(fn) -> None:
         try:
-            fn()
+            results.append(fn())
         except ClosedError as exc:
             errors.append(exc)
 
-    a._lock.acquire()
+    real = a._lock
+    real.acquire()
+    gate = a._lock = _CountingLock(real)
     threads = [threading.Thread(target=worker, args=(fn,))
                for fn in (lambda: a.alloc(64), lambda: a.free(v))]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    for _ in threads:                       # both workers are now blocked on the lock
+        assert gate.arrived.acquire(timeout=30), "a worker never reached the arena's lock"
     a.close(defer=True)
-    a._lock.release()
+    real.release()
     for t in threads:
-        t.join()
-    assert len(errors) == 2 and a.closed
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert len(errors) == 2 and results == [] and a.closed
 
 
 def test_close_with_leaked_slot_in_context_manager():

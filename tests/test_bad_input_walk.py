@@ -197,6 +197,10 @@ TABLE: dict[type, dict[str, dict[str, P]]] = {
             "hugepages": P(const(False), types(NOT_BOOL)),
             "populate": P(const(False), types(NOT_BOOL)),
             "noreserve": P(const(True), types(NOT_BOOL)),
+            "shared": P(const(False), types(NOT_BOOL)),
+            # without shared=True neither may be given
+            "fd": P(const(None), types([1.5, "3", object(), [3]]) + values([3, -1])),
+            "offset": P(const(0), types(NOT_INT[1:]) + values([-1, 1, PS])),
         },
         "contains": {"phys": P(const(PHYS_BASE), types(NOT_INT)),
                      "size": P(const(PS), types(NOT_INT) + values(NEG))},
@@ -315,6 +319,8 @@ TABLE: dict[type, dict[str, dict[str, P]]] = {
                 [-1, 0, 7, 4097, 2**64])),
             "guard": P(const("end"), types([None, 1, True, b"end", ["end"]]) + values(
                 ["END", "both", ""])),
+            "shared": P(const(False), types(NOT_BOOL)),
+            "_physmem": P(const(None), types([5, "pm", object(), np.zeros(4)])),
         },
         "alloc": {"nbytes": P(const(100), types(NOT_INT) + values([-1, 2**62] + HUGE)),
                   "align": ARENA_ALIGN, "node": ARENA_NODE, "strict_node": ARENA_BOOL,

@@ -1,5 +1,5 @@
 """Side-by-side equivalence: :class:`arena.memblock.Memblock` against the plain linear reference
-:class:`bench.linear_ref.LinearMemblock` (the kernel's loops, written straightforwardly).
+:class:`arena.memblock_linear.LinearMemblock` (the kernel's loops, written straightforwardly).
 
 Random operation sequences (add, add_node, reserve, reserve_kern, phys_free, remove, direction,
 current limit, phys_alloc, phys_alloc_range, alloc_range_nid) run on both; after every step the
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from arena.errors import MemblockBug, MemblockPanic
 from arena.memblock import Memblock, MemblockWarning
+from arena.memblock_linear import PHYS_ADDR_MAX, LinearMemblock
 from bench.bench_memblock import build_fragmented
-from bench.linear_ref import PHYS_ADDR_MAX, LinearMemblock
 
 PAGE = 4096
 MAX = PHYS_ADDR_MAX

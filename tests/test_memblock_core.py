@@ -46,7 +46,7 @@ def debug(caplog):
 
 # -- dump text against real boot logs ---------------------------------------------------------
 
-# x86_64 QEMU, kernel 6.6.41 (shared/traces/x86_64-qemu-numa-6.6.41.log, the first dump): the
+# x86_64 QEMU, kernel 6.6.41 (tests/data/x86_64-qemu-numa-6.6.41.log, the first dump): the
 # e820 memory after memblock_trim_memory(PAGE_SIZE), whose total_size stays untrimmed.
 X86_66_DUMP = """\
 MEMBLOCK configuration:
@@ -109,7 +109,7 @@ def test_x86_66_allocations_land_where_the_kernel_put_them():
     mb.check()
 
 
-# ARM32 Cortex-A9, kernel 5.10, 32-bit phys_addr_t, no NUMA (shared/traces/arm32-hisi-ca9-5.10.log).
+# ARM32 Cortex-A9, kernel 5.10, 32-bit phys_addr_t, no NUMA (tests/data/arm32-hisi-ca9-5.10.log).
 ARM_BANKS = ((0x80A00000, 0x855FFFFF), (0x86A00000, 0x87DFFFFF), (0x8BD00000, 0x8C4FFFFF),
              (0x8E300000, 0x8ECFFFFF), (0x90D00000, 0xBFFFFFFF), (0xCC000000, 0xDC9FFFFF),
              (0xE0800000, 0xE0BFFFFF), (0xF5300000, 0xF5BFFFFF), (0xF5C00000, 0xF6FFFFFF),

@@ -1,8 +1,7 @@
-"""The kernel's documented quirks and edge rules, one test each (spec: memblock-semantics.md).
+"""The kernel's documented quirks and edge rules, one test each.
 
-Every expected value below is computed by hand from the rules of the spec (section numbers in
-the docstrings) and checked against ``mm/memblock.c``; the arithmetic is written out in the
-comments. Most tests run on a pure simulation, ``Memblock(None)`` (64-bit ``phys_addr_t``,
+Every expected value below is computed by hand from the kernel's rules and checked against
+``mm/memblock.c``; the arithmetic is written out in the comments. Most tests run on a pure simulation, ``Memblock(None)`` (64-bit ``phys_addr_t``,
 4 KiB pages, ``SMP_CACHE_BYTES`` 64, NUMA with ``MAX_NUMNODES`` 64), where the ``phys_*``
 allocators may use any address. The tests that need the view-returning allocators use the
 kernel-harness fixture ``h`` (memory at 1 GiB).
@@ -37,7 +36,7 @@ NOMAP = int(MemblockFlags.NOMAP)
 LOGGER = "arena.memblock"
 
 
-# -- helpers -----------------------------------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------------------
 
 def new(**kw) -> Memblock:
     return Memblock(None, **kw)
@@ -122,7 +121,7 @@ def dbg(caplog):
     return caplog
 
 
-# -- §1.2 initial state ------------------------------------------------------------------------
+# -- initial state --------------------------------------------------------------------------------
 
 def test_initial_state_newest():
     mb = new()
@@ -134,7 +133,7 @@ def test_initial_state_newest():
     assert MEMBLOCK_ALLOC_ACCESSIBLE == 0
 
 
-# -- §5.2 (a) the empty free range [x, x) ------------------------------------------------------
+# -- the empty free range [x, x) ------------------------------------------------------------------
 
 def _empty_range_memblock(**kw) -> Memblock:
     # memory [0x10000, 0x20000) nid MAX_NUMNODES; reserved [0x14000, 0x15000) {0, -1} and
@@ -186,7 +185,7 @@ def test_free_range_empty_tolerated_bottom_up():
     assert mb.phys_alloc_range(0x1000, 0x1000, 0x14800, 0x20000) == 0x16000
 
 
-# -- §7.5 trim_memory --------------------------------------------------------------------------
+# -- trim_memory ----------------------------------------------------------------------------------
 
 def test_trim_memory_keeps_total_size():
     """[0x1800, 0x4800) -> [0x2000, 0x4000) without touching total_size; [0x10100, 0x10900)
@@ -278,7 +277,7 @@ def test_trim_total_size_difference_is_tracked_exactly():
     mb.check()
 
 
-# -- §3.6 / §7.3 cap_memory_range and mem_limit_remove_map -------------------------------------
+# -- cap_memory_range and mem_limit_remove_map ----------------------------------------------------
 
 def test_cap_memory_range_keeps_nomap_split_unmerged():
     """memory [0x1000,0x4000) | NOMAP [0x4000,0x8000) | [0x8000,0x10000); cap [0x6000,0xa000):
@@ -381,7 +380,7 @@ def test_mem_limit_remove_map_noop(limit):
     assert_type(mb.reserved, [(0x9000, 0x1000, 0, -1)])
 
 
-# -- §7.1 / §7.2 enforce_memory_limit ----------------------------------------------------------
+# -- enforce_memory_limit -------------------------------------------------------------------------
 
 def test_enforce_memory_limit_equal_to_total():
     """limit == total (0x3000): __find_max_addr returns the end of the last entry (0x6000), not
@@ -416,7 +415,7 @@ def test_enforce_memory_limit_counts_nomap():
     assert_type(mb.memory, [(0x1000, 0x2000, NOMAP, MAX_NN), (0x5000, 0x1000, 0, MAX_NN)])
 
 
-# -- §1.5 rounding with non-power-of-two align, §5.3 -------------------------------------------
+# -- rounding with non-power-of-two align ---------------------------------------------------------
 
 def test_alloc_non_power_of_two_align_top_down():
     """round_down(0x200000 - 0x1000, 0x3000) = 0x1ff000 & ~0x2fff = 0x1fd000 (not a multiple)."""
@@ -463,7 +462,7 @@ def test_bottom_up_round_up_wrap_fails_at_once():
     assert mb.phys_alloc(8, align) == 2**64 - 0x10
 
 
-# -- §5.3 / §10 size-0 allocations -------------------------------------------------------------
+# -- size-0 allocations ---------------------------------------------------------------------------
 
 def test_size0_alloc_top_down_returns_aligned_end(dbg):
     mb = new()
@@ -501,7 +500,7 @@ def test_size0_alloc_top_down_point_range_outside_memory():
     assert mb.phys_alloc_range(0, 0x1000, 0x300000, 0x400000) == 0
 
 
-# -- §2.5 base + size overflow -----------------------------------------------------------------
+# -- base + size overflow -------------------------------------------------------------------------
 
 def test_add_near_max_caps_size():
     mb = new()
@@ -544,7 +543,7 @@ def test_debug_line_end_uses_uncapped_size(dbg):
     assert_lines(messages(dbg), [f"memblock_add: [{pa(PHYS_ADDR_MAX - SZ_1M)}-{pa(SZ_1M - 2)}]"])
 
 
-# -- §2.1 add over existing entries ------------------------------------------------------------
+# -- add over existing entries --------------------------------------------------------------------
 
 def test_add_fully_covered_changes_nothing():
     mb = new()
@@ -574,7 +573,7 @@ def test_add_and_add_node_max_numnodes_merge():
     assert_type(mb.memory, [(0x1000, 0x2000, 0, MAX_NN), (0x3000, 0x1000, 0, 0)])
 
 
-# -- §2.4 reservation attributes and merging ---------------------------------------------------
+# -- reservation attributes and merging -----------------------------------------------------------
 
 def test_reserve_and_allocation_do_not_merge():
     mb = new()
@@ -592,7 +591,7 @@ def test_reserve_kern_and_allocation_merge():
     assert_type(mb.reserved, [(0x1fe000, 0x2000, KERN, -1)])
 
 
-# -- §2.6 / §3.1 array doubling ----------------------------------------------------------------
+# -- array doubling -------------------------------------------------------------------------------
 
 def test_double_memory_array(dbg):
     """basic_api memblock_add_many_check: the 129th memory entry doubles memory.regions; the new
@@ -764,7 +763,7 @@ def test_double_fails_without_space(caplog):
             in emitted(caplog, w))
 
 
-# -- §6 queries on edge inputs -----------------------------------------------------------------
+# -- queries on edge inputs -----------------------------------------------------------------------
 
 def test_queries_on_empty_memblock():
     """memblock_search runs once on cnt 0 and reads the zeroed slot 0: never found."""
@@ -892,7 +891,7 @@ def test_for_each_reserved_mem_region_is_raw():
     assert got == [(0x1000, 0x1000, 0, -1), (0x2000, 0x1000, KERN, -1)]
 
 
-# -- §5.5 / §5.6 allocation rules --------------------------------------------------------------
+# -- allocation rules -----------------------------------------------------------------------------
 
 def test_allocation_never_returns_page0():
     mb = new()
@@ -974,7 +973,7 @@ def test_allocation_never_spans_two_entries():
     assert mb.phys_alloc(0x2000, 0x1000) == 0
 
 
-# -- §3.4 mark_mirror --------------------------------------------------------------------------
+# -- mark_mirror ----------------------------------------------------------------------------------
 
 def test_mark_mirror_is_noop_without_mirrored_kernelcore():
     """The harness's setting (mirrored_kernelcore false): nothing marked, no mirror mode."""
@@ -1023,7 +1022,7 @@ def test_mark_mirror_ungated_before_6_0():
     assert regions(mb.memory)[0] == (0x100000, 0x1000, MIRROR, MAX_NN)
 
 
-# -- §3 size-0 and no-op mutators ---------------------------------------------------------------
+# -- size-0 and no-op mutators --------------------------------------------------------------------
 
 def test_size0_mutators_are_noops(dbg):
     mb = new()
@@ -1102,7 +1101,7 @@ def test_numa_off_ignores_nid():
     assert mb.memory.cnt == 1 and mb.memory.regions[0].nid == 0
 
 
-# -- §9 dump format ----------------------------------------------------------------------------
+# -- dump format ----------------------------------------------------------------------------------
 
 def test_dump_format_64bit(caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
@@ -1172,7 +1171,7 @@ def test_dump_format_numa_off(caplog):
     assert " memory[0x0]\t[0x0000000000001000-0x0000000000001fff], 0x0000000000001000 bytes flags: 0x0" in lines
 
 
-# -- §4 / §5.7 debug lines ---------------------------------------------------------------------
+# -- debug lines ----------------------------------------------------------------------------------
 
 def test_debug_lines_mutators(dbg):
     mb = new()
@@ -1277,7 +1276,7 @@ def test_debug_lines_32bit(dbg):
     ])
 
 
-# -- §11 kernel_version switches ---------------------------------------------------------------
+# -- kernel_version switches ----------------------------------------------------------------------
 
 OLD_DUMMY = (" {}[0x0]\t[0x0000000000000000-0xffffffffffffffff], 0x0000000000000000 bytes"
              "{} flags: 0x0")
@@ -1504,7 +1503,7 @@ def test_bottom_up_kernel_end_miss_falls_back_top_down():
         assert mb.phys_alloc(0x1000, 0x1000) == 0x17f000
 
 
-# -- §5.1 should_skip_region -------------------------------------------------------------------
+# -- should_skip_region ---------------------------------------------------------------------------
 
 def _flagged_memory(**kw):
     mb = new(**kw)

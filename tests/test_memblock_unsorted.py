@@ -9,7 +9,7 @@ overlapping pair of its window (kernels < 6.3: of the whole array), ``memblock_s
 ``memblock_overlaps_region`` looks at every region. ``Memblock`` must give exactly those answers.
 
 The expected values below are worked out by hand from those loops; the random tests compare
-``Memblock`` with ``bench.linear_ref.LinearMemblock``, a plain port of the kernel's loops
+``Memblock`` with ``arena.memblock_linear.LinearMemblock``, a plain port of the kernel's loops
 written independently of it.
 """
 
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from arena.errors import MemblockBug, MemblockPanic
 from arena.memblock import Memblock, MemblockFlags, MemblockWarning
-from bench.linear_ref import LinearMemblock
+from arena.memblock_linear import LinearMemblock
 
 TOP = (1 << 64) - 1
 PAGE = 4096
@@ -127,12 +127,12 @@ def test_remove_walks_linearly_and_sorted_lookups_come_back():
     before = mb.dump_all(log=False)
     assert mb.remove(0x100000, 0x100000) == 0
     assert mb.dump_all(log=False) == before
-    assert mb.memory._unsorted
+    assert mb.memory.unsorted
     assert mb.remove(0xa00000, 0x500000) == 0
     assert regions(mb.memory) == [(0xf00000, TOP + 1 - MiB - 0xf00000, 0, 1)]
     # total: 0xffff + 0x67ba79 from the adds, minus the three removed pieces
     assert mb.memory.total_size == (0xffff + 0x67ba79 - 0x500000 - 0xa00000 - 0x500000) % (TOP + 1)
-    assert not mb.memory._unsorted
+    assert not mb.memory.unsorted
     mb.check()
     assert mb.is_memory(0xf00000) and not mb.is_memory(0xeff000)
 
@@ -148,7 +148,7 @@ def test_counting_pass_skips_regions_below_the_cursor():
     mb.add_node(0x8000000, 0x100000, 1)
     mb.add(TOP - 0x23456, 0x20000)
     mb.trim_memory(MiB)
-    assert mb.memory._unsorted and mb.memory.max == 4
+    assert mb.memory.unsorted and mb.memory.max == 4
     assert mb.add(TOP - 1, 1) == 0
     assert mb.memory.max == 4 and mb.reserved.cnt == 0
     assert regions(mb.memory)[3] == (TOP - 1, 1, 0, 64)

@@ -143,7 +143,7 @@ def test_replay_refuses_a_progress_of_another_type() -> None:
 
 def test_replay_command_has_quiet(monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from arena.trace_cli import add_replay_arguments, replay_command
+    from arena.cli.replay import add_replay_arguments, replay_command
 
     p = argparse.ArgumentParser()
     add_replay_arguments(p)
@@ -216,6 +216,7 @@ class _Writer:
 class _Config:
     def __init__(self, writer: _Writer) -> None:
         self.writer = writer
+        self.option = argparse.Namespace(verbose=0)
 
     def get_terminal_writer(self) -> _Writer:
         return self.writer
@@ -236,7 +237,7 @@ def test_long_profile_note_is_written_then_rubbed_out() -> None:
     plugin.pytest_runtest_logstart("tests/test_x.py::test_a", None)
     plugin.pytest_runtest_logreport(_Report("setup"))    # the body runs: the note stays
     shown = w._file.getvalue()
-    assert "hypothesis long  0/2 (0%)" in shown and "tests/test_x.py::test_a" in shown
+    assert "  [0/2 (0%)" in shown and "tests/test_x.py::test_a" in shown
     assert "\b" not in shown
     plugin.pytest_runtest_logreport(_Report("call"))     # pytest reports: rubbed out
     plugin.pytest_runtest_logreport(_Report("teardown"))

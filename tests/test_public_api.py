@@ -10,7 +10,9 @@ import pytest
 
 MODULES = ["arena", "arena.errors", "arena.physmem", "arena.memblock", "arena.buddy",
            "arena.slab", "arena.arena", "arena.trace", "arena.render", "arena.demo",
-           "arena.kernel", "arena.soak", "arena.pytest_plugin", "arena.__main__"]
+           "arena.kernel", "arena.soak", "arena.pytest_plugin", "arena.__main__", "arena.cli",
+           "arena.cli.args", "arena.cli.demo", "arena.cli.map", "arena.cli.replay",
+           "arena.cli.physmem", "arena.trace_callers", "arena.trace_points", "arena.sizes"]
 
 
 def _public(module):

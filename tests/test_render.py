@@ -13,13 +13,12 @@ from arena.memblock import Memblock, MemblockFlags
 from arena.render import (
     Axis,
     CallerPiece,
-    callers_from_log,
-    callers_from_ops,
     human_size,
     svg,
     text_map,
 )
 from arena.trace import parse, replay
+from arena.trace_callers import callers_from_log, callers_from_ops
 
 DATA = Path(__file__).parent / "data"
 LOGS = sorted(DATA.glob("*.log"))
@@ -91,7 +90,7 @@ def all_text(root: ET.Element) -> str:
 
 @pytest.mark.parametrize("n, text", [(0, "0 B"), (73, "73 B"), (1024, "1 KiB"),
                                      (1536, "1.5 KiB"), (38 * MiB, "38 MiB"),
-                                     (6 * GiB, "6 GiB"), (6 * GiB - 4096, "6.0 GiB"),
+                                     (6 * GiB, "6 GiB"), (6 * GiB - 4096, "6 GiB"),  # one form: never "6.0"
                                      (1 << 40, "1 TiB")])
 def test_human_size(n, text):
     assert human_size(n) == text
@@ -319,7 +318,12 @@ def test_svg_readable_for_64_gib_and_1000_regions(tmp_path):
 def test_svg_of_every_replayed_log():
     for log in LOGS:
         report = replay(parse(log.read_text()))
-        parse_svg(svg(report.memblock, callers=callers_from_ops(report.ops)))
+        callers = callers_from_ops(report.ops)
+        root = parse_svg(svg(report.memblock, callers=callers))
+        assert callers, log.name
+        biggest = max(callers, key=lambda c: c.size).caller
+        assert biggest in all_text(root), (log.name, biggest)   # named in a callout/legend
+        assert len(elements(root, "rect")) >= report.memblock.reserved.cnt
 
 
 @pytest.mark.parametrize("kwargs, exc", [

@@ -19,11 +19,12 @@ import pytest
 from arena.__main__ import main
 from arena.demo import Machine, boot
 from arena.memblock import Memblock
-from arena.render import CallerPiece, callers_from_ops, human_size, svg
+from arena.render import CallerPiece, human_size, svg
 from arena.render_axis import Axis, round_ticks
 from arena.render_draw import HOLE_MIN_PX, fan, text_w
 from arena.render_palette import CALLER_FILL, OKABE_ITO, caller_colours
 from arena.trace import parse, replay
+from arena.trace_callers import callers_from_ops
 
 DATA = Path(__file__).parent / "data"
 LOGS = sorted(DATA.glob("*.log"))

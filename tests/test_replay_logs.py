@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arena.bootlog import AllocOp, DumpOp, RangeOp, not_a_log, parse
+from arena.cli.replay import replay_main
 from arena.trace import Settings, replay
-from arena.trace_cli import replay_main
 
 DATA = Path(__file__).parent / "data" / "constructed"
 HAND_61 = ["--memory", "0x0-0x7fffffff@0", "--reserved", "0x1000000-0x1ffffff",
@@ -346,7 +346,8 @@ def test_any_text_parses_and_replays_without_raising(parts):
 # -- the modules' public surface ---------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["arena.bootlog", "arena.trace_report", "arena.trace_start",
-                                  "arena.trace_cli"])
+                                  "arena.cli.replay", "arena.trace_callers",
+                                  "arena.trace_points", "arena.cli", "arena.cli.args"])
 def test_new_modules_document_their_public_names(name):
     import importlib
 

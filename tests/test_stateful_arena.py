@@ -55,9 +55,14 @@ def test_workload_runs_through_handover(debug):
            ("alloc", 0, None, None, False, True), ("handover",),
            ("alloc", 3000, None, 0, False, True)]
     _apply_then_free_all(w, ops)
+    assert w.arena.buddy is not None                 # the hand-over happened
+    assert w.live == {} or len(w.live) == 0
+    st = w.arena.stats()
+    assert st.live_allocations == 0 and st.bytes_requested == 0
     w.apply(("release",))
     w.verify()
     w.close()
+    assert w.arena.closed
 
 
 def test_verify_detects_an_overrun_in_debug_mode():

@@ -1,6 +1,6 @@
 """Tests of ``arena.trace``: the ``memblock=debug`` log parser, the replay and its command line.
 
-The three real boot logs of ``tests/data/`` (copies of ``shared/traces/``, with their README)
+The three real boot logs of ``tests/data/`` (with their README)
 must reproduce fully: every allocation lands where the kernel put it and every
 ``MEMBLOCK configuration`` dump equals ours. Synthetic snippets cover each line format of
 kernels 3.x to 7.x, the corner cases of the printed ranges and the failure reports.
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from arena.cli.replay import replay_main
 from arena.trace import (
     AllocOp,
     DoubleOp,
@@ -25,7 +26,6 @@ from arena.trace import (
     parse,
     parse_dump,
     replay,
-    replay_main,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -392,7 +392,7 @@ def test_wrong_settings_diverge(path, options, line, kind, capsys):
 def _settings(options: list[str]) -> Settings:
     import argparse
 
-    from arena.trace import _settings_from, add_replay_arguments
+    from arena.cli.replay import _settings_from, add_replay_arguments
 
     p = argparse.ArgumentParser()
     add_replay_arguments(p)
@@ -669,21 +669,15 @@ def test_json_report(tmp_path, capsys):
     assert err.splitlines()[-1] == data["summary"]
 
 
-def test_svg_without_render_is_a_clear_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "arena.render", None)  # import fails as if absent
-    rc, _, err = run_cli([MIPS, "--svg", tmp_path / "map.svg"], capsys)
-    assert rc == 2 and "--svg needs arena.render" in err
-    assert not (tmp_path / "map.svg").exists()
-
-
 def test_svg_is_written_from_the_final_memblock(tmp_path, capsys, monkeypatch):
     import types
 
     seen = []
     fake = types.ModuleType("arena.render")
     fake.svg = lambda mb, **kw: seen.append((mb, kw)) or f"<svg><!-- {mb.reserved.cnt} --></svg>"
-    fake.callers_from_ops = lambda ops: [(0, 1, f"{len(ops)} ops")]
     monkeypatch.setitem(sys.modules, "arena.render", fake)
+    monkeypatch.setattr("arena.trace_callers.callers_from_ops",
+                        lambda ops: [(0, 1, f"{len(ops)} ops")])
     path = tmp_path / "map.svg"
     rc, _, _ = run_cli([MIPS, "--svg", path], capsys)
     assert rc == 0 and len(seen) == 1

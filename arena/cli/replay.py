@@ -1,4 +1,4 @@
-"""The command line of the boot-log replay: ``python -m arena replay LOG [options]``.
+"""``replay LOG``: replay a boot log and compare with the kernel (``memblock-arena replay``).
 
 Parses the options into :class:`arena.trace.Settings` (settings the log cannot show, the start
 state given by hand, where to start), reads and parses the log (:mod:`arena.bootlog`), refuses
@@ -10,77 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 from arena.bootlog import EXPECTED, Trace, not_a_log, parse, read_log
+from arena.cli import args as types
 from arena.progress import Progress
 from arena.trace import DEFAULT_PAGE_SIZE, DEFAULT_SMP_CACHE_BYTES, Settings, replay
 from arena.trace_report import Report, print_report
 
 __all__ = ["add_replay_arguments", "replay_command", "replay_main", "load_trace"]
-
-# -- command line ------------------------------------------------------------------------------
-
-def _addr(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an address: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"negative address: {text!r}")
-    return value
-
-
-def _pow2(text: str) -> int:
-    value = _addr(text)
-    if value == 0 or value & (value - 1):
-        raise argparse.ArgumentTypeError(f"not a power of two: {text!r}")
-    return value
-
-
-def _version(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", text.strip())
-    if m is None:
-        raise argparse.ArgumentTypeError(f"kernel version must be X.Y: {text!r}")
-    return int(m[1]), int(m[2])
-
-
-_RANGE_RE = re.compile(r"(?P<b>[0-9a-fA-Fx]+)-(?P<e>[0-9a-fA-Fx]+)(?:@(?P<nid>-?\d+))?")
-
-
-def _range(text: str, node: bool) -> tuple[int, int] | tuple[int, int, int | None]:
-    """``START-END`` (inclusive end, as the kernel prints it; ``@NID`` when ``node``) as
-    ``(base, size[, nid])``."""
-    m = _RANGE_RE.fullmatch(text.strip())
-    if m is None or (m["nid"] is not None and not node):
-        form = "START-END[@NID]" if node else "START-END"
-        raise argparse.ArgumentTypeError(f"expected {form} (inclusive end), not {text!r}")
-    try:
-        base, end = int(m["b"], 0), int(m["e"], 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an address range: {text!r}") from None
-    if end < base or end >= 1 << 64:
-        raise argparse.ArgumentTypeError(f"empty or too large range: {text!r}")
-    nid = None if m["nid"] is None else int(m["nid"])
-    return (base, end - base + 1, nid) if node else (base, end - base + 1)
-
-
-def _memory_range(text: str) -> tuple[int, int] | tuple[int, int, int | None]:
-    return _range(text, True)
-
-
-def _plain_range(text: str) -> tuple[int, int] | tuple[int, int, int | None]:
-    return _range(text, False)
-
-
-def _dump_number(text: str) -> int:
-    if not text.isdigit() or len(text) > 6:
-        raise argparse.ArgumentTypeError(f"expected a dump number (1 = the first, 0 = never), "
-                                         f"not {text!r}")
-    return int(text)
-
 
 def _add_start_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
@@ -88,14 +27,14 @@ def _add_start_arguments(parser: argparse.ArgumentParser) -> None:
         "Ranges are START-END with the end inclusive, as the kernel prints them; each option "
         "can be repeated. By default the replay starts from the first MEMBLOCK configuration "
         "dump when the operations printed before it cannot explain it.")
-    g.add_argument("--memory", type=_memory_range, action="append", default=[],
+    g.add_argument("--memory", type=types.node_range, action="append", default=[],
                    metavar="START-END[@NID]", help="memory present before the log begins "
                    "(memblock_add, or memblock_add_node with @NID)")
-    g.add_argument("--reserved", type=_plain_range, action="append", default=[],
+    g.add_argument("--reserved", type=types.inclusive_range, action="append", default=[],
                    metavar="START-END", help="memory reserved before the log begins")
-    g.add_argument("--nomap", type=_plain_range, action="append", default=[],
+    g.add_argument("--nomap", type=types.inclusive_range, action="append", default=[],
                    metavar="START-END", help="memory marked MEMBLOCK_NOMAP before the log begins")
-    g.add_argument("--start-at-dump", type=_dump_number, metavar="N",
+    g.add_argument("--start-at-dump", type=types.dump_number, metavar="N",
                    help="start from the state of the N-th MEMBLOCK configuration dump (1 = the "
                         "first), skipping the operations before it; 0 = never")
     e = g.add_mutually_exclusive_group()
@@ -112,29 +51,29 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("settings the log cannot show (inferred when not given)")
     g.add_argument("--phys-bits", type=int, choices=(32, 64),
                    help="width of phys_addr_t (default: from the address digits)")
-    g.add_argument("--current-limit", type=_addr, metavar="ADDR",
+    g.add_argument("--current-limit", type=types.address, metavar="ADDR",
                    help="memblock.current_limit (default: HighMem start, else anywhere)")
     d = g.add_mutually_exclusive_group()
     d.add_argument("--bottom-up", dest="bottom_up", action="store_const", const=True,
                    help="allocate bottom-up (default: the direction of the first results)")
     d.add_argument("--top-down", dest="bottom_up", action="store_const", const=False,
                    help="allocate top-down")
-    g.add_argument("--kernel-end", type=_addr, metavar="ADDR",
+    g.add_argument("--kernel-end", type=types.address, metavar="ADDR",
                    help="end of the kernel image: pre-5.11 bottom-up starts there, with top-down "
                         "fallback")
-    g.add_argument("--smp-cache-bytes", type=_pow2, metavar="N",
+    g.add_argument("--smp-cache-bytes", type=types.power_of_two, metavar="N",
                    help=f"SMP_CACHE_BYTES, the alignment of align=0 (default "
                         f"{DEFAULT_SMP_CACHE_BYTES})")
-    g.add_argument("--page-size", type=_pow2, metavar="N",
+    g.add_argument("--page-size", type=types.power_of_two, metavar="N",
                    help=f"PAGE_SIZE (default {DEFAULT_PAGE_SIZE})")
-    g.add_argument("--trim-memory", type=_addr, metavar="ALIGN",
+    g.add_argument("--trim-memory", type=types.address, metavar="ALIGN",
                    help="memblock_trim_memory(ALIGN) after the initial adds (default: when the "
                         "first dump shows page-trimmed memory)")
     g.add_argument("--nodes-from-dump", action="store_const", const=True,
                    help="take node ids from the first dump that shows them")
     g.add_argument("--no-numa", dest="numa", action="store_const", const=False,
                    help="a kernel without CONFIG_NUMA")
-    g.add_argument("--kernel-version", type=_version, metavar="X.Y",
+    g.add_argument("--kernel-version", type=types.kernel_version, metavar="X.Y",
                    help="kernel version (default: 'Linux version' line or function names)")
     g.add_argument("--no-infer", action="store_true",
                    help="infer nothing: settings not given take their defaults")
@@ -220,22 +159,18 @@ def _write_outputs(args: argparse.Namespace, report: Report, name: str) -> int:
                 print(f"replay: cannot write {args.json}: {e.strerror or e}", file=sys.stderr)
                 return 2
     if args.svg:
-        try:
-            from arena.render import callers_from_ops, svg
-        except ImportError as e:
-            print(f"replay: --svg needs arena.render, which is not available ({e})",
-                  file=sys.stderr)
-            return 2
+        from arena.render import svg
+        from arena.trace_callers import callers_from_ops
+
         drawing = svg(report.memblock, callers=callers_from_ops(report.ops),
                       title=f"memblock after {name}")
         try:
-            if isinstance(drawing, bytes):
-                Path(args.svg).write_bytes(drawing)
-            else:
-                Path(args.svg).write_text(drawing, encoding="utf-8")
+            Path(args.svg).write_text(drawing, encoding="utf-8")
         except OSError as e:
             print(f"replay: cannot write {args.svg}: {e.strerror or e}", file=sys.stderr)
             return 2
+        print(f"SVG memory map written to {args.svg}",
+              file=sys.stderr if to_stdout_json else sys.stdout)
     return 0
 
 
@@ -243,7 +178,7 @@ def replay_main(argv: list[str] | None = None) -> int:
     """``python -m arena replay LOG [settings]``: parse ``argv`` (default ``sys.argv[1:]``),
     replay, print the summary; returns the exit status (see :func:`replay_command`)."""
     parser = argparse.ArgumentParser(
-        prog="python -m arena replay",
+        prog="memblock-arena replay",
         description="Replay a memblock=debug boot log on our memblock and compare every "
                     "allocation and dump with the kernel's.")
     add_replay_arguments(parser)
