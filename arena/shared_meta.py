@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from arena import memfd
+from arena.constants import round_up
 from arena.errors import SharedStateError
 from arena.physmem import MAX_ALIGN, PAGE_SIZE
 
@@ -121,10 +122,6 @@ def _meta_len(leases: int) -> int:
     return _LEASE_OFF + leases * (LEASE.itemsize + 8)
 
 
-def _round_up(x: int, a: int) -> int:
-    return (x + a - 1) // a * a
-
-
 class SharedMeta:
     """The metadata of one shared arena, mapped in this process (see the module docstring).
 
@@ -184,7 +181,7 @@ class SharedMeta:
         if len(raw) > _PARAMS_MAX:
             raise ValueError("shared arena parameters too large")
         meta_len = _meta_len(leases)
-        data_off = _round_up(meta_len, PAGE_SIZE)
+        data_off = round_up(meta_len, PAGE_SIZE)
         extent = slot_size + MAX_ALIGN - PAGE_SIZE
         size = data_off + slots * extent
         fd = memfd.create(size, "memblock-arena-shared")
