@@ -1,4 +1,4 @@
-"""Family 6: what monitoring costs on the hot path — the allocation loop with tracemalloc off
+"""Family 7: what monitoring costs on the hot path — the allocation loop with tracemalloc off
 (the arena then tests one flag per allocation and counts the allocation in its size class)
 and on (every allocation and free is registered in the arena's tracemalloc domain through
 ``PyTraceMalloc_Track``/``Untrack``), with ``np.empty`` as the reference of the same run.
@@ -63,10 +63,10 @@ def _measure(cfg: Config, tracing: bool) -> dict[str, Stat]:
 
 
 def run(cfg: Config) -> FamilyResult:
-    """Family 6: the allocation loop with tracemalloc off and on."""
+    """Family 7: the allocation loop with tracemalloc off and on."""
     t0 = time.perf_counter()
     res = FamilyResult(
-        "monitor", "6. Monitoring: the hot path with tracemalloc off and on",
+        "monitor", "7. Monitoring: the hot path with tracemalloc off and on",
         "Each row is one allocation and its release, timed interleaved with the others of its "
         "column; the two columns are separate runs (tracemalloc off, then on with one frame). "
         "With tracemalloc on every allocation and free of the arena is registered in its "

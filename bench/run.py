@@ -5,7 +5,7 @@ one process and prints the target summary. Only when asked does it write the rep
 results), with ``--out DIR`` into ``DIR``.
 
 Options: ``--quick`` (a short run, a few minutes),
-``--only arena,small,large,memblock,replay,numpy,monitor``, ``--write``, ``--out DIR``,
+``--only arena,small,large,memblock,replay,numpy,shared,monitor``, ``--write``, ``--out DIR``,
 ``--quiet`` (no progress line; it is drawn on stderr only when that is a terminal).
 """
 
@@ -27,6 +27,7 @@ from bench import (  # noqa: E402
     bench_monitor,
     bench_numpy_hook,
     bench_replay,
+    bench_shared,
     bench_small,
 )
 from bench.common import (  # noqa: E402
@@ -50,6 +51,7 @@ FAMILIES = {
     "memblock": bench_memblock,
     "replay": bench_replay,
     "numpy": bench_numpy_hook,
+    "shared": bench_shared,
     "monitor": bench_monitor,
 }
 
