@@ -14,7 +14,15 @@ Layers (data flows down, imports point up):
 
 from __future__ import annotations
 
-from arena.arena import AllocationInfo, Arena, ArenaStats, LeakSite, NodeStats
+from arena.arena import (
+    TRACEMALLOC_DOMAIN,
+    AllocationInfo,
+    Arena,
+    ArenaStats,
+    ClassStats,
+    LeakSite,
+    NodeStats,
+)
 from arena.buddy import BuddyAllocator
 from arena.errors import (
     ArenaError,
@@ -53,6 +61,7 @@ __all__ = [
     "Arena",
     "ArenaStats",
     "BuddyAllocator",
+    "ClassStats",
     "LeakSite",
     "NodeStats",
     "ArenaError",
@@ -81,6 +90,7 @@ __all__ = [
     "Region",
     "SharedStateError",
     "SlabAllocator",
+    "TRACEMALLOC_DOMAIN",
     "__version__",
     "parse_size",
 ]

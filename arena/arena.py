@@ -91,7 +91,10 @@ from arena.numpy_hook import NumpyAllocator
 from arena.physmem import PAGE_SIZE, PhysicalMemory, parse_size
 from arena.redzone import RecordIndex
 from arena.slab import SlabAllocator, Slot
-from arena.stats import ArenaStats, NodeStats
+from arena.stats import ArenaStats, ClassStats, NodeStats
+from arena.tmtrace import TRACEMALLOC_DOMAIN, listen, untrack
+from arena.tmtrace import before_snapshot as _before_snapshot
+from arena.tmtrace import track as _tm_track
 from arena.tracking import (
     HIDDEN_FRAMES,
     STACK_DEPTH,
@@ -106,7 +109,9 @@ from arena.unit import FREE, HELD, LIVE, Unit
 __all__ = [
     "Arena",
     "ArenaStats",
+    "ClassStats",
     "NodeStats",
+    "TRACEMALLOC_DOMAIN",
     "AllocationInfo",
     "LeakSite",
     "ARENA_PHYS_BASE",
@@ -140,6 +145,7 @@ from arena._arena_util import (
     _wref,
 )
 from arena.arena_inspect import Inspection
+from arena.arena_monitor import Monitoring
 from arena.arena_place import Placement
 from arena.arena_release import Release
 
@@ -192,6 +198,29 @@ if hasattr(os, "register_at_fork"):
                         after_in_child=_after_fork_child)
 
 _serials = itertools.count()
+
+# -- tracemalloc: a flag the hot path tests (kept by arena.tmtrace) --------------------------------
+
+_TRACING = False
+
+
+def _set_tracing(on: bool) -> None:
+    global _TRACING
+    _TRACING = on
+
+
+def _collect_all() -> None:
+    """Before a tracemalloc snapshot: every open arena gives back what no array views."""
+    with _ARENAS_LOCK:
+        arenas = list(_ARENAS)
+    for a in arenas:
+        with a._lock:
+            if not a._closed:
+                a._collect_full()
+
+
+listen(_set_tracing)
+_before_snapshot(_collect_all)
 
 
 def _boot(size: int, nodes: Any, hugepages: bool,
@@ -253,7 +282,7 @@ class _Scope:
             lock.release()
 
 
-class Arena(Placement, Release, Inspection):
+class Arena(Placement, Release, Inspection, Monitoring):
     """An arena allocator over memblock: numpy buffers with real alignment and node placement.
 
     ``Arena(size, *, nodes=None, budget=None, align=64, debug=None, hugepages=False,
@@ -586,6 +615,9 @@ class Arena(Placement, Release, Inspection):
                                 self._large.retained -= csize  # type: ignore[union-attr]
                             if self._gc:
                                 self._young.append(unit)
+                            cache.nalloc += 1
+                            if _TRACING:
+                                _tm_track(unit.phys + self._virt_delta, csize)
                             if self._nscopes or self._track:
                                 self._after_take(unit, seq, 2)
                             return view
@@ -697,6 +729,9 @@ class Arena(Placement, Release, Inspection):
                 self._large.retained -= csize  # type: ignore[union-attr]
             if self._gc:
                 self._young.append(unit)
+            cache.nalloc += 1
+            if _TRACING:
+                _tm_track(unit.phys + self._virt_delta, csize)
             if self._nscopes or self._track:
                 self._after_take(unit, seq, 3)
             return view
@@ -769,6 +804,8 @@ class Arena(Placement, Release, Inspection):
                             self._slab_changed(slab)
                 else:
                     self._give(unit)
+                if _TRACING:
+                    untrack(unit.phys + self._virt_delta)
                 if self._autocheck:
                     self._check_bookkeeping()
                 return
@@ -915,6 +952,8 @@ class Arena(Placement, Release, Inspection):
                     self._reattach(held, buf())
                     raise  # nothing changed
             self._closed = True
+            if _TRACING:
+                self._untrack_units(units)
             self._anchors.clear()
             self._fast = {}
             if self._slab is not None:

@@ -242,7 +242,8 @@ class Inspection:
                 live_allocations=sum(n.live_allocations for n in nodes),
                 num_allocations=self._count, max_memory=self._peak, per_node=tuple(nodes),
                 resident_bytes=sum(n.resident_bytes for n in nodes), budget=budget,
-                budget_remaining=None if budget is None else budget - self._allocated)
+                budget_remaining=None if budget is None else budget - self._allocated,
+                size_classes=self._class_stats())
 
     def print_stats(self: Arena, file: IO[str] | None = None) -> None:
         """Print :meth:`stats` as a table (one column per node when there are several) to

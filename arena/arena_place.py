@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arena import tmtrace
 from arena._arena_util import (
     _FAST_LARGE_SIZES,
     _HUGE_BLOCK,
@@ -71,6 +72,7 @@ class Placement:
         if strict and nid == NUMA_NO_NODE:
             raise ValueError("strict_node=True needs a node")
         frame = _caller(2)
+        tmtrace.sync()   # tracing started where the wrapped tracemalloc.start() did not see it
         with self._lock:
             self._open()
             if self._gc and (self._allocated > self._gc_bytes or
@@ -88,6 +90,7 @@ class Placement:
             except BaseException:
                 self._give(unit)
                 raise
+            self._count_class(unit)
             unit.align = None if align == self._align else align
             unit.node = None if nid == NUMA_NO_NODE else nid
             if self._track:
@@ -231,6 +234,8 @@ class Placement:
         unit.vdtype = view.dtype
         if self._gc:
             self._young.append(unit)
+        if tmtrace.tracing:
+            tmtrace.track(unit.phys + self._virt_delta, csize)
         if self._nscopes:
             self._scope_add(unit, seq)
 

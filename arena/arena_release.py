@@ -8,6 +8,7 @@ from __future__ import annotations
 import mmap
 from typing import TYPE_CHECKING, Any
 
+from arena import tmtrace
 from arena._arena_util import (
     _GC_MIN_BYTES,
     _GC_MIN_UNITS,
@@ -200,6 +201,8 @@ class Release:
                 if state == HELD:
                     self._held -= csize
                 unit.state = FREE
+                if tmtrace.tracing:
+                    tmtrace.untrack(unit.phys + self._virt_delta)
                 home = unit.home
                 home.append(unit)  # type: ignore[union-attr]
                 n = len(home)  # type: ignore[arg-type]
@@ -291,6 +294,8 @@ class Release:
         """Put a unit that nobody holds any more back where it belongs. Raises
         :class:`arena.errors.ArenaMemoryError` (a record memblock could not free; nothing
         changed)."""
+        if tmtrace.tracing:
+            tmtrace.untrack(unit.phys + self._virt_delta)
         if type(unit) is Record:
             self._give_back(unit.block, unit.csize, unit.order)   # first: it may refuse
             unit.state = FREE
@@ -353,6 +358,8 @@ class Release:
         """Debug mode: poison freed records and quarantine them; the oldest leave (and go
         back, unless arrays still view them: then the last one's death gives them back)."""
         for rec in recs:
+            if tmtrace.tracing:   # freed: the quarantine holds it, nobody may use it
+                tmtrace.untrack(rec.phys + self._virt_delta)
             rec.freed_at = stack
             rec.quarantined = True
             if rec.guard is None:

@@ -63,9 +63,10 @@ class LargeCache:
     """The free blocks of one large class on one node (``free``, newest last). ``size`` is
     the class size in bytes; ``zeros`` is ``None`` (a reused block is cleared with
     ``ndarray.fill``, which is a memset); ``large`` is True (the arena's hot path reads the
-    same attributes from small and large caches)."""
+    same attributes from small and large caches); ``nalloc`` counts the blocks of the class
+    and node handed out, ever."""
 
-    __slots__ = ("size", "nid", "free", "zeros", "large")
+    __slots__ = ("size", "nid", "free", "zeros", "large", "nalloc")
 
     def __init__(self, size: int, nid: int) -> None:
         self.size = size
@@ -73,6 +74,7 @@ class LargeCache:
         self.free: list[Block] = []
         self.zeros = None
         self.large = True
+        self.nalloc = 0
 
     def __repr__(self) -> str:
         return f"<LargeCache {self.size} B node {self.nid}, {len(self.free)} free>"

@@ -380,6 +380,12 @@ class Memblock:
                 f"reserved={self.reserved.cnt} ({self.reserved.total_size:#x} bytes) "
                 f"{'bottom-up' if self._bottom_up else 'top-down'}>")
 
+    def _repr_svg_(self) -> str:
+        """The memory map as SVG (how Jupyter displays a Memblock; see
+        :mod:`arena.notebook`)."""
+        from arena.notebook import memblock_svg  # drawing is imported only when displayed
+        return memblock_svg(self)
+
     # -- argument checks (Python mistakes raise, state unchanged) ------------------------------
 
     def _phys(self, name: str, v: Any) -> int:

@@ -658,6 +658,14 @@ class PhysicalMemory:
         return (f"<PhysicalMemory [{self._phys_base:#x}-{self._phys_end - 1:#x}] "
                 f"{self._size:#x} bytes, {len(self._slices)} node(s), {state}>")
 
+    def _repr_svg_(self) -> str | None:
+        """The node slices and the ranges written so far as SVG (how Jupyter displays a
+        PhysicalMemory; see :mod:`arena.notebook`); ``None`` once closed."""
+        if self._mm is None:
+            return None
+        from arena.notebook import physmem_svg  # drawing is imported only when displayed
+        return physmem_svg(self)
+
     # -- argument checks -----------------------------------------------------------------------
 
     def _open(self) -> np.ndarray:

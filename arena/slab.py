@@ -169,11 +169,11 @@ class KmemCache:
 
     ``index`` into :data:`KMALLOC_SIZES`, ``size`` and ``align`` of the slots (bytes), ``nid``,
     ``slab_bytes``/``slab_order``, ``zeros`` (``size`` zero bytes, to clear a slot); ``cur`` (current slab or ``None``), ``free`` (its freelist),
-    ``partial`` (other slabs with free slots).
+    ``partial`` (other slabs with free slots), ``nalloc`` (slots handed out from it, ever).
     """
 
     __slots__ = ("index", "size", "align", "nid", "slab_bytes", "slab_order", "cur", "free",
-                 "partial", "name", "zeros", "large", "max_empty")
+                 "partial", "name", "zeros", "large", "max_empty", "nalloc")
 
     def __init__(self, index: int, nid: int, page_size: int) -> None:
         self.index = index
@@ -189,6 +189,7 @@ class KmemCache:
         self.zeros = _ZEROS[index]
         self.large = False   # see arena.largecache.LargeCache
         self.max_empty = 1   # empty slabs kept besides the current one
+        self.nalloc = 0      # slots handed out from this cache, ever (per-class statistics)
 
     def _set_cur(self, slab: Slab | None) -> None:
         if self.cur is not None:

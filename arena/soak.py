@@ -221,7 +221,8 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
                         help="operations per episode (default 300)")
     parser.add_argument("--workload", action="append", choices=WORKLOADS, default=None,
                         help="restrict to these workloads (repeatable; default: all)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress line (drawn on stderr only when it is a terminal)")
 
 
 def soak_command(args: argparse.Namespace, out: Any = None) -> int:
@@ -240,8 +241,12 @@ def soak_command(args: argparse.Namespace, out: Any = None) -> int:
     say(f"soak: seed {seed}, workloads {', '.join(kinds)}, "
         + (f"{args.episodes} episode(s)" if args.episodes is not None
            else f"{args.seconds:g} s") + ", check() after every operation")
-    res = run_soak(args.seconds, seed=seed, episodes=args.episodes, ops_per_episode=args.ops,
-                   kinds=kinds, progress=None if args.quiet else say)
+    from arena.progress import Progress
+
+    with Progress(label="soak", quiet=args.quiet, clock=False) as bar:   # a terminal only
+        res = run_soak(args.seconds, seed=seed, episodes=args.episodes,
+                       ops_per_episode=args.ops, kinds=kinds,
+                       progress=lambda text: bar.status(text.strip()))
     rate = res.ops / res.seconds if res.seconds > 0 else 0.0
     done = ", ".join(f"{k} {n}" for k, n in res.episodes.items() if k in kinds)
     say(f"{res.ops} operations in {res.seconds:.1f} s: {rate:,.0f} ops/s "

@@ -9,7 +9,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-__all__ = ["ArenaStats", "NodeStats", "fragmentation", "format_stats"]
+__all__ = ["ArenaStats", "ClassStats", "NodeStats", "fragmentation", "format_stats",
+           "format_classes"]
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    """One size class of :class:`ArenaStats` (all nodes together), like a line of the
+    kernel's ``/proc/slabinfo`` or jemalloc's per-bin statistics.
+
+    * ``kind`` — ``"small"`` (a kmalloc class: slots of slabs) or ``"large"`` (a page-multiple
+      class: one block per allocation).
+    * ``size`` — bytes of a slot (of a block's class).
+    * ``in_use`` — slots (blocks) handed out and not back; a freed one still viewed by an
+      array counts until it is back.
+    * ``free`` — free slots in the class's slabs (free blocks the class retains).
+    * ``pages`` — pages the class holds: its slabs (its blocks in use and retained).
+    * ``allocations`` — allocations the class served since the arena was created;
+      ``frees`` — those that came back (``allocations - in_use``).
+    """
+
+    kind: str
+    size: int
+    in_use: int
+    free: int
+    pages: int
+    allocations: int
+    frees: int
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,8 @@ class ArenaStats:
     * ``per_node`` — a :class:`NodeStats` per node, ascending.
     * ``resident_bytes`` — pages of the mapping really backed by RAM (``mincore``).
     * ``budget`` — the byte budget (``None`` = none) and ``budget_remaining``.
+    * ``size_classes`` — a :class:`ClassStats` per size class used so far (small classes
+      first, each kind by ascending size); empty without size classes.
 
     ``capacity == free_bytes + bytes_allocated + held_bytes + retained_bytes + slab_bytes -
     (slab slots in use) + quarantined_bytes + memblock_bytes + padding lost to alignment``;
@@ -82,6 +110,7 @@ class ArenaStats:
     resident_bytes: int
     budget: int | None
     budget_remaining: int | None
+    size_classes: tuple[ClassStats, ...] = ()
 
 
 def fragmentation(sizes: Sequence[int]) -> float:
@@ -93,7 +122,7 @@ def fragmentation(sizes: Sequence[int]) -> float:
 def format_stats(st: ArenaStats) -> str:
     """The table :meth:`arena.Arena.print_stats` prints (one column per node when there are
     several)."""
-    names = [f.name for f in fields(ArenaStats) if f.name != "per_node"]
+    names = [f.name for f in fields(ArenaStats) if f.name not in ("per_node", "size_classes")]
     lines = [f"{'arena':<22}{'total':>20}"]
     for name in names:
         value = getattr(st, name)
@@ -112,4 +141,19 @@ def format_stats(st: ArenaStats) -> str:
             cells = [getattr(n, name) for n in st.per_node]
             lines.append(f"{name:<22}" + "".join(
                 f"{c:>16.4f}" if isinstance(c, float) else f"{c:>16,}" for c in cells))
+    if st.size_classes:
+        lines.append("")
+        lines.append(format_classes(st.size_classes))
     return "\n".join(lines)
+
+
+def format_classes(classes: Sequence[ClassStats]) -> str:
+    """The size classes as a table, one row per class (the last part of
+    :meth:`arena.Arena.print_stats`)."""
+    head = ("class", "size", "in_use", "free", "pages", "allocations", "frees")
+    rows = [head] + [(c.kind, f"{c.size:,}", f"{c.in_use:,}", f"{c.free:,}", f"{c.pages:,}",
+                      f"{c.allocations:,}", f"{c.frees:,}") for c in classes]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}" + "".join(f"  {r[i]:>{widths[i]}}" for i in range(1, len(r)))
+        for r in rows)

@@ -47,6 +47,7 @@ from arena.bootlog import (
 from arena.constants import NUMA_NO_NODE
 from arena.constants import RSRV_KERN as _RSRV_KERN
 from arena.errors import InvariantError
+from arena.progress import Progress
 
 if TYPE_CHECKING:
     from arena.memblock import Memblock, MemblockType, Region
@@ -618,6 +619,7 @@ class _Engine:
         self.allocs: list[AllocResult] = []
         self.dumps: list[DumpResult] = []
         self.divs: list[Divergence] = []
+        self.progress: Progress | None = None
 
     def run(self) -> Report:
         from arena.errors import ArenaError
@@ -626,8 +628,15 @@ class _Engine:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.start()
+            bar = self.progress
+            if bar is not None:
+                bar.total = len(self.trace.ops) - first
+                bar.note = "bottom-up pass" if self.plan.settings.bottom_up else "top-down pass"
+                bar.set(0)
             for i in range(first, len(self.trace.ops)):
                 op = self.trace.ops[i]
+                if bar is not None:
+                    bar.update()
                 try:
                     self.step(i, op)
                 except (ArenaError, TypeError, ValueError, OverflowError) as e:
@@ -702,9 +711,11 @@ class _Engine:
             _force(mb, op, res.ours)
 
 
-def _run(trace: Trace, plan: _Plan) -> Report:
+def _run(trace: Trace, plan: _Plan, progress: Progress | None = None) -> Report:
     """Replay ``trace`` with fully resolved settings (see :class:`_Engine`)."""
-    return _Engine(trace, plan).run()
+    engine = _Engine(trace, plan)
+    engine.progress = progress
+    return engine.run()
 
 
 def _first_miss(report: Report) -> int:
@@ -712,7 +723,8 @@ def _first_miss(report: Report) -> int:
     return min((r.op.lineno for r in report.allocations if not r.match), default=1 << 62)
 
 
-def replay(ops: Trace | Sequence[Op], settings: Settings | None = None) -> Report:
+def replay(ops: Trace | Sequence[Op], settings: Settings | None = None, *,
+           progress: Progress | None = None) -> Report:
     """Run parsed operations on a pure-simulation ``Memblock`` and compare with the kernel.
 
     ``ops`` is a :class:`Trace` from :func:`parse` (or a plain sequence of operations, which
@@ -721,12 +733,15 @@ def replay(ops: Trace | Sequence[Op], settings: Settings | None = None) -> Repor
     every dump's regions with ours; after a divergence our state follows the kernel's answer so
     later operations stay comparable. Returns a :class:`Report`. The direction, when not given,
     is the one that reproduces the first results (top-down on a tie): the log is replayed once
-    per direction. Raises ``TypeError`` for bad arguments. O(ops × regions).
+    per direction. ``progress`` (an :class:`arena.progress.Progress`) counts the operations
+    replayed. Raises ``TypeError`` for bad arguments. O(ops × regions).
     """
     if settings is None:
         settings = Settings()
     if not isinstance(settings, Settings):
         raise TypeError(f"settings must be a Settings, not {type(settings).__name__}")
+    if progress is not None and not isinstance(progress, Progress):
+        raise TypeError(f"progress must be a Progress or None, not {type(progress).__name__}")
     if isinstance(ops, Trace):
         trace = ops
     elif isinstance(ops, Sequence) and not isinstance(ops, (str, bytes)):
@@ -740,12 +755,15 @@ def replay(ops: Trace | Sequence[Op], settings: Settings | None = None) -> Repor
                         f"{type(ops).__name__}")
     plan, inferred = _plan(trace, settings)
     if plan.settings.bottom_up is not None:
-        report = _run(trace, plan)
+        report = _run(trace, plan, progress)
     elif not settings.infer:
-        report = _run(trace, replace(plan, settings=replace(plan.settings, bottom_up=False)))
+        report = _run(trace, replace(plan, settings=replace(plan.settings, bottom_up=False)),
+                      progress)
     else:
-        down = _run(trace, replace(plan, settings=replace(plan.settings, bottom_up=False)))
-        up = _run(trace, replace(plan, settings=replace(plan.settings, bottom_up=True)))
+        down = _run(trace, replace(plan, settings=replace(plan.settings, bottom_up=False)),
+                    progress)
+        up = _run(trace, replace(plan, settings=replace(plan.settings, bottom_up=True)),
+                  progress)
         if not down.allocations:
             report, why = down, "no allocation to tell: the kernel default"
         elif _first_miss(up) > _first_miss(down):

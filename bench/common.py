@@ -364,6 +364,21 @@ def family_main(run: Callable[[Config], FamilyResult], argv: list[str] | None = 
     return 0
 
 
+#: The status line of ``python -m bench`` (:func:`use_reporter`); ``None``: plain lines.
+_REPORTER: Any = None
+
+
+def use_reporter(reporter: Any) -> None:
+    """Send :func:`progress` to ``reporter`` (an :class:`arena.progress.Progress`, which draws
+    on a terminal only) instead of printing lines; ``None`` prints lines again."""
+    global _REPORTER
+    _REPORTER = reporter
+
+
 def progress(text: str) -> None:
-    """One progress line on stderr (the report goes to files)."""
+    """One progress line on stderr (the report goes to files), or the note of the reporter
+    :func:`use_reporter` set."""
+    if _REPORTER is not None:
+        _REPORTER.status(text.strip())
+        return
     print(text, file=sys.stderr, flush=True)

@@ -5,8 +5,8 @@ one process and prints the target summary. Only when asked does it write the rep
 results), with ``--out DIR`` into ``DIR``.
 
 Options: ``--quick`` (a short run, a few minutes),
-``--only arena,small,large,memblock,replay,numpy,shared``,
-``--write``, ``--out DIR``.
+``--only arena,small,large,memblock,replay,numpy,shared,monitor``, ``--write``, ``--out DIR``,
+``--quiet`` (no progress line; it is drawn on stderr only when that is a terminal).
 """
 
 from __future__ import annotations
@@ -19,16 +19,26 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from arena.progress import Progress  # noqa: E402
 from bench import (  # noqa: E402
     bench_arena,
     bench_large,
     bench_memblock,
+    bench_monitor,
     bench_numpy_hook,
     bench_replay,
     bench_shared,
     bench_small,
 )
-from bench.common import BENCH_DIR, Config, FamilyResult, fmt_bytes, machine_info, progress  # noqa: E402
+from bench.common import (  # noqa: E402
+    BENCH_DIR,
+    Config,
+    FamilyResult,
+    fmt_bytes,
+    machine_info,
+    progress,
+    use_reporter,
+)
 from bench.plot import Panel, write_svg  # noqa: E402
 
 __all__ = ["FAMILIES", "main", "render_markdown"]
@@ -42,6 +52,7 @@ FAMILIES = {
     "replay": bench_replay,
     "numpy": bench_numpy_hook,
     "shared": bench_shared,
+    "monitor": bench_monitor,
 }
 
 PLOT_NAME = "scaling.svg"
@@ -155,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"write RESULTS.md and {PLOT_NAME} into DIR")
     w.add_argument("--no-write", action="store_true",
                    help="print the summary only (the default)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line (drawn on stderr only when it is a terminal)")
     args = p.parse_args(argv)
     out: Path | None = BENCH_DIR if args.write else args.out
     keys = [k.strip() for k in args.only.split(",") if k.strip()] or list(FAMILIES)
@@ -165,10 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     t0 = time.perf_counter()
     results = []
-    for key in keys:
-        progress(f"family {key} ...")
-        results.append(FAMILIES[key].run(cfg))
-        progress(f"family {key}: {results[-1].seconds:.1f} s")
+    with Progress(len(keys), label="bench", quiet=args.quiet) as bar:
+        use_reporter(bar)
+        try:
+            for key in keys:
+                progress(f"family {key} ...")
+                results.append(FAMILIES[key].run(cfg))
+                bar.update()
+        finally:
+            use_reporter(None)
     seconds = time.perf_counter() - t0
     info["load_end"] = machine_info()["load"]
     if out is not None:
@@ -176,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         plot = PLOT_NAME if _plot(results, out / PLOT_NAME) else None
         (out / "RESULTS.md").write_text(render_markdown(results, info, cfg, seconds, plot),
                                         encoding="utf-8")
-        progress(f"wrote {out / 'RESULTS.md'}" + (f" and {out / plot}" if plot else ""))
+        if not args.quiet:
+            progress(f"wrote {out / 'RESULTS.md'}" + (f" and {out / plot}" if plot else ""))
     print(f"benchmarks ({'quick' if cfg.quick else 'full'} run, {seconds:.0f} s):")
     for res in results:
         for t in res.targets:

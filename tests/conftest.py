@@ -28,9 +28,14 @@ settings.load_profile(PROFILE)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under the long profile, report each test by name as it ends (pytest's ``-v``)."""
+    """Under the long profile, report each test by name as it ends (pytest's ``-v``), and
+    (on a terminal, unless ``--no-progress``) show how far the run is while a test runs."""
     if PROFILE == "long" and config.option.verbose < 1:
         config.option.verbose = 1
+    if PROFILE == "long" and not config.getoption("--no-progress"):
+        from tests.long_progress import LongProgress
+
+        config.pluginmanager.register(LongProgress(config), "arena-long-progress")
 
 
 def pytest_report_teststatus(report: pytest.TestReport,
@@ -45,6 +50,8 @@ def pytest_report_teststatus(report: pytest.TestReport,
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow (soaks)")
+    parser.addoption("--no-progress", action="store_true",
+                     help="long Hypothesis profile: no progress note on the terminal")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from arena.bootlog import EXPECTED, Trace, not_a_log, parse, read_log
 from arena.cli import args as types
+from arena.progress import Progress
 from arena.trace import DEFAULT_PAGE_SIZE, DEFAULT_SMP_CACHE_BYTES, Settings, replay
 from arena.trace_report import Report, print_report
 
@@ -80,6 +81,8 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     o = parser.add_argument_group("output")
     o.add_argument("--json", metavar="FILE", help="write the full report as JSON ('-' = stdout)")
     o.add_argument("--svg", metavar="FILE", help="draw the final memory map as SVG")
+    o.add_argument("--quiet", action="store_true",
+                   help="no progress line (drawn on stderr only when it is a terminal)")
     o.add_argument("-v", "--verbose", action="store_true",
                    help="list every allocation and dump with its result")
 
@@ -132,7 +135,8 @@ def replay_command(args: argparse.Namespace) -> int:
         return loaded
     trace, name = loaded
     try:
-        report = replay(trace, settings)
+        with Progress(label="replay", quiet=getattr(args, "quiet", False)) as bar:
+            report = replay(trace, settings, progress=bar)
     except (ValueError, TypeError, OverflowError) as e:
         print(f"replay: {name}: {e}", file=sys.stderr)
         return 2
