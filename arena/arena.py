@@ -577,8 +577,8 @@ class Arena(Placement, Release, Inspection, Monitoring):
         if align is None and node is None and strict_node is False and type(nbytes) is int:
             cache = self._fast.get(nbytes)
             if cache is not None and (zero is True or zero is False):
-                # _take() for a uint8 array, written out: the extra call measured about 5% of
-                # this path, the one programs use most.
+                # _take() for a uint8 array, written out: the extra call is a measurable part
+                # of this path, the one programs use most (bench/RESULTS.md, measurements).
                 lock = self._lock
                 lock.acquire()
                 try:

@@ -194,7 +194,8 @@ class Release:
                 keep.append(unit)
             elif type(unit) is Slot:
                 # _reclaim_unit() + _give() for a slot, written out: this loop gives back most
-                # of what a program allocates and drops (measured: half the cost per unit).
+                # of what a program allocates and drops, and the calls were half its cost per
+                # unit (bench/RESULTS.md, measurements).
                 csize = unit.csize
                 self._allocated -= csize
                 got = True

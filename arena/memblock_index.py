@@ -29,9 +29,9 @@ from arena.memblock_store import MemblockType
 
 __all__ = ["highest_fit", "lowest_fit"]
 
-# Chunk ranges longer than this are searched with numpy (max(), then flatnonzero() only on a hit:
-# ~4 µs for 64 to 3 000 chunks, ~7 µs for 30 000); shorter ones by a Python loop (~70 ns a
-# chunk), which is cheaper up to about 64 chunks.
+# Chunk ranges longer than this are searched with numpy (max(), then flatnonzero() only on a
+# hit), whose cost is nearly flat in the number of chunks; shorter ones by a Python loop, whose
+# cost grows by chunk and stays cheaper up to about 64 chunks (bench/RESULTS.md, measurements).
 _NUMPY_CHUNKS = 64
 
 

@@ -116,13 +116,12 @@ class RegionsView(Sequence):
         return f"RegionsView({list(self)!r})"
 
 
-# Storage. A flat column pays one memmove per insert or delete: at 100 000 regions that is
-# 87 µs for one 'Q' column (insert + delete at the front), about ten times an allocation at
-# 100 regions. So each array is a list of chunks of at most _CHUNK_MAX regions (sortedcontainers'
-# layout), each chunk four small array.array columns. Chunk length: a gap search scans a
-# candidate chunk in Python at ~300 ns a region, while the per-chunk bounds are searched with
-# numpy (~5 µs for 3 000 chunks); 64 (32 to 64 after splits) keeps a chunk scan at 10-20 µs and
-# the chunks few (3 100 at 100 000 regions).
+# Storage. A flat column pays one memmove per insert or delete, which at 100 000 regions costs
+# about ten allocations at 100 regions. So each array is a list of chunks of at most _CHUNK_MAX
+# regions (sortedcontainers' layout), each chunk four small array.array columns. Chunk length:
+# a gap search scans a candidate chunk region by region in Python, while the per-chunk bounds are
+# searched with numpy at a nearly flat cost; 64 (32 to 64 after splits) keeps a chunk scan short
+# and the chunks few (3 100 at 100 000 regions). The numbers: bench/RESULTS.md, measurements.
 _CHUNK_MAX = 64
 _GAP_UNKNOWN = (1 << 64) - 1   # an upper bound of any gap
 
