@@ -51,16 +51,16 @@ class MemblockFlags(IntFlag):
 
 
 # The same bits as plain ints (the hot loops test them on plain ints).
-NONE = 0x0
-HOTPLUG = 0x1
-MIRROR = 0x2
-NOMAP = 0x4
-DRIVER_MANAGED = 0x8
-RSRV_NOINIT = 0x10
-RSRV_KERN = 0x20
-KHO_SCRATCH = 0x40
+NONE = int(MemblockFlags.NONE)
+HOTPLUG = int(MemblockFlags.HOTPLUG)
+MIRROR = int(MemblockFlags.MIRROR)
+NOMAP = int(MemblockFlags.NOMAP)
+DRIVER_MANAGED = int(MemblockFlags.DRIVER_MANAGED)
+RSRV_NOINIT = int(MemblockFlags.RSRV_NOINIT)
+RSRV_KERN = int(MemblockFlags.RSRV_KERN)
+KHO_SCRATCH = int(MemblockFlags.KHO_SCRATCH)
 #: Every known flag bit.
-FLAGS_MASK = 0x7F
+FLAGS_MASK = HOTPLUG | MIRROR | NOMAP | DRIVER_MANAGED | RSRV_NOINIT | RSRV_KERN | KHO_SCRATCH
 
 
 def round_up(x: int, align: int) -> int:

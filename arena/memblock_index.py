@@ -35,20 +35,25 @@ __all__ = ["highest_fit", "lowest_fit"]
 _NUMPY_CHUNKS = 64
 
 
+def _end_of(R: MemblockType, p: tuple[int, int] | None, lo: int) -> int:
+    """Where free space after reserved region ``p`` starts: its end, or ``lo`` when that is
+    higher or there is no region ``p``."""
+    if p is None:
+        return lo
+    pe: int = R._cb[p[0]][p[1]] + R._cs[p[0]][p[1]]
+    return pe if pe > lo else lo
+
+
 def highest_fit(R: MemblockType, lo: int, hi: int, size: int, keep: int) -> int:
     """Highest fit in ``[lo, hi)`` minus reserved: the top piece, the gaps between reserved
     regions (descending), the bottom piece; 0 if none. ``lo >= PAGE_SIZE``, so no fit is 0."""
     if not R.live:
         cand = (hi - size) & keep
         return cand if cand >= lo else 0
-    RB, RS = R._cb, R._cs
+    RB = R._cb
     ch, oh = R._bisect_left(hi)               # first reserved region at or above hi
     p = R._prev(ch, oh)
-    ts = lo
-    if p is not None:
-        pe = RB[p[0]][p[1]] + RS[p[0]][p[1]]
-        if pe > ts:
-            ts = pe
+    ts = _end_of(R, p, lo)
     if hi - ts >= size:                        # top piece [ts, hi)
         cand = (hi - size) & keep
         if cand >= ts:
@@ -82,12 +87,7 @@ def highest_fit(R: MemblockType, lo: int, hi: int, size: int, keep: int) -> int:
                     return found
     # Bottom piece [max(end below, lo), base of (cl, ol)).
     te = RB[cl][ol]
-    q = R._prev(cl, ol)
-    ts = lo
-    if q is not None:
-        pe = RB[q[0]][q[1]] + RS[q[0]][q[1]]
-        if pe > ts:
-            ts = pe
+    ts = _end_of(R, R._prev(cl, ol), lo)
     if te - ts >= size:
         cand = (te - size) & keep
         if cand >= ts:
@@ -103,12 +103,7 @@ def lowest_fit(R: MemblockType, lo: int, hi: int, size: int, am1: int) -> int:
         return cand if hi - cand >= size else 0
     RB, RS = R._cb, R._cs
     cl, ol = R._bisect_right(lo)               # first reserved region above lo
-    q = R._prev(cl, ol)
-    ts = lo
-    if q is not None:
-        pe = RB[q[0]][q[1]] + RS[q[0]][q[1]]
-        if pe > ts:
-            ts = pe
+    ts = _end_of(R, R._prev(cl, ol), lo)
     last = ol == len(RB[cl])                   # no region above lo
     te = hi if last or RB[cl][ol] > hi else RB[cl][ol]
     if te - ts >= size:                        # bottom piece [ts, te)
