@@ -31,7 +31,7 @@ from __future__ import annotations
 import operator
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate, pairwise
 from typing import Any, NamedTuple, overload
 
@@ -412,24 +412,21 @@ class MemblockType:
     def _bisect_left(self, addr: int) -> tuple[int, int]:
         """Position of the first region with ``base >= addr`` (the end position if none).
         O(log n)."""
-        mins = self._mins
-        c = bisect_left(mins, addr) - 1
-        if c < 0:
-            return 0, 0
-        B = self._cb[c]
-        o = bisect_left(B, addr)
-        if o == len(B) and c + 1 < len(mins):
-            return c + 1, 0
-        return c, o
+        return self._position(addr, bisect_left)
 
     def _bisect_right(self, addr: int) -> tuple[int, int]:
         """Position of the first region with ``base > addr`` (the end position if none)."""
+        return self._position(addr, bisect_right)
+
+    def _position(self, addr: int, bisect: Callable[[Sequence[int], int], int]) -> tuple[int, int]:
+        """The position ``bisect`` (``bisect_left`` or ``bisect_right``) gives ``addr`` among
+        the bases: the chunk by its first base, then the offset in it. O(log n)."""
         mins = self._mins
-        c = bisect_right(mins, addr) - 1
+        c = bisect(mins, addr) - 1
         if c < 0:
             return 0, 0
         B = self._cb[c]
-        o = bisect_right(B, addr)
+        o = bisect(B, addr)
         if o == len(B) and c + 1 < len(mins):
             return c + 1, 0
         return c, o
