@@ -37,6 +37,7 @@ from arena.errors import (
 )
 from arena.memblock import NUMA_NO_NODE
 from arena.physmem import host_nodes
+from tests.arenas import arena_factory
 
 SZ_1K = 1 << 10
 SZ_4K = 4 << 10
@@ -47,21 +48,10 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 @pytest.fixture
 def make():
-    """Arena factory; every arena made is closed at teardown."""
-    made: list[Arena] = []
-
-    def _make(size: int = 8 * SZ_1M, **kwargs) -> Arena:
-        # These tests prove the manual (C-style) lifetime with callers tracked; the
-        # garbage-collected lifetime has its own tests (test_arena_gc.py).
-        kwargs.setdefault("lifetime", "manual")
-        kwargs.setdefault("track_callers", True)
-        a = Arena(size, **kwargs)
-        made.append(a)
-        return a
-
-    yield _make
-    for a in made:
-        a.close()
+    """Arena factory; every arena made is closed at teardown. These tests prove the manual
+    (C-style) lifetime with callers tracked; the garbage-collected lifetime has its own tests
+    (test_arena_gc.py)."""
+    yield from arena_factory(8 * SZ_1M, lifetime="manual", track_callers=True)
 
 
 def addr(view: np.ndarray) -> int:

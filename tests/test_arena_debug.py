@@ -10,6 +10,7 @@ import pytest
 
 from arena.arena import POISON_FREE, POISON_INUSE, RED_ACTIVE, REDZONE, Arena
 from arena.errors import CorruptionError
+from tests.arenas import arena_factory
 
 SZ_4K = 4096
 SZ_1M = 1 << 20
@@ -17,19 +18,7 @@ SZ_1M = 1 << 20
 
 @pytest.fixture
 def make():
-    made: list[Arena] = []
-
-    def _make(size: int = 4 * SZ_1M, **kwargs) -> Arena:
-        kwargs.setdefault("debug", True)
-        a = Arena(size, **kwargs)
-        made.append(a)
-        return a
-
-    yield _make
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        for a in made:
-            a.close()
+    yield from arena_factory(4 * SZ_1M, debug=True)
 
 
 def poke(a: Arena, phys: int, data: bytes) -> None:
@@ -224,7 +213,6 @@ def test_leak_warned_on_close():
 
 
 def test_no_warning_without_debug_or_leaks():
-    import warnings
 
     for debug, leak in ((False, True), (True, False)):
         a = Arena(SZ_1M, debug=debug)

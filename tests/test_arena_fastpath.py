@@ -11,11 +11,9 @@ double and foreign frees, stale arrays); scopes, info/leaks, close, threads, for
 
 from __future__ import annotations
 
-import gc
 import inspect
 import os
 import threading
-import warnings
 from typing import Any
 from unittest import mock
 
@@ -31,6 +29,7 @@ from arena.errors import (
     LiveViewsError,
 )
 from arena.slab import KMALLOC_SIZES, Slot
+from tests.arenas import arena_factory
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SZ_1M = 1 << 20
@@ -38,23 +37,9 @@ SZ_1M = 1 << 20
 
 @pytest.fixture
 def make():
-    made: list[Arena] = []
-
-    def _make(size: int = 4 * SZ_1M, **kwargs) -> Arena:
-        # These tests prove the manual (C-style) lifetime with callers tracked; the
-        # garbage-collected lifetime has its own tests (test_arena_gc.py).
-        kwargs.setdefault("lifetime", "manual")
-        kwargs.setdefault("track_callers", True)
-        a = Arena(size, **kwargs)
-        made.append(a)
-        return a
-
-    yield _make
-    gc.collect()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        for a in made:
-            a.close(defer=True)
+    """The manual (C-style) lifetime with callers tracked; the garbage-collected lifetime has
+    its own tests (test_arena_gc.py)."""
+    yield from arena_factory(4 * SZ_1M, defer=True, lifetime="manual", track_callers=True)
 
 
 def addr(v: np.ndarray) -> int:

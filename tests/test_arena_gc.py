@@ -8,7 +8,6 @@ allocation, that the steady state never reaches memblock, and what the statistic
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from unittest import mock
 
@@ -25,6 +24,7 @@ from arena.errors import (
 )
 from arena.largecache import LargeCaches, large_class_pages
 from arena.tracking import UNTRACKED
+from tests.arenas import arena_factory
 
 SZ_1M = 1 << 20
 PAGE = 4096
@@ -32,17 +32,7 @@ PAGE = 4096
 
 @pytest.fixture
 def make():
-    made: list[Arena] = []
-
-    def _make(size: int = 32 * SZ_1M, **kwargs) -> Arena:
-        a = Arena(size, **kwargs)
-        made.append(a)
-        return a
-
-    yield _make
-    gc.collect()
-    for a in made:
-        a.close(defer=True)
+    yield from arena_factory(32 * SZ_1M, defer=True)
 
 
 def churn(a: Arena, nbytes: int, n: int = 200, value: int = 0x77) -> list[np.ndarray]:

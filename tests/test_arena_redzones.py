@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import mmap
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -14,26 +13,14 @@ import pytest
 from arena import Arena
 from arena.debug import POISON_FREE, RED_ACTIVE, REDZONE, REDZONE_MIN
 from arena.errors import CorruptionError, DoubleFreeError
+from tests.arenas import arena_factory
 
 SZ_1M = 1 << 20
 
 
 @pytest.fixture
 def make():
-    made: list[Arena] = []
-
-    def _make(**kwargs) -> Arena:
-        kwargs.setdefault("debug", True)
-        kwargs.setdefault("lifetime", "manual")
-        a = Arena(4 * SZ_1M, **kwargs)
-        made.append(a)
-        return a
-
-    yield _make
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        for a in made:
-            a.close(defer=True)
+    yield from arena_factory(4 * SZ_1M, defer=True, debug=True, lifetime="manual")
 
 
 def make_victim(a: Arena, n: int) -> np.ndarray:
