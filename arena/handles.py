@@ -39,7 +39,8 @@ class Handle(NamedTuple):
     bytes), ``view_offset`` (bytes from the block's start to the view's first element),
     ``dtype`` (``numpy.dtype.str``), ``shape``, ``strides`` (bytes), ``sender`` (slot of the
     process that made the handle), ``sender_pid`` and ``sender_fd`` (its process id and its
-    descriptor of the memory file: a process not attached opens ``/proc/PID/fd/FD``).
+    descriptor of the memory file: a process not attached opens ``/proc/PID/fd/FD``),
+    ``writeable`` (False: the sender's view was read-only, and so is the one opened).
     """
 
     arena: bytes
@@ -54,6 +55,7 @@ class Handle(NamedTuple):
     sender: int
     sender_pid: int
     sender_fd: int
+    writeable: bool = True
 
 
 def view_extent(view_offset: int, itemsize: int, shape: tuple[int, ...],

@@ -497,7 +497,7 @@ class SharedArena:
         base = anchor.__array_interface__["data"][0]
         return Handle(meta.id, owner, tag, off, size, addr - base,
                       array.dtype.str, tuple(array.shape), tuple(array.strides), self._slot,
-                      os.getpid(), meta.fd)
+                      os.getpid(), meta.fd, bool(array.flags.writeable))
 
     def _own_lease(self, array: np.ndarray, anchor: np.ndarray) -> tuple[int, int, int, int,
                                                                             int]:
@@ -532,6 +532,8 @@ class SharedArena:
             raise BadHandleError(f"the handle is of shared arena {bytes(h.arena).hex()}, not of "
                                  f"{self.id}")
         dt, shape, strides = handles.checked_geometry(h)
+        if not isinstance(h.writeable, bool):
+            raise BadHandleError(f"malformed handle: writeable is {type(h.writeable).__name__}")
         self._heap()
         meta = self._meta
         try:
@@ -555,7 +557,9 @@ class SharedArena:
                 blk = self._lease_view(owner, off, size, tag)
                 meta.add(i, self._slot, +1)
             meta.add(i, sender, -1)   # the handle in flight arrived
-        return np.ndarray(shape, dt, blk, int(h.view_offset), strides)
+        view = np.ndarray(shape, dt, blk, int(h.view_offset), strides)
+        view.flags.writeable = h.writeable   # a read-only view arrives read-only
+        return view
 
     def _lease_view(self, owner: int, off: int, size: int, tag: int) -> np.ndarray:
         """A new uint8 array over another window's block; its death gives the lease back."""

@@ -93,6 +93,20 @@ def _meta_state(sa: SharedArena) -> bytes:
     return bytes(sa._meta.lease.tobytes()) + bytes(sa._meta.proc.tobytes())
 
 
+def test_a_read_only_view_arrives_read_only(sa: SharedArena) -> None:
+    x = sa.alloc_array(16, np.int64)
+    x[:] = np.arange(16)
+    ro = x[4:8]
+    ro.flags.writeable = False
+    got = pickle.loads(pickle.dumps(ro))
+    assert not got.flags.writeable and got.tolist() == [4, 5, 6, 7]
+    back = pickle.loads(pickle.dumps(x))
+    assert back.flags.writeable
+    back[0] = 99
+    assert x[0] == 99
+    del got, back
+
+
 def test_bad_handles_are_refused_and_change_nothing(sa: SharedArena) -> None:
     x = sa.alloc(4096)
     h = sa.handle(x)
@@ -116,7 +130,8 @@ def test_bad_handles_are_refused_and_change_nothing(sa: SharedArena) -> None:
               h._replace(offset=0),
               h._replace(offset=-h.offset),
               h._replace(strides=(1, 1)),
-              h._replace(dtype="no such dtype")]
+              h._replace(dtype="no such dtype"),
+              h._replace(writeable="yes")]
     for bad in forged:
         with pytest.raises(BadHandleError):
             sa.open(bad)
