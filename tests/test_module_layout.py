@@ -131,22 +131,30 @@ def test_memblock_reaches_into_no_other_class_private_fields(name):
 
 
 def test_memblock_is_composed_of_its_parts():
-    """Every module of MEMBLOCK_PARTS gives Memblock its methods (and no other module does);
-    no method is defined in two parts (the class would silently take one); the debug lines
-    skip the frames of every part when they name their caller."""
+    """Every module of MEMBLOCK_PARTS gives Memblock its methods (and no other module does),
+    and the debug lines skip the frames of every part when they name their caller."""
     from arena import memblock_dump
 
     parts = [k for k in Memblock.__mro__ if k is not object]
     assert sorted(Path(sys.modules[k.__module__].__file__).name for k in parts) == \
         sorted(MEMBLOCK_PARTS)
-    seen: dict[str, str] = {}
-    for k in parts:
-        for name, v in vars(k).items():
-            if callable(v) or isinstance(v, (property, staticmethod)):
-                if not (name.startswith("__") and name.endswith("__")):
-                    assert name not in seen, f"{name} in {k.__name__} and {seen[name]}"
-                    seen[name] = k.__name__
     assert {str(PKG / n) for n in MEMBLOCK_PARTS} <= memblock_dump._SKIP_FILES
+
+
+@pytest.mark.parametrize("cls", [Memblock, PhysicalMemory, arena.Arena],
+                         ids=lambda c: c.__name__)
+def test_parts_define_each_name_once(cls):
+    """A class split into parts (mixins) defines each method and attribute in one part only:
+    a second definition would silently shadow the first through the method resolution
+    order."""
+    seen: dict[str, str] = {}
+    for k in cls.__mro__:
+        if k is object:
+            continue
+        for name in vars(k):
+            if not (name.startswith("__") and name.endswith("__")):
+                assert name not in seen, f"{name} in {k.__name__} and {seen[name]}"
+                seen[name] = k.__name__
 
 
 def test_no_module_exceeds_1000_lines():
