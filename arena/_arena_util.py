@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from arena._args import int_arg
+from arena._args import bool_arg, int_arg
 from arena.constants import round_up as _round_up  # noqa: F401  (re-exported to the Arena modules)
-from arena.physmem import MAX_ALIGN
+from arena.debug import debug_args
+from arena.physmem import MAX_ALIGN, PAGE_SIZE, PhysicalMemory, parse_size
 from arena.unit import Unit
 
 __all__ = ["ARENA_PHYS_BASE", "FREED_MEMORY", "LIFETIMES", "DECAY_SECONDS"]
@@ -96,3 +98,48 @@ def _decay_arg(value: Any) -> float | None:
     if not 0 <= value < float("inf"):
         raise ValueError(f"decay must be >= 0 seconds, not {value!r}")
     return value
+
+
+class _ArenaArgs(NamedTuple):
+    """The checked arguments of :class:`arena.Arena` (see its docstring)."""
+
+    size: int
+    align: int
+    budget: int | None
+    debug: bool
+    guard: str | None        # the guard side ("end", "start"), or None (no guard pages)
+    redzone: int
+    hugepages: bool
+    slab: bool
+    track_callers: bool
+    lifetime: str
+    quarantine: int | None
+    retain: int
+    decay: float | None
+
+
+def _arena_args(size: Any, physmem: Any, align: Any, budget: Any, debug: Any, redzone: Any,
+                guard: Any, hugepages: Any, slab: Any, track_callers: Any, lifetime: Any,
+                quarantine: Any, retain: Any, decay: Any) -> _ArenaArgs:
+    """Check and convert the arguments of :class:`arena.Arena` (TypeError / ValueError);
+    ``debug=None`` reads ``ARENA_DEBUG``."""
+    size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
+    if physmem is not None and not isinstance(physmem, PhysicalMemory):
+        raise TypeError(f"_physmem must be a PhysicalMemory, not {type(physmem).__name__}")
+    align = _align_arg("align", align)
+    if budget is not None:
+        budget = parse_size(budget, name="budget", allow_zero=True)
+    if debug is None:
+        debug = os.environ.get("ARENA_DEBUG", "").strip().lower() in _DEBUG_TRUE
+    debug, guard_side, redzone = debug_args(debug, redzone, guard, PAGE_SIZE)
+    hugepages = bool_arg("hugepages", hugepages)
+    slab = bool_arg("slab", slab)
+    track_callers = bool_arg("track_callers", track_callers)
+    lifetime = _lifetime_arg(lifetime)
+    if quarantine is not None:
+        quarantine = parse_size(quarantine, name="quarantine", allow_zero=True)
+    retain = size // 4 if retain is None else parse_size(retain, name="retain",
+                                                         allow_zero=True)
+    decay = _decay_arg(decay)
+    return _ArenaArgs(size, align, budget, debug, guard_side, redzone, hugepages, slab,
+                      track_callers, lifetime, quarantine, retain, decay)

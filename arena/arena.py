@@ -59,12 +59,9 @@ from __future__ import annotations
 import bisect
 import contextvars
 import gc
-import itertools
 import os
 import threading
-import time
 import warnings
-import weakref
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -78,7 +75,6 @@ from arena.debug import (
     RED_ACTIVE,
     REDZONE,
     Record,
-    debug_args,
 )
 from arena.errors import (
     ClosedError,
@@ -88,7 +84,7 @@ from arena.errors import (
 from arena.largecache import LargeCaches
 from arena.memblock import NUMA_NO_NODE, Memblock, MemblockFlags
 from arena.numpy_hook import NumpyAllocator
-from arena.physmem import PAGE_SIZE, PhysicalMemory, parse_size
+from arena.physmem import PhysicalMemory
 from arena.redzone import RecordIndex
 from arena.slab import SlabAllocator, Slot
 from arena.stats import ArenaStats, ClassStats, NodeStats
@@ -126,7 +122,6 @@ __all__ = [
 ]
 
 from arena._arena_util import (
-    _DEBUG_TRUE,
     _GC_MIN_BYTES,
     _GC_MIN_UNITS,
     _NO_LIMIT,
@@ -136,10 +131,10 @@ from arena._arena_util import (
     FREED_MEMORY,
     LIFETIMES,
     _align_arg,
+    _arena_args,
+    _ArenaArgs,
     _caller,
-    _decay_arg,
     _getrefcount,
-    _lifetime_arg,
     _ndarray,
     _round_up,
     _wref,
@@ -147,57 +142,8 @@ from arena._arena_util import (
 from arena.arena_inspect import Inspection
 from arena.arena_monitor import Monitoring
 from arena.arena_place import Placement
+from arena.arena_registry import collect_all, register
 from arena.arena_release import Release
-
-# -- fork handling: hold every arena's lock across fork(), renew it in the child -------------------
-
-_ARENAS: weakref.WeakSet[Arena] = weakref.WeakSet()
-_ARENAS_LOCK = threading.Lock()   # guards _ARENAS; held across fork() too
-_FORK_HELD: list[Arena] = []
-
-
-def _before_fork() -> None:
-    """Take every arena's lock, all or none at a time: a thread may hold one arena's lock and
-    wait for another's (a finalizer run under the first frees into the second), so taking them
-    one by one in any fixed order could deadlock against it; backing off cannot."""
-    _ARENAS_LOCK.acquire()
-    arenas = sorted(_ARENAS, key=lambda a: a._serial)
-    delay = 1e-5
-    while True:
-        held: list[Arena] = []
-        for a in arenas:
-            if not a._lock.acquire(blocking=False):
-                break
-            held.append(a)
-        else:
-            break
-        for a in reversed(held):
-            a._lock.release()
-        time.sleep(delay)
-        delay = min(delay * 2, 1e-2)
-    _FORK_HELD[:] = held
-
-
-def _after_fork_parent() -> None:
-    for a in reversed(_FORK_HELD):
-        a._lock.release()
-    _FORK_HELD.clear()
-    _ARENAS_LOCK.release()
-
-
-def _after_fork_child() -> None:
-    global _ARENAS_LOCK
-    for a in _FORK_HELD:
-        a._lock = threading.RLock()
-    _FORK_HELD.clear()
-    _ARENAS_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
-                        after_in_child=_after_fork_child)
-
-_serials = itertools.count()
 
 # -- tracemalloc: a flag the hot path tests (kept by arena.tmtrace) --------------------------------
 
@@ -209,18 +155,8 @@ def _set_tracing(on: bool) -> None:
     _TRACING = on
 
 
-def _collect_all() -> None:
-    """Before a tracemalloc snapshot: every open arena gives back what no array views."""
-    with _ARENAS_LOCK:
-        arenas = list(_ARENAS)
-    for a in arenas:
-        with a._lock:
-            if not a._closed:
-                a._collect_full()
-
-
 listen(_set_tracing)
-_before_snapshot(_collect_all)
+_before_snapshot(collect_all)
 
 
 def _boot(size: int, nodes: Any, hugepages: bool,
@@ -359,27 +295,17 @@ class Arena(Placement, Release, Inspection, Monitoring):
         redzone: int | None = None,
         guard: str = "end",
     ) -> None:
-        size = _round_up(parse_size(size, name="size"), PAGE_SIZE)
-        if _physmem is not None and not isinstance(_physmem, PhysicalMemory):
-            raise TypeError(f"_physmem must be a PhysicalMemory, not {type(_physmem).__name__}")
-        align = _align_arg("align", align)
-        if budget is not None:
-            budget = parse_size(budget, name="budget", allow_zero=True)
-        if debug is None:
-            debug = os.environ.get("ARENA_DEBUG", "").strip().lower() in _DEBUG_TRUE
-        debug, guard_side, redzone = debug_args(debug, redzone, guard, PAGE_SIZE)
-        hugepages = bool_arg("hugepages", hugepages)
-        slab = bool_arg("slab", slab)
-        track_callers = bool_arg("track_callers", track_callers)
-        lifetime = _lifetime_arg(lifetime)
-        if quarantine is not None:
-            quarantine = parse_size(quarantine, name="quarantine", allow_zero=True)
-        retain = size // 4 if retain is None else parse_size(retain, name="retain",
-                                                             allow_zero=True)
-        decay = _decay_arg(decay)
-        pm, mb = _boot(size, nodes, hugepages, _physmem)
-        slices = pm.slices
+        args = _arena_args(size, _physmem, align, budget, debug, redzone, guard, hugepages, slab,
+                           track_callers, lifetime, quarantine, retain, decay)
+        pm, mb = _boot(args.size, nodes, args.hugepages, _physmem)
+        self._init_memory(pm, mb, args)
+        self._init_bookkeeping(args.budget)
+        self._init_classes(args.slab and not args.debug, args.retain, args.decay)
+        self._serial = register(self)
 
+    def _init_memory(self, pm: PhysicalMemory, mb: Memblock, args: _ArenaArgs) -> None:
+        """The memory, its memblock and the settings the arguments chose."""
+        slices = pm.slices
         self._pm = pm
         self._mb = mb
         self._buddy: BuddyAllocator | None = None
@@ -388,16 +314,16 @@ class Arena(Placement, Release, Inspection, Monitoring):
         self._nids = frozenset(sl.nid for sl in slices)
         self._page_size = pm.page_size
         self._capacity = pm.size
-        self._align = align
-        self._budget = budget
-        self._debug = debug
-        self._guard = guard_side      # "end", "start", or None (no guard pages)
-        self._redzone = redzone
+        self._align = args.align
+        self._budget = args.budget
+        self._debug = args.debug
+        self._guard = args.guard      # "end", "start", or None (no guard pages)
+        self._redzone = args.redzone
         self._index = RecordIndex()   # debug records by address (neighbours for blame)
-        self._gc = lifetime == "gc"
-        self._track = debug or track_callers
-        self._quarantine_limit = size // 32 if quarantine is None else quarantine
-        self._stack_depth = STACK_DEPTH if debug else 1
+        self._gc = args.lifetime == "gc"
+        self._track = args.debug or args.track_callers
+        self._quarantine_limit = args.size // 32 if args.quarantine is None else args.quarantine
+        self._stack_depth = STACK_DEPTH if args.debug else 1
         self._lock = threading.RLock()
         self._closed = False
         # Arrays are made straight over the mapping's exporter (their base is then not an
@@ -406,7 +332,9 @@ class Arena(Placement, Release, Inspection, Monitoring):
         self._mv: Any = memoryview(self._buf).cast("B")
         self._virt_delta = (pm.view(pm.phys_base, 0).__array_interface__["data"][0]
                             - pm.phys_base)
-        # Bookkeeping.
+
+    def _init_bookkeeping(self, budget: int | None) -> None:
+        """The bookkeeping of an empty arena: nothing handed out, nothing held."""
         self._anchors: dict[int, Unit] = {}       # id(unit.anchor) -> unit, for every anchor
         # Garbage-collected lifetime: units handed out since a collection last found them
         # viewed (newest last), and the bounds that start a full collection.
@@ -431,10 +359,6 @@ class Arena(Placement, Release, Inspection, Monitoring):
         self._scopevar: contextvars.ContextVar[list[tuple[Unit, int]] | None] = \
             contextvars.ContextVar(f"arena-scope-{id(self):#x}", default=None)
         self._nscopes: int = 0
-        self._init_classes(slab and not debug, retain, decay)
-        with _ARENAS_LOCK:
-            self._serial = next(_serials)
-            _ARENAS.add(self)
 
     def _init_classes(self, on: bool, retain: int, decay: float | None) -> None:
         """The size classes (none in debug mode or with slab=False: every request is then a

@@ -224,11 +224,11 @@ class Release:
             return False
         self._collecting = True   # a finalizer freeing into the arena meanwhile must not nest
         try:
-            return self._collect_all()
+            return self._sweep()
         finally:
             self._collecting = False
 
-    def _collect_all(self: Arena) -> bool:
+    def _sweep(self: Arena) -> bool:
         """The body of :meth:`_collect_full`."""
         keep: list[Unit] = []
         refused: list[Unit] = []

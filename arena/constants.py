@@ -1,7 +1,8 @@
 """Constants and tiny helpers shared by the whole package: one definition each.
 
 Kernel counterparts: ``include/linux/numa.h`` (``NUMA_NO_NODE``), ``enum memblock_flags`` in
-``include/linux/memblock.h`` (the region flag bits), ``round_up()`` / ``round_down()`` of
+``include/linux/memblock.h`` (the region flag bits) and that header's ``MEMBLOCK_ALLOC_*`` /
+``MEMBLOCK_LOW_LIMIT`` bounds, ``round_up()`` / ``round_down()`` of
 ``include/linux/math.h`` (for power-of-two alignments). This module imports nothing from the
 package, so every other module may import from it.
 """
@@ -16,6 +17,11 @@ __all__ = [
     "FLAGS_MASK",
     "HOTPLUG",
     "KHO_SCRATCH",
+    "MEMBLOCK_ALLOC_ACCESSIBLE",
+    "MEMBLOCK_ALLOC_ANYWHERE",
+    "MEMBLOCK_ALLOC_KASAN",
+    "MEMBLOCK_ALLOC_NOLEAKTRACE",
+    "MEMBLOCK_LOW_LIMIT",
     "MIRROR",
     "NOMAP",
     "NONE",
@@ -35,6 +41,18 @@ NUMA_NO_NODE = -1
 ENOMEM = 12
 #: ``PHYS_ADDR_MAX`` of a 64-bit ``phys_addr_t`` (also ``MEMBLOCK_ALLOC_ANYWHERE``).
 PHYS_ADDR_MAX_64 = (1 << 64) - 1
+
+#: ``MEMBLOCK_ALLOC_ANYWHERE`` = ``~(phys_addr_t)0``. Passed to a 32-bit instance it means
+#: that instance's ``PHYS_ADDR_MAX`` (``0xffffffff``).
+MEMBLOCK_ALLOC_ANYWHERE = (1 << 64) - 1
+#: ``MEMBLOCK_ALLOC_ACCESSIBLE``: an ``end`` of 0 means "up to ``current_limit``".
+MEMBLOCK_ALLOC_ACCESSIBLE = 0
+#: ``MEMBLOCK_ALLOC_NOLEAKTRACE``: like ACCESSIBLE (and no kmemleak hook).
+MEMBLOCK_ALLOC_NOLEAKTRACE = 1
+#: The name of value 1 before v5.16.
+MEMBLOCK_ALLOC_KASAN = MEMBLOCK_ALLOC_NOLEAKTRACE
+#: ``MEMBLOCK_LOW_LIMIT``: the default lower bound of an allocation.
+MEMBLOCK_LOW_LIMIT = 0
 
 
 class MemblockFlags(IntFlag):

@@ -30,36 +30,55 @@ Invariants (checked by :meth:`PhysicalMemory.check`, O(number of written interva
   that file: always possibly written). Views themselves cost nothing extra.
 * ``slices`` cover the memory in ascending, consecutive, non-empty, page-aligned pieces.
 
-NUMA without libnuma: ``mbind``, ``get_mempolicy`` and ``move_pages`` are called through
-``ctypes`` ``syscall`` (x86_64 and aarch64 numbers) in the private section "host memory
-syscalls" below; other architectures keep the node tags and report every slice unbound.
+Modules: this one holds the mapping itself (construction, views, bulk access, checks and
+lifetime); :mod:`arena.physmem_pages` the page bookkeeping and page operations (a part of the
+class); :mod:`arena.physmem_host` the host side: page size and flags, NUMA slices and host
+nodes, the system calls (NUMA without libnuma: ``mbind``, ``get_mempolicy`` and
+``move_pages`` through ``ctypes`` ``syscall`` on x86_64 and aarch64; other architectures keep
+the node tags and report every slice unbound). :func:`parse_size` lives in
+:mod:`arena.sizes`. Every public name is importable from here.
 
 Not thread-safe: callers serialise (memblock is single-threaded, like the kernel at boot).
 """
 
 from __future__ import annotations
 
-import bisect
 import ctypes
-import errno
 import gc
 import math
 import mmap
 import os
-import platform
-import re
 import warnings
 from collections.abc import Sequence
 from fractions import Fraction
 from itertools import pairwise
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import psutil
 
 from arena import memfd
-from arena._args import bool_arg, int_arg
+from arena._args import int_arg
 from arena.errors import ArenaMemoryError, ClosedError, InvariantError, LiveViewsError
+from arena.physmem_host import (
+    MADV_DONTNEED,  # noqa: F401  (importable from here, as before)
+    MADV_HUGEPAGE,
+    MADV_POPULATE_WRITE,
+    MADV_REMOVE,  # noqa: F401
+    MAP_NORESERVE,
+    MAX_NID,  # noqa: F401
+    MPOL_BIND,  # noqa: F401
+    MPOL_F_MEMS_ALLOWED,  # noqa: F401
+    NODEMASK_BITS,  # noqa: F401
+    PAGE_SIZE,
+    BindStatus,
+    NodeSlice,
+    _split_nodes,
+    _sys_mbind,
+    host_nodes,
+)
+from arena.physmem_pages import Pages
+from arena.sizes import parse_size
 
 __all__ = [
     "PhysicalMemory",
@@ -71,331 +90,12 @@ __all__ = [
 
 # -- constants ----------------------------------------------------------------------------------
 
-PAGE_SIZE: int = mmap.PAGESIZE
 #: The largest alignment the real virtual addresses reproduce (bytes).
 MAX_ALIGN: int = 1 << 30
 #: Physical addresses are 64-bit (phys_addr_t); phys_base + size may not exceed this.
 PHYS_ADDR_LIMIT: int = 1 << 64
-
-MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)  # absent from Python 3.11's mmap module
-MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", 14)
-MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", 4)
-MADV_REMOVE = getattr(mmap, "MADV_REMOVE", 9)
-MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux >= 5.14
-
-MPOL_BIND = 2
-MPOL_F_MEMS_ALLOWED = 1 << 2
-#: Bits in the node masks we pass to the kernel (the kernel's MAX_NUMNODES is at most 1024).
-NODEMASK_BITS = 1024
-#: Largest node id a slice may carry.
-MAX_NID = NODEMASK_BITS - 1
-
-# mincore() is asked about at most this many bytes at a time, bounding its result vector.
-_MINCORE_CHUNK = 1 << 30
 # Headroom kept free when populate=True pre-faults the whole memory.
 _POPULATE_HEADROOM = 256 << 20
-
-_UNITS = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
-_SIZE_RE = re.compile(r"^\s*(0x[0-9a-f]+|\d+)\s*([kmgtpe]?)(i?b)?\s*$", re.IGNORECASE)
-
-
-# -- small public types and helpers --------------------------------------------------------------
-
-class NodeSlice(NamedTuple):
-    """One NUMA slice of the memory: node id ``nid`` owns ``[phys_start, phys_start + size)``."""
-
-    nid: int
-    phys_start: int
-    size: int
-
-
-class BindStatus(NamedTuple):
-    """Where one slice's pages are placed on the host.
-
-    ``host_node`` is the host node the slice is bound to with ``mbind(MPOL_BIND)``, or ``None``
-    when unbound; ``reason`` says why in words (e.g. ``"host has no node 1 (host nodes: 0)"``).
-    """
-
-    nid: int
-    phys_start: int
-    size: int
-    host_node: int | None
-    reason: str
-
-    @property
-    def bound(self) -> bool:
-        """True if the slice is bound to a host node."""
-        return self.host_node is not None
-
-
-# -- page interval records: flat sorted lists [s0, e0, s1, e1, ...] of byte offsets ----------
-
-
-def _add_pages(w: list[int], start: int, end: int) -> None:
-    """Add the pages overlapping ``[start, end)`` to record ``w``. O(log n) + list splice."""
-    mask = PAGE_SIZE - 1
-    start &= ~mask
-    end = (end + mask) & ~mask
-    i = bisect.bisect_left(w, start)
-    j = bisect.bisect_right(w, end)
-    if i == j and i & 1:  # already inside one interval: the common case
-        return
-    new = []
-    if not i & 1:
-        new.append(start)
-    if not j & 1:
-        new.append(end)
-    w[i:j] = new
-
-
-def _remove_range(w: list[int], start: int, end: int) -> None:
-    """Remove ``[start, end)`` (page aligned) from record ``w``."""
-    i = bisect.bisect_left(w, start)
-    j = bisect.bisect_right(w, end)
-    new = []
-    if i & 1:
-        new.append(start)
-    if j & 1:
-        new.append(end)
-    w[i:j] = new
-
-
-def _pieces(w: list[int], start: int, end: int) -> list[tuple[int, int]]:
-    """The parts of ``[start, end)`` inside record ``w``, ascending."""
-    k = bisect.bisect_right(w, start)
-    k -= k & 1
-    out = []
-    while k < len(w) and w[k] < end:
-        a, b = max(w[k], start), min(w[k + 1], end)
-        if a < b:
-            out.append((a, b))
-        k += 2
-    return out
-
-
-def _subtract(start: int, end: int, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """``[start, end)`` minus the ascending, disjoint ``pieces``."""
-    out = []
-    for a, b in pieces:
-        if b <= start or a >= end:
-            continue
-        if a > start:
-            out.append((start, a))
-        start = max(start, b)
-    if start < end:
-        out.append((start, end))
-    return out
-
-
-def _union(x: list[tuple[int, int]], y: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The union of two lists of disjoint intervals, ascending and merged."""
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(x + y):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-def parse_size(value: Any, *, name: str = "size", allow_zero: bool = False) -> int:
-    """Parse a byte count: an int, a numpy integer or a string such as ``"64 GiB"``.
-
-    Strings: a decimal or ``0x`` hex number, optionally followed by a binary unit ``K``/``M``/
-    ``G``/``T``/``P``/``E`` (powers of 1024, as the kernel's ``memparse``), written alone
-    (``"1G"``) or with ``iB`` (``"4KiB"``, ``"2 MiB"``), or a plain ``B``. Decimal-looking units
-    (``"GB"``) are refused as ambiguous.
-
-    Returns the count in bytes. Raises ``TypeError`` for bools, floats, None and other types,
-    ``ValueError`` for malformed strings, negative counts and (unless ``allow_zero``) zero.
-    O(1).
-    """
-    if isinstance(value, str):
-        m = _SIZE_RE.match(value)
-        if m is None:
-            raise ValueError(f"{name}: cannot parse {value!r} (examples: 4096, '4 KiB', '1G')")
-        number, unit, suffix = m.group(1), m.group(2).upper(), (m.group(3) or "")
-        if unit and suffix.lower() == "b":
-            raise ValueError(
-                f"{name}: {value!r} is ambiguous; write {unit}iB (binary, 1024-based) or {unit}")
-        if not unit and suffix.lower() == "ib":
-            raise ValueError(f"{name}: cannot parse {value!r} ('iB' needs a unit such as KiB)")
-        result = int(number, 0) << _UNITS[unit]
-    else:
-        result = int_arg(name, value)
-    if result < 0 or (result == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else 'positive'}, got {value!r}")
-    return result
-
-
-# -- host memory syscalls (private) -------------------------------------------------------------
-# mincore() is a plain libc function; mbind, get_mempolicy and move_pages have no glibc wrapper
-# without libnuma, so they go through syscall(2) with the architecture's numbers.
-
-_SYSCALLS: dict[str, tuple[int, int, int]] = {
-    # machine: (mbind, get_mempolicy, move_pages)
-    "x86_64": (237, 239, 279),
-    "amd64": (237, 239, 279),
-    "aarch64": (235, 236, 239),
-    "arm64": (235, 236, 239),
-}
-_NR = _SYSCALLS.get(platform.machine().lower())
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-_libc.mincore.restype = ctypes.c_int
-_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-_libc.mprotect.restype = ctypes.c_int
-_NodeMask = ctypes.c_ulong * (NODEMASK_BITS // (8 * ctypes.sizeof(ctypes.c_ulong)))
-
-
-def _oserror(what: str) -> OSError:
-    err = ctypes.get_errno()
-    return OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _nodemask(nodes: Sequence[int]) -> ctypes.Array:
-    mask = _NodeMask()
-    bits = 8 * ctypes.sizeof(ctypes.c_ulong)
-    for nid in nodes:
-        mask[nid // bits] |= 1 << (nid % bits)
-    return mask
-
-
-def _sys_mbind(addr: int, length: int, node: int) -> None:
-    """``mbind(addr, length, MPOL_BIND, {node})``; raises OSError."""
-    if _NR is None:
-        raise OSError(errno.ENOSYS, f"mbind is not wired for {platform.machine()}")
-    rc = _libc.syscall(ctypes.c_long(_NR[0]), ctypes.c_void_p(addr), ctypes.c_ulong(length),
-                       ctypes.c_int(MPOL_BIND), _nodemask([node]),
-                       ctypes.c_ulong(NODEMASK_BITS + 1), ctypes.c_uint(0))
-    if rc != 0:
-        raise _oserror("mbind")
-
-
-def _sys_mems_allowed() -> frozenset[int]:
-    """Nodes this process may allocate on: ``get_mempolicy(MPOL_F_MEMS_ALLOWED)``."""
-    if _NR is None:
-        raise OSError(errno.ENOSYS, f"get_mempolicy is not wired for {platform.machine()}")
-    mode = ctypes.c_int()
-    mask = _NodeMask()
-    rc = _libc.syscall(ctypes.c_long(_NR[1]), ctypes.byref(mode), mask,
-                       ctypes.c_ulong(NODEMASK_BITS + 1), ctypes.c_void_p(0),
-                       ctypes.c_ulong(MPOL_F_MEMS_ALLOWED))
-    if rc != 0:
-        raise _oserror("get_mempolicy")
-    bits = 8 * ctypes.sizeof(ctypes.c_ulong)
-    return frozenset(i * bits + b for i, word in enumerate(mask) for b in range(bits)
-                     if word >> b & 1)
-
-
-def _sys_page_nodes(addrs: Sequence[int]) -> list[int]:
-    """``move_pages(0, n, addrs, NULL, status, 0)``: node per page, or a negative errno.
-
-    ``-ENOENT`` means no page is there (never touched or released); ``-EFAULT`` is the shared
-    zero page (only ever read). Moves nothing and faults nothing in.
-    """
-    if _NR is None:
-        raise OSError(errno.ENOSYS, f"move_pages is not wired for {platform.machine()}")
-    n = len(addrs)
-    pages = (ctypes.c_void_p * n)(*addrs)
-    status = (ctypes.c_int * n)()
-    rc = _libc.syscall(ctypes.c_long(_NR[2]), ctypes.c_int(0), ctypes.c_ulong(n), pages,
-                       ctypes.c_void_p(0), status, ctypes.c_int(0))
-    if rc < 0:
-        raise _oserror("move_pages")
-    return list(status)
-
-
-def _sys_mincore_count(addr: int, length: int) -> int:
-    """Number of resident pages in ``[addr, addr + length)`` (page-aligned), via ``mincore``."""
-    total = 0
-    vec = np.empty(min(length, _MINCORE_CHUNK) // PAGE_SIZE, np.uint8)
-    for start in range(addr, addr + length, _MINCORE_CHUNK):
-        chunk = min(_MINCORE_CHUNK, addr + length - start)
-        npages = chunk // PAGE_SIZE
-        if _libc.mincore(start, chunk, vec.ctypes.data) != 0:
-            raise _oserror("mincore")
-        total += int(np.count_nonzero(vec[:npages] & 1))
-    return total
-
-
-def host_nodes() -> frozenset[int]:
-    """The host's NUMA nodes this process may use.
-
-    From ``get_mempolicy(MPOL_F_MEMS_ALLOWED)``, else the ``node<N>`` entries of
-    ``/sys/devices/system/node``; empty if neither is available. O(nodes).
-    """
-    try:
-        return _sys_mems_allowed()
-    except OSError:
-        pass
-    try:
-        names = os.listdir("/sys/devices/system/node")
-    except OSError:
-        return frozenset()
-    return frozenset(int(n[4:]) for n in names if n.startswith("node") and n[4:].isdigit())
-
-
-# -- node slices ---------------------------------------------------------------------------------
-
-def _split_nodes(nodes: Any, size: int, phys_base: int) -> list[NodeSlice]:
-    """Turn the ``nodes`` argument into consecutive page-aligned slices (see PhysicalMemory)."""
-    if nodes is None:
-        return [NodeSlice(0, phys_base, size)]
-    npages = size // PAGE_SIZE
-    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, (Sequence, int, np.integer)) \
-            or isinstance(nodes, (bool, np.bool_)):
-        raise TypeError(f"nodes must be None, a count or a list of sizes or fractions, "
-                        f"not {type(nodes).__name__} ({nodes!r})")
-    if not isinstance(nodes, Sequence):
-        count = int_arg("nodes", nodes)
-        if not 1 <= count <= min(npages, MAX_NID + 1):
-            raise ValueError(f"nodes={count}: need 1 .. {min(npages, MAX_NID + 1)} "
-                             f"(at most one node per page and {MAX_NID + 1} nodes)")
-        per = npages // count
-        pages = [per] * (count - 1) + [npages - per * (count - 1)]
-    else:
-        items = list(nodes)
-        if not 1 <= len(items) <= MAX_NID + 1:
-            raise ValueError(f"nodes: need 1 .. {MAX_NID + 1} entries, got {len(items)}")
-        if all(isinstance(x, (float, Fraction, np.floating)) for x in items):
-            if not all(isinstance(x, Fraction) or math.isfinite(x) for x in items):
-                raise ValueError(f"nodes: fractions must be finite, got {nodes!r}")
-            fracs = [x if isinstance(x, Fraction) else Fraction(float(x)) for x in items]
-            if any(f <= 0 for f in fracs) or abs(sum(fracs, Fraction(0)) - 1) > Fraction(1, 10**9):
-                raise ValueError(f"nodes: fractions must be positive and sum to 1, got {nodes!r}")
-            # Cumulative boundaries rounded down to pages; the last slice takes the remainder.
-            cuts, acc = [0], Fraction(0)
-            for f in fracs[:-1]:
-                acc += f
-                cuts.append(math.floor(acc * npages))
-            cuts.append(npages)
-            pages = [b - a for a, b in pairwise(cuts)]
-            if min(pages) <= 0:
-                raise ValueError(f"nodes: fractions {nodes!r} leave a node without a whole page "
-                                 f"of the {size:#x}-byte memory")
-        else:
-            try:
-                sizes = [parse_size(x, name=f"nodes[{i}]") for i, x in enumerate(items)]
-            except TypeError:
-                raise TypeError(f"nodes: a list must hold only sizes (ints or size strings) or "
-                                f"only fractions (floats), got {nodes!r}") from None
-            if sum(sizes) != size:
-                hint = (" (basis points? pass [Fraction(bp, 10000) for bp in ...])"
-                        if sum(sizes) == 10000 else "")
-                raise ValueError(f"nodes: sizes sum to {sum(sizes):#x}, not to size "
-                                 f"{size:#x}{hint}")
-            bad = [s for s in sizes if s % PAGE_SIZE]
-            if bad:
-                raise ValueError(f"nodes: sizes must be whole pages of {PAGE_SIZE} bytes, "
-                                 f"got {bad[0]:#x}")
-            pages = [s // PAGE_SIZE for s in sizes]
-    out, start = [], phys_base
-    for nid, p in enumerate(pages):
-        out.append(NodeSlice(nid, start, p * PAGE_SIZE))
-        start += p * PAGE_SIZE
-    return out
 
 
 def _map_memory(size: int, maplen: int, *, noreserve: bool, shared: bool, fd: int | None,
@@ -431,7 +131,7 @@ def _map_memory(size: int, maplen: int, *, noreserve: bool, shared: bool, fd: in
 
 # -- the physical memory -----------------------------------------------------------------------
 
-class PhysicalMemory:
+class PhysicalMemory(Pages):
     """A range of "physical memory" backed by one anonymous private mapping.
 
     ``PhysicalMemory(size, *, phys_base=0, nodes=None, hugepages=False, populate=False,
@@ -691,60 +391,6 @@ class PhysicalMemory:
                              f"memory [{self._phys_base:#x}, {self._phys_end:#x})")
         return phys - self._phys_base, size
 
-    # -- the "possibly written" record ------------------------------------------------------
-
-    def _mark_written(self, start: int, end: int) -> None:
-        """Add the pages overlapping byte offsets ``[start, end)``. O(log n) + list splice."""
-        _add_pages(self._written, start, end)
-
-    def _unmark_written(self, start: int, end: int) -> None:
-        """Remove byte offsets ``[start, end)`` (page aligned) from the record."""
-        _remove_range(self._written, start, end)
-
-    def _written_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
-        """The parts of ``[start, end)`` that may have been written, ascending."""
-        return _pieces(self._written, start, end)
-
-    def _dirty_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
-        """The parts of ``[start, end)`` that may hold non-zero bytes, ascending: the written
-        record, plus the released pages outside it that the host has not left untouched (a
-        view from before the :meth:`release` may have written them). O(intervals + such
-        pages)."""
-        out = self._written_pieces(start, end)
-        suspect = []
-        for a, b in _pieces(self._released, start, end):
-            for c, d in _subtract(a, b, out):
-                suspect += self._touched_pieces(c, d)
-        if suspect:
-            out = _union(out, suspect)
-        return out
-
-    def _touched_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
-        """The parts of ``[start, end)`` whose pages are present or swapped out (from
-        ``/proc/self/pagemap``); all of it if the file cannot be read."""
-        first = (self._addr + start) // PAGE_SIZE
-        last = (self._addr + end - 1) // PAGE_SIZE
-        try:
-            fd = os.open("/proc/self/pagemap", os.O_RDONLY)
-            try:
-                raw = os.pread(fd, (last - first + 1) * 8, first * 8)
-            finally:
-                os.close(fd)
-        except OSError:
-            return [(start, end)]
-        if len(raw) != (last - first + 1) * 8:
-            return [(start, end)]
-        used = (np.frombuffer(raw, np.uint64) >> np.uint64(62)) != 0   # present or swapped
-        out: list[tuple[int, int]] = []
-        for i in np.flatnonzero(used).tolist():
-            lo = max(start, (first + i) * PAGE_SIZE - self._addr)
-            hi = min(end, (first + i + 1) * PAGE_SIZE - self._addr)
-            if out and out[-1][1] == lo:
-                out[-1] = (out[-1][0], hi)
-            else:
-                out.append((lo, hi))
-        return out
-
     # -- views -----------------------------------------------------------------------------
 
     def contains(self, phys: int, size: int = 1) -> bool:
@@ -918,110 +564,7 @@ class PhysicalMemory:
             out[a - off:b - off] = base[a:b]
         return out.tobytes()
 
-    # -- pages -----------------------------------------------------------------------------
-
-    def resident_bytes(self, phys: int | None = None, size: int | None = None) -> int:
-        """Bytes of the memory's pages that are resident (backed by a page), via ``mincore``.
-
-        Without arguments: the whole memory; otherwise both ``phys`` and ``size`` are given and
-        every page overlapping ``[phys, phys + size)`` counts whole. Pages only read (mapped to
-        the kernel's shared zero page) count as resident. Raises TypeError/ValueError,
-        ClosedError. O(pages).
-        """
-        self._open()
-        if phys is None and size is None:
-            off, size = 0, self._size
-        elif phys is None or size is None:
-            raise TypeError("resident_bytes: give both phys and size, or neither")
-        else:
-            off, size = self._offset(phys, size, "resident_bytes")
-        start = off & ~(PAGE_SIZE - 1)
-        end = (off + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-        return _sys_mincore_count(self._addr + start, end - start) * PAGE_SIZE
-
-    def _pages(self, phys: Any, size: Any, what: str) -> tuple[int, int]:
-        """:meth:`_offset` of a range that must be whole pages (ValueError otherwise)."""
-        self._open()
-        off, size = self._offset(phys, size, what)
-        if off % PAGE_SIZE or size % PAGE_SIZE:
-            raise ValueError(f"{what}: [{phys:#x}, +{size:#x}) is not whole "
-                             f"{PAGE_SIZE}-byte pages")
-        return off, size
-
-    def release(self, phys: int, size: int, *, unviewed: bool = False) -> None:
-        """Give the pages of ``[phys, phys + size)`` back to the OS (``MADV_DONTNEED``).
-
-        Kernel counterpart: none (the kernel never returns RAM). ``phys`` and ``size`` must be
-        whole pages. Afterwards the range reads as zero and costs no RSS until touched again;
-        views over it stay valid, and what they write later is seen by :meth:`read` and cleared
-        by :meth:`zero` (module docstring: the "released" record), at the cost of one look at
-        the host's page table the first time. ``unviewed=True`` is the caller's promise that no
-        view will write the range before it is viewed again (an allocator releasing memory it
-        has handed out to nobody): the range is then simply never written, and zeroing it
-        later costs nothing. Raises TypeError/ValueError (nothing released), ClosedError.
-        O(pages) in the kernel, O(log intervals) here.
-        """
-        unviewed = bool_arg("release: unviewed", unviewed)
-        off, size = self._pages(phys, size, "release")
-        if self._mm is None:
-            raise InvariantError("physmem: expected self._mm is not None")
-        self._mm.madvise(MADV_DONTNEED if self._fd is None else MADV_REMOVE, self._off + off,
-                         size)
-        if not unviewed:
-            for a, b in self._written_pieces(off, off + size):
-                _add_pages(self._released, a, b)   # a view may still reach these pages
-        else:
-            _remove_range(self._released, off, off + size)
-        self._unmark_written(off, off + size)
-
-    def protect(self, phys: int, size: int, prot: int) -> None:
-        """Set the access of the pages ``[phys, phys + size)`` (whole pages) with ``mprotect``:
-        ``prot`` is ``0`` (``PROT_NONE``: any access faults with ``SIGSEGV``),
-        ``mmap.PROT_READ`` or ``mmap.PROT_READ | mmap.PROT_WRITE`` (the default of every page).
-        Kernel counterpart: none (debug page protection, as KFENCE's guard pages). Every
-        method of this class reading or writing a protected page faults too: the caller (the
-        arena's guard mode) keeps them off such pages. Raises TypeError/ValueError (nothing
-        changed), OSError from ``mprotect``, ClosedError. O(pages) in the kernel."""
-        prot = int_arg("protect: prot", prot)
-        if prot not in (0, mmap.PROT_READ, mmap.PROT_READ | mmap.PROT_WRITE):
-            raise ValueError(f"protect: prot must be 0, PROT_READ or PROT_READ | PROT_WRITE, "
-                             f"not {prot}")
-        off, size = self._pages(phys, size, "protect")
-        if _libc.mprotect(self._addr + off, size, prot) != 0:
-            raise _oserror(f"mprotect({phys:#x}, {size:#x}, {prot})")
-
-    def advise_hugepages(self, phys: int, size: int) -> bool:
-        """Ask for transparent huge pages over ``[phys, phys + size)`` (whole pages;
-        ``MADV_HUGEPAGE``), as numpy does for its own buffers of 4 MiB and more: touching and
-        zeroing such memory then takes far fewer TLB misses. Best effort: False if the kernel
-        refused (no transparent huge pages). Raises TypeError/ValueError (range not whole
-        pages inside the memory), ClosedError. O(1) here.
-        """
-        off, size = self._pages(phys, size, "advise_hugepages")
-        if self._mm is None:
-            raise InvariantError("physmem: expected self._mm is not None")
-        try:
-            self._mm.madvise(MADV_HUGEPAGE, self._off + off, size)
-        except OSError:
-            return False
-        return True
-
-    def node_of_page(self, phys: int) -> int | None:
-        """The host node holding the page of ``phys``, read with ``move_pages(nodes=NULL)``.
-
-        Returns ``None`` if the page has no frame of its own (never written, released, or only
-        read and so mapped to the shared zero page). Faults nothing in. Raises
-        TypeError/ValueError, ClosedError, OSError (e.g. ENOSYS on an unsupported
-        architecture). O(1).
-        """
-        self._open()
-        off, _ = self._offset(phys, 1, "node_of_page")
-        status = _sys_page_nodes([self._addr + (off & ~(PAGE_SIZE - 1))])[0]
-        if status >= 0:
-            return status
-        if status in (-errno.ENOENT, -errno.EFAULT):
-            return None
-        raise OSError(-status, f"move_pages: {os.strerror(-status)}")
+    # -- NUMA binding ----------------------------------------------------------------------
 
     def bind_status(self) -> list[BindStatus]:
         """For each slice, the host node it is bound to (or None) and the reason in words.

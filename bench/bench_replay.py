@@ -86,8 +86,16 @@ class RecordedMemblock:
 
 
 def _public_methods() -> list[str]:
-    return [name for name, fn in vars(Memblock).items()
-            if not name.startswith("_") and inspect.isfunction(fn)]
+    """The public methods of ``Memblock``, those of its parts (mixins) included."""
+    names: dict[str, None] = {}
+    for cls in Memblock.__mro__:
+        for name, fn in vars(cls).items():
+            if not name.startswith("_") and inspect.isfunction(fn):
+                names.setdefault(name)
+    return list(names)
+
+
+_INHERITED = object()   # marks a method the class takes from one of its parts
 
 
 class _Recorder:
@@ -131,7 +139,7 @@ class _Recorder:
         Memblock.__init__ = __init__  # type: ignore[method-assign,assignment]
         for name in _public_methods():
             fn = getattr(Memblock, name)
-            self._saved[name] = fn
+            self._saved[name] = vars(Memblock).get(name, _INHERITED)
             setattr(Memblock, name, self._wrap(name, fn))
         return self
 
@@ -161,7 +169,10 @@ class _Recorder:
 
     def __exit__(self, *exc: object) -> None:
         for name, fn in self._saved.items():
-            setattr(Memblock, name, fn)
+            if fn is _INHERITED:        # a method of one of the class's parts
+                delattr(Memblock, name)
+            else:
+                setattr(Memblock, name, fn)
         self._by_id.clear()
 
 

@@ -373,7 +373,9 @@ def _target(ctx: Ctx, cls: type, name: str) -> Any:
 
 
 def _public_methods(cls: type) -> set[str]:
-    return {n for n, v in vars(cls).items()
+    """The public methods of ``cls`` and of the parts (mixins) it is composed of."""
+    return {n for k in cls.__mro__ if k.__module__.startswith("arena.")
+            for n, v in vars(k).items()
             if not n.startswith("_") and callable(v) and not isinstance(v, (property,
                                                                               staticmethod))}
 

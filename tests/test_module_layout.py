@@ -113,15 +113,56 @@ def test_store_walks_match_the_region_list(seed):
         assert mb.reserved.first_ending_above(a) == (above[0] if above else None)
 
 
-def test_memblock_reaches_into_no_other_class_private_fields():
-    """memblock.py uses the store and the index only through their API (``x._y`` only on
-    ``self``)."""
-    tree = ast.parse((PKG / "memblock.py").read_text())
+#: The modules holding Memblock's methods: the class and its parts (mixins).
+MEMBLOCK_PARTS = ("memblock.py", "memblock_regions.py", "memblock_query.py", "memblock_alloc.py",
+                  "memblock_dump.py", "memblock_handover.py")
+
+
+@pytest.mark.parametrize("name", MEMBLOCK_PARTS)
+def test_memblock_reaches_into_no_other_class_private_fields(name):
+    """Memblock's modules use the store and the index only through their API (``x._y`` only on
+    ``self``: the parts are Memblock)."""
+    tree = ast.parse((PKG / name).read_text())
     bad = sorted({f"{ast.unparse(n.value)}.{n.attr}" for n in ast.walk(tree)
                   if isinstance(n, ast.Attribute) and n.attr.startswith("_")
                   and not n.attr.startswith("__")
                   and not (isinstance(n.value, ast.Name) and n.value.id in ("self", "sys"))})
     assert bad == [], bad
+
+
+def test_memblock_is_composed_of_its_parts():
+    """Every module of MEMBLOCK_PARTS gives Memblock its methods (and no other module does),
+    and the debug lines skip the frames of every part when they name their caller."""
+    from arena import memblock_dump
+
+    parts = [k for k in Memblock.__mro__ if k is not object]
+    assert sorted(Path(sys.modules[k.__module__].__file__).name for k in parts) == \
+        sorted(MEMBLOCK_PARTS)
+    assert {str(PKG / n) for n in MEMBLOCK_PARTS} <= memblock_dump._SKIP_FILES
+
+
+@pytest.mark.parametrize("cls", [Memblock, PhysicalMemory, arena.Arena],
+                         ids=lambda c: c.__name__)
+def test_parts_define_each_name_once(cls):
+    """A class split into parts (mixins) defines each method and attribute in one part only:
+    a second definition would silently shadow the first through the method resolution
+    order."""
+    seen: dict[str, str] = {}
+    for k in cls.__mro__:
+        if k is object:
+            continue
+        for name in vars(k):
+            if not (name.startswith("__") and name.endswith("__")):
+                assert name not in seen, f"{name} in {k.__name__} and {seen[name]}"
+                seen[name] = k.__name__
+
+
+def test_no_module_exceeds_1000_lines():
+    """A reader holds a module in their head: none is longer than 1,000 lines (no exceptions)."""
+    allowed: dict[str, int] = {}     # justified exceptions would be listed here, with a reason
+    long = {str(p.relative_to(PKG)): n for p in sorted(PKG.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > allowed.get(p.name, 1000)}
+    assert long == {}, long
 
 
 def test_one_linear_reference():
@@ -131,7 +172,7 @@ def test_one_linear_reference():
     if old.exists():
         tree = ast.parse(old.read_text())
         assert not [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-    for name in ("memblock.py", "soak_models.py"):
+    for name in ("memblock_alloc.py", "soak_models.py"):
         text = (PKG / name).read_text()
         assert "find_range_top_down(" in text and "find_range_bottom_up(" in text, name
     mb, ref = Memblock(None), LinearMemblock()

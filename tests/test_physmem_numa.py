@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import arena.physmem as physmem
+import arena.physmem_host as physmem_host
 from arena.physmem import PAGE_SIZE, BindStatus, NodeSlice, PhysicalMemory, host_nodes
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -149,7 +150,7 @@ def test_mbind_failure_reported(monkeypatch):
 
 
 def test_unsupported_architecture(monkeypatch):
-    monkeypatch.setattr(physmem, "_NR", None)
+    monkeypatch.setattr(physmem_host, "_NR", None)   # the system calls live there
     with PhysicalMemory("4 MiB", nodes=2) as mem:
         assert not any(st.bound for st in mem.bind_status())
         with pytest.raises(OSError, match="not wired"):

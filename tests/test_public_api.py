@@ -12,7 +12,10 @@ MODULES = ["arena", "arena.errors", "arena.physmem", "arena.memblock", "arena.bu
            "arena.slab", "arena.arena", "arena.trace", "arena.render", "arena.demo",
            "arena.kernel", "arena.soak", "arena.pytest_plugin", "arena.__main__", "arena.cli",
            "arena.cli.args", "arena.cli.demo", "arena.cli.map", "arena.cli.replay",
-           "arena.cli.physmem", "arena.trace_callers", "arena.trace_points", "arena.sizes"]
+           "arena.cli.physmem", "arena.trace_callers", "arena.trace_points", "arena.sizes",
+           "arena.memblock_regions", "arena.memblock_query", "arena.memblock_alloc",
+           "arena.memblock_dump", "arena.memblock_handover", "arena.physmem_host",
+           "arena.physmem_pages"]
 
 
 def _public(module):
