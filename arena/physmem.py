@@ -78,7 +78,7 @@ from arena.physmem_host import (
     host_nodes,
 )
 from arena.physmem_pages import Pages
-from arena.sizes import parse_size
+from arena.sizes import human_size, parse_size
 
 __all__ = [
     "PhysicalMemory",
@@ -238,14 +238,15 @@ class PhysicalMemory(Pages):
         vm = psutil.virtual_memory()
         if populate and size + _POPULATE_HEADROOM > vm.available:
             raise ArenaMemoryError(
-                f"populate=True would pre-fault {size:#x} bytes but only {vm.available:#x} are "
-                f"available (keeping {_POPULATE_HEADROOM >> 20} MiB headroom); use "
+                f"populate=True would pre-fault {human_size(size)} but only "
+                f"{human_size(vm.available)} are available (keeping "
+                f"{human_size(_POPULATE_HEADROOM)} headroom); use "
                 f"populate=False to fault pages in on first touch", size=size,
                 free_bytes=vm.available)
         if not noreserve and size > vm.total + psutil.swap_memory().total:
             raise ArenaMemoryError(
-                f"noreserve=False commits {size:#x} bytes, more than RAM + swap "
-                f"({vm.total:#x} + swap); keep noreserve=True for a sparse memory", size=size,
+                f"noreserve=False commits {human_size(size)}, more than RAM + swap "
+                f"({human_size(vm.total)} + swap); keep noreserve=True for a sparse memory", size=size,
                 free_bytes=vm.available)
 
     def _make_base(self) -> np.ndarray:

@@ -16,6 +16,7 @@ import pytest
 
 from arena.errors import ArenaMemoryError
 from arena.physmem import PAGE_SIZE, PhysicalMemory
+from arena.sizes import human_size
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -184,14 +185,17 @@ def test_populate_larger_than_available_is_refused():
     with pytest.raises(ArenaMemoryError, match="populate") as info:
         PhysicalMemory(size, populate=True)
     assert info.value.size == size
+    assert f"pre-fault {human_size(size)} but only " in str(info.value)   # sizes as people read them
     assert rss() - before < 64 * MiB
 
 
 def test_noreserve_false_beyond_ram_and_swap_is_refused():
     vm, swap = psutil.virtual_memory(), psutil.swap_memory()
     size = (vm.total + swap.total + GiB) // PAGE_SIZE * PAGE_SIZE
-    with pytest.raises(ArenaMemoryError, match="noreserve"):
+    with pytest.raises(ArenaMemoryError, match="noreserve") as info:
         PhysicalMemory(size, noreserve=False)
+    assert f"commits {human_size(size)}, more than RAM + swap ({human_size(vm.total)}" in str(
+        info.value)
 
 
 def test_noreserve_false_small_works():
