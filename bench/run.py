@@ -68,8 +68,8 @@ included) unless the row says otherwise.
 |---|---|---|
 | `arena/_args.py` `int_arg` | test `type(value) is int` before anything else | 134 ns against 426 ns for the `isinstance` chain with `operator.index` (3.2x) |
 | `arena/physmem.py` `PhysicalMemory.phys_of` | the address of a contiguous array through `ctypes.c_char.from_buffer` | 1.0 µs against 4.1 µs for `__array_interface__` (when written: 0.9 against 2.7 µs) |
-| `arena/memblock.py` region storage | chunks of at most 64 regions instead of one flat column | one flat `'Q'` column of 100 000 regions: 87 µs per insert + delete at the front, about ten times an allocation at 100 regions; a chunk scan in Python costs about 300 ns a region, the numpy search of the per-chunk bounds about 5 µs for 3 000 chunks, so 64-region chunks keep a chunk scan at 10–20 µs with 3 100 chunks at 100 000 regions |
-| `arena/memblock.py` chunk search | numpy above 64 chunks, a Python loop below | numpy `max()` then `flatnonzero()`: about 4 µs for 64 to 3 000 chunks, 7 µs for 30 000; the loop about 70 ns a chunk |
+| `arena/memblock_store.py` region storage | chunks of at most 64 regions instead of one flat column | one flat `'Q'` column of 100 000 regions: 87 µs per insert + delete at the front, about ten times an allocation at 100 regions; a chunk scan in Python costs about 300 ns a region, the numpy search of the per-chunk bounds about 5 µs for 3 000 chunks, so 64-region chunks keep a chunk scan at 10–20 µs with 3 100 chunks at 100 000 regions |
+| `arena/memblock_index.py` chunk search | numpy above 64 chunks, a Python loop below | numpy `max()` then `flatnonzero()`: about 4 µs for 64 to 3 000 chunks, 7 µs for 30 000; the loop about 70 ns a chunk |
 | `arena/arena.py` small-allocation fast path | `_take()` written out in `alloc` | the extra call was about 5% of the path |
 | `arena/arena_release.py` collection loop | `_reclaim_unit()` + `_give()` written out for slots | half the cost per unit given back |
 | `arena/slab.py` slab size | at least 8 slots a slab | the page source costs tens of µs per block, a slot pop well under one |
