@@ -320,14 +320,21 @@ class Queries:
             limit -= s
         return self._mask
 
+    def _limit_end(self: Memblock, limit: int) -> int | None:
+        """Where the first ``limit`` bytes of memory end (``__find_max_addr()``), for the two
+        memory limits; None when there is nothing to cut (``limit`` 0, or not below the total).
+        Raises for a bad ``limit`` before anything changes."""
+        limit = self._phys("limit", limit)
+        if not limit:
+            return None
+        m = self._find_max_addr(limit)
+        return None if m == self._mask else m
+
     def enforce_memory_limit(self: Memblock, limit: int) -> None:
         """``memblock_enforce_memory_limit()`` (``mem=``): keep the first ``limit`` bytes of
         memory; drop everything above from ``memory`` and ``reserved``. 0 = no limit. O(n)."""
-        limit = self._phys("limit", limit)
-        if not limit:
-            return
-        m = self._find_max_addr(limit)
-        if m == self._mask:
+        m = self._limit_end(limit)
+        if m is None:
             return
         self._remove_range(self.memory, m, self._mask)
         self._remove_range(self.reserved, m, self._mask)
@@ -373,11 +380,8 @@ class Queries:
     def mem_limit_remove_map(self: Memblock, limit: int) -> None:
         """``memblock_mem_limit_remove_map()``: like :meth:`enforce_memory_limit`, but through
         :meth:`cap_memory_range` (NOMAP memory above the limit survives). O(n)."""
-        limit = self._phys("limit", limit)
-        if not limit:
-            return
-        m = self._find_max_addr(limit)
-        if m == self._mask:
+        m = self._limit_end(limit)
+        if m is None:
             return
         self._cap_memory_range(0, m)
         self._done()
