@@ -49,18 +49,21 @@ class Monitoring:
 
     def max_memory(self: Arena) -> int:
         """The peak of the bytes allocated (held bytes included), bytes. pyarrow's
-        ``MemoryPool.max_memory()``; ``stats().max_memory``. O(1)."""
+        ``MemoryPool.max_memory()``; ``stats().max_memory``. O(1). Raises ClosedError."""
+        self._open()
         return self._peak
 
     def num_allocations(self: Arena) -> int:
         """Allocations made since the arena was created (pyarrow's
-        ``MemoryPool.num_allocations()``; ``stats().num_allocations``). O(1)."""
+        ``MemoryPool.num_allocations()``; ``stats().num_allocations``). O(1). Raises ClosedError."""
+        self._open()
         return self._count
 
     def total_bytes_allocated(self: Arena) -> int:
         """Bytes of every allocation made since the arena was created, each at its size class
         (pyarrow's ``MemoryPool.total_bytes_allocated()``; ``stats().total_bytes_allocated``).
-        O(1)."""
+        O(1). Raises ClosedError."""
+        self._open()
         return self._total_allocated
 
     @property

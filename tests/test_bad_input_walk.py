@@ -347,7 +347,8 @@ NO_ARGS: dict[type, set[str]] = {
     Memblock: set(),  # the methods are walked by tests/test_memblock_badinput.py
     BuddyAllocator: {"check"},
     Arena: {"format_leaks", "leaks", "live", "numpy_allocator", "release", "release_unused",
-            "reset", "scope", "stats"},
+            "reset", "scope", "stats", "bytes_allocated", "max_memory", "num_allocations",
+            "total_bytes_allocated"},
 }
 
 #: The object each class's methods are called on.
