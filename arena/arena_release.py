@@ -347,10 +347,11 @@ class Release:
             freed.move_to_end(unit.phys)
         while len(freed) > FREED_MEMORY:
             freed.popitem(last=False)
-        if gc and len(self._young) > self._gc_units and not self._collecting:
+        if gc and len(self._young) > self._gc_units:
             # A unit freed here and reused before any collection is on the list of units
             # handed out once per reuse: a loop that frees what it allocates would grow it
-            # without bound, since its free lists never run dry.
+            # without bound, since its free lists never run dry. (_collect_full() does nothing
+            # while a collection is running.)
             self._collect_full()
         if self._autocheck:
             self._check_bookkeeping()
